@@ -1,0 +1,383 @@
+"""Reader for a dataset in the layout of LeBel et al. (2023), OpenNeuro ds003020.
+
+The real dataset (``full`` profile) and its synthetic twin (``demo`` profile)
+share this reader: the twin is written in exactly the same layout::
+
+    <root>/derivative/respdict.json
+    <root>/derivative/TextGrids/<story>.TextGrid
+    <root>/derivative/preprocessed_data/<subject>/<story>.hf5   (key "data")
+    <root>/stimuli/<story>.wav
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .timing import RESPONSE_TRIM, TR, response_tr_times
+
+TEST_STORY = "wheretheressmoke"
+VALIDATION_STORY = "stagefright"
+EXCLUDED_STORIES = ("life",)  # left out of the paper's training set
+BAD_WORDS = frozenset(
+    ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
+)
+SILENT_PHONES = frozenset(["", "SP", "SIL", "NS", "LG", "BR", "LS"])
+NAN_POLICIES = ("raise", "zero", "keep")
+
+_HOW_TO_GET = (
+    "For the offline twin run `python data_scripts/make_synthetic_twin.py --out {root}`; "
+    "for the real data run `python data_scripts/download_lebel.py --subject UTS01 "
+    "--stories 5 --out {root}`."
+)
+
+
+class DatasetError(ValueError):
+    """A dataset file exists but its content is not what ds003020 promises."""
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Labelled time intervals (the words or phones of a story).
+
+    Attributes
+    ----------
+    labels : tuple of str, length n
+    starts, ends : ndarray, shape (n,)
+        Seconds from the sound onset.
+    """
+
+    labels: tuple
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def centers(self) -> np.ndarray:
+        """Middle of each interval, shape (n,)."""
+        return (self.starts + self.ends) / 2.0
+
+    def between(self, t0: float, t1: float) -> "Intervals":
+        """The intervals that start in ``[t0, t1)``."""
+        keep = (self.starts >= t0) & (self.starts < t1)
+        idx = np.flatnonzero(keep)
+        return Intervals(tuple(self.labels[i] for i in idx), self.starts[idx], self.ends[idx])
+
+
+@dataclass
+class Audio:
+    """A mono waveform and where it came from.
+
+    Attributes
+    ----------
+    waveform : ndarray, shape (n_samples,), float32
+    sample_rate : int
+        Rate of ``waveform`` (after resampling).
+    source_rate : int
+        Rate of the file on disk.
+    path : Path
+    """
+
+    waveform: np.ndarray
+    sample_rate: int
+    source_rate: int
+    path: Path
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.waveform) / self.sample_rate
+
+
+@dataclass
+class Story:
+    """Everything about one story that does not depend on the subject.
+
+    Attributes
+    ----------
+    name : str
+    words, phones : Intervals
+        From the story's TextGrid, silences and non-speech labels dropped,
+        phones in ARPAbet without stress digits.
+    n_scan_trs : int
+        Scanner TRs (``respdict.json``).
+    tr_times : ndarray, shape (n_scan_trs - 20,)
+        Time of each response row relative to the sound onset, in seconds.
+    """
+
+    name: str
+    words: Intervals
+    phones: Intervals
+    n_scan_trs: int
+    tr_times: np.ndarray
+    dataset: "LebelDataset"
+
+    def load_audio(self, sample_rate: int = 16000) -> Audio:
+        """The story's audio, mono, resampled to ``sample_rate``."""
+        return self.dataset.load_audio(self.name, sample_rate)
+
+
+def require_file(path: Path, root: Path, what: str = "File") -> Path:
+    """Return ``path`` or raise FileNotFoundError saying how to get it."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} not found: {path}. " + _HOW_TO_GET.format(root=root)
+        )
+    return path
+
+
+class LebelDataset:
+    """Read a folder in the ds003020 layout (real or synthetic).
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder that contains ``derivative/`` and ``stimuli/``.
+    tr : float
+        Repetition time used for the simulated TR grid.
+
+    Examples
+    --------
+    >>> ds = LebelDataset("~/.cache/bt_tutorial/synthetic_twin")  # doctest: +SKIP
+    >>> Y = ds.load_responses("UTS01", "wheretheressmoke")  # doctest: +SKIP
+    """
+
+    def __init__(self, root, tr: float = TR):
+        self.root = Path(root).expanduser()
+        self.tr = tr
+        if not (self.root / "derivative").is_dir():
+            raise FileNotFoundError(
+                f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'}). "
+                + _HOW_TO_GET.format(root=self.root)
+            )
+
+    def __repr__(self) -> str:
+        return f"LebelDataset(root={str(self.root)!r})"
+
+    # ----------------------------------------------------------------- listing
+    @cached_property
+    def respdict(self) -> dict:
+        """Story name -> number of scanner TRs, from ``derivative/respdict.json``."""
+        path = require_file(self.root / "derivative" / "respdict.json", self.root)
+        with open(path) as f:
+            return {k: int(v) for k, v in json.load(f).items()}
+
+    @property
+    def subjects(self) -> list:
+        """Subjects with a ``preprocessed_data`` folder, sorted."""
+        base = self.root / "derivative" / "preprocessed_data"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def stories(self, subject: str | None = None) -> list:
+        """Stories with responses for ``subject`` (all stories of respdict if None)."""
+        if subject is None:
+            return sorted(self.respdict)
+        folder = self.root / "derivative" / "preprocessed_data" / subject
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"No responses for subject {subject!r} at {folder}; "
+                f"subjects here: {self.subjects}. " + _HOW_TO_GET.format(root=self.root)
+            )
+        return sorted(p.stem for p in folder.glob("*.hf5"))
+
+    def split(self, subject: str) -> dict:
+        """The paper's split of the stories a subject has.
+
+        Returns
+        -------
+        split : dict
+            ``{"train": [...], "validation": "stagefright", "test": "wheretheressmoke"}``;
+            training stories are all others except ``life``.
+        """
+        have = self.stories(subject)
+        for story in (TEST_STORY, VALIDATION_STORY):
+            if story not in have:
+                raise FileNotFoundError(
+                    f"Subject {subject} has no responses for {story!r}, which the "
+                    "paper's split needs. " + _HOW_TO_GET.format(root=self.root)
+                )
+        skip = {TEST_STORY, VALIDATION_STORY, *EXCLUDED_STORIES}
+        return {
+            "train": [s for s in have if s not in skip],
+            "validation": VALIDATION_STORY,
+            "test": TEST_STORY,
+        }
+
+    def n_scan_trs(self, story: str) -> int:
+        """Scanner TRs of ``story`` according to respdict."""
+        if story not in self.respdict:
+            raise KeyError(f"Story {story!r} is not in {self.root}/derivative/respdict.json.")
+        return self.respdict[story]
+
+    def tr_times(self, story: str) -> np.ndarray:
+        """Time of each response row of ``story``, shape (respdict - 20,)."""
+        return response_tr_times(self.n_scan_trs(story), self.tr)
+
+    # --------------------------------------------------------------- responses
+    def response_path(self, subject: str, story: str) -> Path:
+        """Path of the HDF5 file of a subject's responses to a story."""
+        return self.root / "derivative" / "preprocessed_data" / subject / f"{story}.hf5"
+
+    def load_responses(self, subject: str, story: str, nan_policy: str = "raise") -> np.ndarray:
+        """A subject's responses to a story.
+
+        Parameters
+        ----------
+        subject, story : str
+        nan_policy : {"raise", "zero", "keep"}
+            What to do with NaN values (real data has some): ``"raise"`` a
+            DatasetError naming the voxels, replace them by ``"zero"`` (with one
+            warning that says how many), or ``"keep"`` them.
+
+        Returns
+        -------
+        responses : ndarray, shape (respdict - 20, n_voxels), float32
+        """
+        data = self._read_hdf5(subject, story, "data")
+        self._check_rows(subject, story, data.shape[0])
+        return _apply_nan_policy(data, nan_policy, self.response_path(subject, story))
+
+    def load_repeats(self, subject: str, story: str = TEST_STORY, nan_policy: str = "raise") -> np.ndarray:
+        """Single-repeat responses of the test story.
+
+        Returns
+        -------
+        repeats : ndarray, shape (n_repeats, respdict - 20, n_voxels), float32
+        """
+        reps = self._read_hdf5(subject, story, "individual_repeats")
+        if reps.ndim != 3:
+            raise DatasetError(
+                f"{self.response_path(subject, story)}: 'individual_repeats' should be "
+                f"(n_repeats, TRs, voxels), got shape {reps.shape}."
+            )
+        self._check_rows(subject, story, reps.shape[1])
+        return _apply_nan_policy(reps, nan_policy, self.response_path(subject, story))
+
+    def _read_hdf5(self, subject: str, story: str, key: str) -> np.ndarray:
+        import h5py
+
+        path = require_file(self.response_path(subject, story), self.root, "Responses")
+        with h5py.File(path, "r") as f:
+            if key not in f:
+                raise DatasetError(
+                    f"{path} has no dataset {key!r} (keys: {sorted(f.keys())}). "
+                    "The file is not a ds003020 response file or is damaged; download it again."
+                )
+            return np.asarray(f[key], dtype=np.float32)
+
+    def _check_rows(self, subject: str, story: str, n_rows: int) -> None:
+        expected = self.n_scan_trs(story) - RESPONSE_TRIM
+        if n_rows != expected:
+            raise DatasetError(
+                f"Responses of {subject}/{story} have {n_rows} rows but respdict.json says "
+                f"{self.n_scan_trs(story)} TRs, i.e. {expected} rows after trimming 20. "
+                "Check that respdict.json and the .hf5 file come from the same release."
+            )
+
+    # ---------------------------------------------------------------- stimulus
+    def textgrid_path(self, story: str) -> Path:
+        return self.root / "derivative" / "TextGrids" / f"{story}.TextGrid"
+
+    def audio_path(self, story: str) -> Path:
+        return self.root / "stimuli" / f"{story}.wav"
+
+    def load_transcript(self, story: str) -> tuple:
+        """Words and phones of a story from its TextGrid.
+
+        Tier 0 holds phones, tier 1 words. Non-speech labels (``BAD_WORDS``) are
+        dropped, words are lower-cased, phones upper-cased without stress digits.
+
+        Returns
+        -------
+        words, phones : Intervals
+        """
+        from praatio import textgrid
+
+        path = require_file(self.textgrid_path(story), self.root, "TextGrid")
+        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False,
+                                   duplicateNamesMode="rename")
+        if len(tg.tierNames) < 2:
+            raise DatasetError(f"{path} has tiers {tg.tierNames}; expected phones then words.")
+        phones = _intervals(tg.getTier(tg.tierNames[0]).entries, _clean_phone, SILENT_PHONES)
+        words = _intervals(tg.getTier(tg.tierNames[1]).entries, _clean_word, BAD_WORDS)
+        return words, phones
+
+    def load_audio(self, story: str, sample_rate: int = 16000) -> Audio:
+        """A story's audio, mono, float32, resampled to ``sample_rate``.
+
+        The rate of the file is kept in ``Audio.source_rate`` (44.1 kHz in ds003020).
+        """
+        path = require_file(self.audio_path(story), self.root, "Stimulus audio")
+        return read_audio(path, sample_rate)
+
+    def load_story(self, story: str) -> Story:
+        """Words, phones and TR times of a story in one object."""
+        words, phones = self.load_transcript(story)
+        return Story(story, words, phones, self.n_scan_trs(story), self.tr_times(story), self)
+
+
+def read_audio(path, sample_rate: int = 16000) -> Audio:
+    """Read a sound file as mono float32 and resample it with torchaudio.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        Rate wanted (16 kHz for the speech models).
+
+    Returns
+    -------
+    audio : Audio
+    """
+    import soundfile as sf
+
+    wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    wav = wav.mean(axis=1)
+    if rate != sample_rate:
+        import torch
+        import torchaudio.functional as AF
+
+        wav = AF.resample(torch.from_numpy(wav), rate, sample_rate).numpy()
+    return Audio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, Path(path))
+
+
+def _clean_word(label: str) -> str:
+    return label.strip().strip("{}").strip().lower()
+
+
+def _clean_phone(label: str) -> str:
+    return re.sub(r"\d", "", label.strip()).upper()
+
+
+def _intervals(entries, clean, drop) -> Intervals:
+    kept = [(s, e, clean(lab)) for s, e, lab in entries]
+    kept = [(s, e, lab) for s, e, lab in kept if lab not in drop]
+    labels = tuple(lab for _, _, lab in kept)
+    starts = np.array([s for s, _, _ in kept], dtype=float)
+    ends = np.array([e for _, e, _ in kept], dtype=float)
+    return Intervals(labels, starts, ends)
+
+
+def _apply_nan_policy(data: np.ndarray, policy: str, path: Path) -> np.ndarray:
+    if policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {policy!r}.")
+    bad = np.isnan(data)
+    if policy == "keep" or not bad.any():
+        return data
+    voxels = np.flatnonzero(bad.reshape(-1, data.shape[-1]).any(axis=0))
+    if policy == "raise":
+        raise DatasetError(
+            f"{path} has NaN in {voxels.size} voxels (first: {voxels[:5].tolist()}). "
+            "Pass nan_policy='zero' to replace them with 0 (a zero column is then "
+            "predicted at chance), or nan_policy='keep' to handle them yourself."
+        )
+    warnings.warn(f"{path}: replaced NaN by 0 in {voxels.size} voxels.", stacklevel=3)
+    return np.where(bad, np.float32(0), data)

@@ -1,0 +1,65 @@
+"""Noise ceilings from repeated presentations (Schoppe et al. 2016).
+
+With ``N`` repeats of z-scored responses (total power TP = 1 per repeat), the
+signal power is ``SP = (N var(mean) - TP) / (N - 1)`` and the largest
+correlation a model can reach with the mean of the repeats is
+``CC_max = 1 / sqrt(1 + (TP / SP - 1) / N)``. Sampling noise makes SP <= 0 for
+voxels with (almost) no signal: their CC_max is defined as 0, the value the
+real-data summary in this project also uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_repeats(repeats: np.ndarray) -> np.ndarray:
+    repeats = np.asarray(repeats, dtype=np.float64)
+    if repeats.ndim != 3 or repeats.shape[0] < 2:
+        raise ValueError(
+            f"repeats must be shaped (n_repeats >= 2, n_trs, n_voxels), got {repeats.shape}."
+        )
+    if np.isnan(repeats).any():
+        raise ValueError("repeats contain NaN; load them with nan_policy='zero' or drop those voxels.")
+    return repeats
+
+
+def signal_power(repeats: np.ndarray) -> np.ndarray:
+    """Signal power of each voxel, in units of the per-repeat variance.
+
+    Parameters
+    ----------
+    repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
+        Responses to the same stimulus; each repeat is z-scored over time here.
+
+    Returns
+    -------
+    sp : ndarray, shape (n_voxels,)
+        Can be negative where the signal is lost in noise.
+    """
+    reps = _check_repeats(repeats)
+    sd = reps.std(axis=1, keepdims=True)
+    reps = (reps - reps.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+    n = reps.shape[0]
+    total = reps.var(axis=1).mean(axis=0)
+    return (n * reps.mean(axis=0).var(axis=0) - total) / (n - 1)
+
+
+def cc_max(repeats: np.ndarray) -> np.ndarray:
+    """Noise ceiling: the highest correlation reachable with the mean of the repeats.
+
+    Parameters
+    ----------
+    repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
+
+    Returns
+    -------
+    ceiling : ndarray, shape (n_voxels,)
+        In [0, 1]; 0 where the signal power is <= 0.
+    """
+    n = np.shape(repeats)[0]
+    sp = signal_power(repeats)
+    out = np.zeros_like(sp)
+    ok = sp > 0
+    out[ok] = 1.0 / np.sqrt(1.0 + (1.0 / sp[ok] - 1.0) / n)
+    return out

@@ -1,0 +1,139 @@
+"""The twin's cortex: fsaverage5 from nilearn, voxels and regions of interest.
+
+Voxels are the fsaverage4 vertices nested in fsaverage5 (the first 2562
+vertices of each hemisphere of an icosahedral FreeSurfer mesh are those of the
+coarser mesh): 5124 evenly spaced cortical points, small enough to keep the
+twin light. ROIs are patches of the pial surface (fsaverage is in MNI305
+space) around published coordinates of the regions the paper uses; language
+patches are larger on the left, as language is left-lateralised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+N_VERTICES_FSAVERAGE5 = 10242  # per hemisphere
+N_VOXELS_PER_HEMI = 2562  # fsaverage4 vertices nested in fsaverage5
+
+# name, group, centre of the left-hemisphere patch (MNI, mm), radius left, radius right
+ROI_TABLE = (
+    ("A1", "primary_auditory", (-44, -22, 8), 9, 9),
+    ("Belt", "early_auditory", (-44, -22, 8), 17, 17),
+    ("STGa", "late_language", (-58, -4, -8), 13, 9),
+    ("STS", "late_language", (-54, -40, 2), 14, 10),
+    ("TPOJ", "late_language", (-52, -56, 18), 12, 8),
+    ("AG", "late_language", (-44, -68, 34), 14, 9),
+    ("IFG", "late_language", (-50, 20, 10), 14, 9),
+    ("IFJ", "late_language", (-40, 10, 30), 11, 7),
+)
+ROI_NAMES = ("none",) + tuple(row[0] for row in ROI_TABLE)
+ROI_GROUPS = {
+    "primary_auditory": ("A1",),
+    "early_auditory": ("A1", "Belt"),
+    "late_language": tuple(r[0] for r in ROI_TABLE if r[1] == "late_language"),
+}
+
+
+@dataclass(frozen=True)
+class Cortex:
+    """Voxels of the twin on fsaverage5.
+
+    Attributes
+    ----------
+    vertex : ndarray, shape (n_voxels,), int
+        fsaverage5 vertex index within its hemisphere.
+    hemi : ndarray, shape (n_voxels,), int
+        0 left, 1 right.
+    pial, sphere : ndarray, shape (n_voxels, 3)
+        Pial (MNI mm) and spherical coordinates.
+    roi : ndarray, shape (n_voxels,), int
+        Index into ``ROI_NAMES`` (0: outside every ROI).
+    """
+
+    vertex: np.ndarray
+    hemi: np.ndarray
+    pial: np.ndarray
+    sphere: np.ndarray
+    roi: np.ndarray
+
+    @property
+    def n_voxels(self) -> int:
+        return len(self.vertex)
+
+
+@lru_cache(maxsize=1)
+def fsaverage5_meshes() -> dict:
+    """Pial, inflated and sphere meshes and sulcal depth of fsaverage5 (offline, nilearn).
+
+    Returns
+    -------
+    meshes : dict
+        ``{"pial_left": (coords, faces), ..., "sulc_left": ndarray, ...}``.
+    """
+    from nilearn import datasets, surface
+
+    fs = datasets.fetch_surf_fsaverage("fsaverage5")
+    out = {}
+    for kind in ("pial", "infl", "sphere"):
+        for side in ("left", "right"):
+            mesh = surface.load_surf_mesh(fs[f"{kind}_{side}"])
+            out[f"{kind}_{side}"] = (np.asarray(mesh.coordinates), np.asarray(mesh.faces))
+    for side in ("left", "right"):
+        out[f"sulc_{side}"] = np.asarray(surface.load_surf_data(fs[f"sulc_{side}"]))
+    return out
+
+
+def build_cortex() -> Cortex:
+    """Voxels (fsaverage4 vertices) and their ROI labels."""
+    meshes = fsaverage5_meshes()
+    vertex = np.tile(np.arange(N_VOXELS_PER_HEMI), 2)
+    hemi = np.repeat([0, 1], N_VOXELS_PER_HEMI)
+    pial = np.vstack([meshes[f"pial_{s}"][0][:N_VOXELS_PER_HEMI] for s in ("left", "right")])
+    sphere = np.vstack([meshes[f"sphere_{s}"][0][:N_VOXELS_PER_HEMI] for s in ("left", "right")])
+    return Cortex(vertex, hemi, pial, sphere, label_rois(pial, hemi))
+
+
+def label_rois(pial: np.ndarray, hemi: np.ndarray) -> np.ndarray:
+    """ROI index of each point: the first patch of ``ROI_TABLE`` that contains it."""
+    roi = np.zeros(len(pial), dtype=np.int16)
+    for index, (_, _, centre, r_left, r_right) in enumerate(ROI_TABLE, start=1):
+        for side, radius in ((0, r_left), (1, r_right)):
+            c = np.array(centre, float) * (1 if side == 0 else np.array([-1, 1, 1]))
+            inside = (hemi == side) & (np.linalg.norm(pial - c, axis=1) <= radius) & (roi == 0)
+            roi[inside] = index
+    return roi
+
+
+def roi_mask(roi: np.ndarray, names) -> np.ndarray:
+    """Boolean mask of the voxels whose ROI is in ``names`` (a group name or ROI names)."""
+    names = ROI_GROUPS.get(names, names) if isinstance(names, str) else names
+    idx = [ROI_NAMES.index(n) for n in ([names] if isinstance(names, str) else names)]
+    return np.isin(roi, idx)
+
+
+def to_fsaverage5(values: np.ndarray, vertex: np.ndarray, hemi: np.ndarray) -> dict:
+    """Spread voxel values to every fsaverage5 vertex (nearest voxel on the sphere).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    vertex, hemi : ndarray, shape (n_voxels,)
+
+    Returns
+    -------
+    maps : dict
+        ``{"left": ndarray (10242,), "right": ndarray (10242,)}``.
+    """
+    from scipy.spatial import cKDTree
+
+    meshes = fsaverage5_meshes()
+    out = {}
+    for side_idx, side in enumerate(("left", "right")):
+        sphere = meshes[f"sphere_{side}"][0]
+        sel = np.flatnonzero(hemi == side_idx)
+        _, nearest = cKDTree(sphere[vertex[sel]]).query(sphere)
+        out[side] = np.asarray(values, float)[sel][nearest]
+    return out

