@@ -25,6 +25,14 @@ from .timing import RESPONSE_TRIM, TR, response_tr_times
 TEST_STORY = "wheretheressmoke"
 VALIDATION_STORY = "stagefright"
 EXCLUDED_STORIES = ("life",)  # left out of the paper's training set
+# the 27 stories all subjects heard, minus life, stagefright and wheretheressmoke
+PAPER_TRAIN_STORIES = (
+    "adollshouse", "adventuresinsayingyes", "alternateithicatom", "avatar", "buck", "exorcism",
+    "eyespy", "fromboyhoodtofatherhood", "hangtime", "haveyoumethimyet", "howtodraw",
+    "inamoment", "itsabox", "legacy", "myfirstdaywiththeyankees", "naked", "odetostepfather",
+    "sloth", "souls", "swimmingwithastronauts", "thatthingonmyarm",
+    "theclosetthatateeverything", "tildeath", "undertheinfluence",
+)
 BAD_WORDS = frozenset(
     ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
 )
@@ -282,6 +290,27 @@ class LebelDataset:
                 "Check that respdict.json and the .hf5 file come from the same release."
             )
 
+    def mask_path(self, subject: str) -> Path:
+        """Path of the subject's cortical mask in the pycortex database."""
+        return (self.root / "derivative" / "pycortex-db" / subject / "transforms"
+                / f"{subject}_auto" / "mask_thick.nii.gz")
+
+    def voxel_columns(self, subject: str) -> np.ndarray:
+        """Flat volume index of each response column (real data only).
+
+        The columns of a subject's responses are the voxels of
+        ``mask_thick.nii.gz`` in the order ``flatnonzero(mask.T.ravel())``.
+
+        Returns
+        -------
+        columns : ndarray, shape (n_voxels,), int
+        """
+        import nibabel as nib
+
+        path = require_file(self.mask_path(subject), self.root, "Cortical mask")
+        mask = np.asarray(nib.load(str(path)).dataobj)
+        return np.flatnonzero(mask.T.ravel())
+
     # ---------------------------------------------------------------- stimulus
     def textgrid_path(self, story: str) -> Path:
         return self.root / "derivative" / "TextGrids" / f"{story}.TextGrid"
@@ -322,6 +351,30 @@ class LebelDataset:
         """Words, phones and TR times of a story in one object."""
         words, phones = self.load_transcript(story)
         return Story(story, words, phones, self.n_scan_trs(story), self.tr_times(story), self)
+
+
+def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
+    """The dataset of the current profile.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Default: :func:`bt_tutorial.config.get_config`.
+    ensure : bool
+        In the demo profile, generate the synthetic twin if it is missing.
+
+    Returns
+    -------
+    dataset : LebelDataset
+    """
+    from .config import get_config
+
+    config = config or get_config()
+    if config.profile == "demo" and ensure:
+        from .synthetic import ensure_twin
+
+        ensure_twin(config.dataset_root)
+    return LebelDataset(config.dataset_root)
 
 
 def read_audio(path, sample_rate: int = 16000) -> Audio:

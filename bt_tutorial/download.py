@@ -18,16 +18,10 @@ from urllib.error import HTTPError, URLError
 
 from tqdm import tqdm
 
+from .data import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
-TEST_STORY = "wheretheressmoke"
-VALIDATION_STORY = "stagefright"
-PAPER_TRAIN_STORIES = (
-    "adollshouse", "adventuresinsayingyes", "alternateithicatom", "avatar", "buck", "exorcism",
-    "eyespy", "fromboyhoodtofatherhood", "hangtime", "haveyoumethimyet", "howtodraw",
-    "inamoment", "itsabox", "legacy", "myfirstdaywiththeyankees", "naked", "odetostepfather",
-    "sloth", "souls", "swimmingwithastronauts", "thatthingonmyarm",
-    "theclosetthatateeverything", "tildeath", "undertheinfluence",
-)  # fmt: skip
+
 
 _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _CHUNK_SIZE = 1 << 20

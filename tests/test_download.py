@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -19,12 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-try:
-    import bt_tutorial  # noqa: F401
-except ImportError:  # The package is neither installed nor put on sys.path by a pytest config.
-    sys.path.insert(0, str(REPO_ROOT))
 
-from bt_tutorial.download import (  # noqa: E402
+from bt_tutorial.download import (
     PAPER_TRAIN_STORIES,
     TEST_STORY,
     VALIDATION_STORY,
@@ -41,33 +36,35 @@ N_TRAIN = 1
 FAST = dict(backoff=0, timeout=5, progress=False)
 
 
-def build_fake_mirror(root: Path, subject: str, stories: list[str]) -> list[str]:
-    """Write a miniature ds003020 tree with random contents.
+def build_mirror(twin: Path, root: Path, subject: str, stories: list[str]) -> list[str]:
+    """Copy a synthetic twin into a miniature ds003020 mirror.
 
-    Parameters
-    ----------
-    root : Path
-        Folder that becomes the dataset root.
-    subject : str
-        Subject whose responses and mask are written.
-    stories : list of str
-        Stories whose TextGrid, audio and responses are written.
+    The twin's training stories are served under the names of the paper's
+    training stories (the downloader asks for those); the subject gets a small
+    ``mask_thick.nii.gz`` written with nibabel.
 
     Returns
     -------
     relpaths : list of str
         POSIX paths of the written files, relative to ``root``.
     """
-    rng = random.Random(0)
-    respdict = {story: 300 + i for i, story in enumerate(stories)}
-    files = {"derivative/respdict.json": json.dumps(respdict).encode()}
-    for story in stories:
-        textgrid = f'File type = "ooTextFile"\nstory = "{story}"\n'
-        files[f"derivative/TextGrids/{story}.TextGrid"] = textgrid.encode()
-        files[f"stimuli/{story}.wav"] = rng.randbytes(300_000 + rng.randrange(1000))
-        files[f"derivative/preprocessed_data/{subject}/{story}.hf5"] = rng.randbytes(100_000)
+    import nibabel as nib
+    import numpy as np
+
+    twin_stories = json.loads((twin / "derivative" / "respdict.json").read_text())
+    spare = [s for s in twin_stories if s not in (TEST_STORY, VALIDATION_STORY)]
+    source = {s: (s if s in twin_stories else spare.pop(0)) for s in stories}
+    files = {"derivative/respdict.json": json.dumps({s: twin_stories[source[s]] for s in stories}).encode()}
+    for story, src in source.items():
+        for pattern in ("derivative/TextGrids/{}.TextGrid", "stimuli/{}.wav",
+                        f"derivative/preprocessed_data/{subject}/{{}}.hf5"):  # twin has UTS01
+            src_path = twin / pattern.format(src)
+            files[pattern.format(story)] = src_path.read_bytes()
     mask = f"derivative/pycortex-db/{subject}/transforms/{subject}_auto/mask_thick.nii.gz"
-    files[mask] = rng.randbytes(5_000)
+    (root / mask).parent.mkdir(parents=True, exist_ok=True)
+    vol = (np.random.default_rng(0).random((8, 10, 12)) > 0.5).astype(np.uint8)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), root / mask)
+    files[mask] = (root / mask).read_bytes()
     for relpath, data in files.items():
         path = root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,11 +136,11 @@ def no_proxy(monkeypatch):
 
 
 @pytest.fixture
-def mirror(tmp_path):
-    """A served folder holding a fake ``ds003020`` for UTS01 with one training story."""
+def mirror(tmp_path, tiny_twin):
+    """A served folder holding a miniature ``ds003020`` (from the tiny twin) for UTS01."""
     serve_root = tmp_path / "mirror"
     stories = [TEST_STORY, VALIDATION_STORY, *PAPER_TRAIN_STORIES[:N_TRAIN]]
-    build_fake_mirror(serve_root / "ds003020", SUBJECT, stories)
+    build_mirror(tiny_twin, serve_root / "ds003020", SUBJECT, stories)
     return serve_root
 
 
@@ -329,3 +326,19 @@ def test_cli_failure_exits_with_message(server, tmp_path):
     result = run_cli("--subject", SUBJECT, "--stories", "1", "--out", str(tmp_path), "--base-url", bad_url)
     assert result.returncode == 1
     assert bad_url in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downloaded_tree_reads_with_the_dataset_reader(server, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from bt_tutorial.data import LebelDataset
+
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    ds = LebelDataset(tmp_path)
+    split = ds.split(SUBJECT)
+    assert split["train"] == list(PAPER_TRAIN_STORIES[:N_TRAIN])
+    y = ds.load_responses(SUBJECT, split["train"][0])
+    assert y.shape[0] == ds.respdict[split["train"][0]] - 20
+    mask = np.asarray(nib.load(str(ds.mask_path(SUBJECT))).dataobj)
+    assert ds.voxel_columns(SUBJECT).size == int(mask.sum())

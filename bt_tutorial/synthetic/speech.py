@@ -66,11 +66,23 @@ class Utterance:
 
 
 class _Engine:
-    """The process-wide eSpeak NG instance (the C library keeps global state)."""
+    """A freshly loaded eSpeak NG library, for one synthesis.
 
-    def __init__(self):
+    The library keeps internal state between calls (and across
+    ``espeak_Terminate``), so the same text comes out with sub-millisecond
+    differences depending on what was spoken before. Loading it anew with
+    ``dlopen`` and unloading it with ``dlclose`` around every synthesis makes
+    the output a function of the arguments only (about 4 ms per call); the
+    noise of breathy voices comes from libc's ``rand()``, seeded here.
+    """
+
+    def __enter__(self):
+        import _ctypes
+
         import espeakng_loader
 
+        self._dlclose = _ctypes.dlclose
+        ctypes.CDLL(None).srand(0)  # breathy voices draw noise from libc's rand()
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         path = espeakng_loader.get_data_path().encode()
         self.sample_rate = self.lib.espeak_Initialize(
@@ -80,6 +92,11 @@ class _Engine:
         self._chunks, self._events = [], []
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds it
         self.lib.espeak_SetSynthCallback(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        self.lib.espeak_Terminate()
+        self._dlclose(self.lib._handle)
 
     def _collect(self, wav, n_samples, events):
         if n_samples > 0:
@@ -93,6 +110,43 @@ class _Engine:
         return 0
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
+        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+            self.lib.espeak_SetParameter(param, int(value), 0)
+        raw = text.encode("utf-8")
+        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return wav, list(self._events)
+
+
+def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
+        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+            self.lib.espeak_SetParameter(param, int(value), 0)
+        self._chunks, self._events = [], []
+        raw = text.encode("utf-8")
+        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return wav, list(self._events)
+
+
+def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
+        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+            self.lib.espeak_SetParameter(param, int(value), 0)
+        raw = text.encode("utf-8")
+        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return wav, list(self._events)
+
+
+def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}.")
         for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
@@ -134,9 +188,9 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 170, pitch: int = 50
     -------
     utterance : Utterance
     """
-    engine = _engine()
-    wav, events = engine.synthesize(text, voice, rate, pitch, pitch_range)
-    sr = engine.sample_rate
+    with _Engine() as engine:
+        wav, events = engine.synthesize(text, voice, rate, pitch, pitch_range)
+        sr = engine.sample_rate
     words, phones = _timings(text, events, len(wav))
     scale = 1.0 / sr
     return Utterance(

@@ -1,0 +1,35 @@
+# make book  : create .venv, install, generate the demo data, execute and build the book
+# make test  : create .venv, install, run the tests
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU pins for this platform (DESIGN.md section 8); `make CONSTRAINTS=` installs unpinned
+CONSTRAINTS ?= constraints-cpu.txt
+BOOK_FLAGS ?= -W -n --keep-going
+
+.PHONY: install data test book sync clean-book
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[book,test]"
+	touch $(STAMP)
+
+data: $(STAMP)
+	$(PY) data_scripts/make_synthetic_twin.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+book: $(STAMP) data
+	$(VENV)/bin/jupyter-book clean book
+	$(VENV)/bin/jupyter-book build book $(BOOK_FLAGS)
+
+# after editing a chapter's .md, refresh its paired .ipynb (for Colab)
+sync: $(STAMP)
+	$(VENV)/bin/jupytext --sync book/[0-9]*.md
+
+clean-book:
+	rm -rf book/_build

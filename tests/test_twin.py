@@ -1,0 +1,120 @@
+"""The synthetic twin: layout, determinism, timings, noise ceilings."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.noise_ceiling import cc_max
+from bt_tutorial.synthetic import load_ground_truth, make_synthetic_twin
+from bt_tutorial.synthetic.phonemes import ARPABET, to_arpabet
+from bt_tutorial.synthetic.speech import synthesize
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "design" / "lebel_noise_ceiling_summary.json"
+
+
+def test_demo_twin_has_the_ds003020_layout(twin_root):
+    ds = LebelDataset(twin_root)
+    assert len(ds.subjects) >= 3
+    stories = ds.stories()
+    assert len(ds.split(ds.subjects[0])["train"]) >= 10
+    for story in stories:
+        assert ds.textgrid_path(story).is_file()
+        info = sf.info(str(ds.audio_path(story)))
+        assert info.samplerate == 44100
+        minutes = info.duration / 60
+        assert 2 <= minutes <= (6.5 if story == "wheretheressmoke" else 4)
+        for subject in ds.subjects:
+            with h5py.File(ds.response_path(subject, story), "r") as f:
+                assert f["data"].dtype == np.float64
+                assert f["data"].shape[0] == ds.respdict[story] - 20
+                if story == "wheretheressmoke":
+                    assert f["individual_repeats"].shape == (10, *f["data"].shape)
+                    assert np.allclose(f["individual_repeats"][()].mean(0), f["data"][()])
+                else:
+                    assert "individual_repeats" not in f
+
+
+def test_ground_truth_describes_every_voxel(twin_root):
+    info = load_ground_truth(twin_root)
+    ds = LebelDataset(twin_root)
+    for subject in info["subjects"]:
+        gt = load_ground_truth(twin_root, subject)
+        n_vox = ds.load_responses(subject, "stagefright").shape[1]
+        for key in ("vertex", "hemi", "roi", "true_noise_ceiling", "noise_sd", "semantic_fraction"):
+            assert gt[key].shape == (n_vox,)
+        assert gt["w_semantic"].shape[1] == gt["w_lowlevel"].shape[1] == n_vox
+        assert set(np.unique(gt["roi"])) == set(range(len(gt["roi_names"])))
+    story = load_ground_truth(twin_root, story="stagefright")
+    assert story["semantic"].shape[0] == ds.respdict["stagefright"] - 20
+
+
+def test_noise_ceilings_look_like_lebel(twin_root):
+    """Estimated ceilings land near the real distribution and track the true ones."""
+    reference = json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else None
+    ds = LebelDataset(twin_root)
+    for subject in ds.subjects:
+        est = cc_max(ds.load_repeats(subject))
+        assert 0.15 <= (est > 0.4).mean() <= 0.55
+        assert 0.2 <= np.median(est) <= 0.45
+        if reference:
+            assert abs((est == 0).mean() - reference[subject]["frac_zero"]) < 0.2
+        true = load_ground_truth(twin_root, subject)["true_noise_ceiling"]
+        assert np.corrcoef(est[true > 0.1], true[true > 0.1])[0, 1] >= 0.9
+
+
+def test_same_seed_same_arrays_other_seed_differs(tiny_twin, tiny_spec, tmp_path):
+    again = make_synthetic_twin(tmp_path / "again", tiny_spec, progress=False)
+    other = make_synthetic_twin(tmp_path / "other", replace(tiny_spec, seed=8), progress=False)
+    files = sorted(p.relative_to(tiny_twin) for p in tiny_twin.rglob("*") if p.is_file()
+                   and p.name != "twin.json")
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file()
+                           and p.name != "twin.json")
+    for rel in files:
+        if rel.suffix == ".hf5":
+            with h5py.File(tiny_twin / rel) as a, h5py.File(again / rel) as b:
+                for key in a:
+                    assert np.array_equal(a[key][()], b[key][()]), rel
+        else:
+            assert (tiny_twin / rel).read_bytes() == (again / rel).read_bytes(), rel
+    wav = "stimuli/stagefright.wav"
+    assert (tiny_twin / wav).read_bytes() != (other / wav).read_bytes()
+
+
+def test_timings_are_exact_speech_inside_words_silence_between(tiny_twin):
+    ds = LebelDataset(tiny_twin)
+    story = ds.load_story("stagefright")
+    audio = story.load_audio()
+    wav, sr = audio.waveform, audio.sample_rate
+
+    def rms(t0, t1):
+        seg = wav[int(t0 * sr): int(t1 * sr)]
+        return np.sqrt(np.mean(seg ** 2))
+
+    speech = np.median([rms(s, e) for s, e in zip(story.words.starts, story.words.ends)])
+    gaps = [(e, s) for e, s in zip(story.words.ends[:-1], story.words.starts[1:]) if s - e > 0.2]
+    assert gaps, "sentence pauses expected"
+    silence = max(rms(a + 0.02, b - 0.02) for a, b in gaps)
+    assert silence < 0.01 * speech
+
+
+def test_phones_of_a_sentence():
+    u = synthesize("The fisherman pulled the heavy net.", "en-us+m3", 160, 50)
+    assert [w for w, _, _ in u.words] == ["the", "fisherman", "pulled", "the", "heavy", "net"]
+    labels = [p for p, _, _ in u.phones]
+    assert {p.rstrip("012") for p in labels} <= set(ARPABET)
+    assert labels[:2] == ["DH", "AH0"] or labels[0] == "DH"
+    starts = [s for _, s, _ in u.phones]
+    assert starts == sorted(starts) and u.phones[-1][2] <= u.duration
+
+
+def test_arpabet_mapping_and_unknown_phoneme():
+    assert to_arpabet("'aI@") == ("AY1", "ER0")
+    assert to_arpabet("@2") == ("AH0",) and to_arpabet("_:") == ()
+    with pytest.raises(KeyError, match="no ARPAbet"):
+        to_arpabet("Q!")
