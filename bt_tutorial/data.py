@@ -170,6 +170,12 @@ class LebelDataset:
     def __repr__(self) -> str:
         return f"LebelDataset(root={str(self.root)!r})"
 
+    def tree(self, max_files: int = 3) -> str:
+        """The folder layout as text, showing at most ``max_files`` files per folder."""
+        lines = [f"{self.root.name}/"]
+        _tree_lines(self.root, "", max_files, lines)
+        return "\n".join(lines)
+
     # ----------------------------------------------------------------- listing
     @cached_property
     def respdict(self) -> dict:
@@ -400,6 +406,20 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
 
         wav = AF.resample(torch.from_numpy(wav), rate, sample_rate).numpy()
     return Audio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, Path(path))
+
+
+def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:
+    entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
+    dirs = [p for p in entries if p.is_dir()]
+    files = [p for p in entries if p.is_file()]
+    shown = dirs + files[:max_files]
+    for i, path in enumerate(shown):
+        last = i == len(shown) - 1 and len(files) <= max_files
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{path.name}{'/' if path.is_dir() else ''}")
+        if path.is_dir():
+            _tree_lines(path, prefix + ("    " if last else "│   "), max_files, lines)
+    if len(files) > max_files:
+        lines.append(f"{prefix}└── ... {len(files) - max_files} more files")
 
 
 def _clean_word(label: str) -> str:

@@ -129,3 +129,8 @@ def test_unknown_subject_and_missing_test_story(twin_copy):
     ds.response_path(SUBJECT, "wheretheressmoke").unlink()
     with pytest.raises(FileNotFoundError, match="wheretheressmoke"):
         ds.split(SUBJECT)
+
+
+def test_tree_shows_the_layout(tiny_twin):
+    text = LebelDataset(tiny_twin).tree(max_files=1)
+    assert "derivative/" in text and "respdict.json" in text and "more files" in text

@@ -1,0 +1,49 @@
+"""The book: chapters paired with their Colab notebooks, toc, Colab setup cell."""
+
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))
+
+
+def cells(path):
+    nb = jupytext.read(path)
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_there_are_chapters():
+    assert CHAPTERS
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_and_ipynb_are_in_sync(chapter):
+    ipynb = chapter.with_suffix(".ipynb")
+    assert ipynb.is_file(), f"missing {ipynb.name}: run `make sync`"
+    assert cells(chapter) == cells(ipynb), f"{ipynb.name} is out of date: run `make sync`"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_has_objectives_runtime_and_a_colab_cell(chapter):
+    text = chapter.read_text()
+    assert "Learning objectives" in text and "Estimated runtime" in text
+    code = [src for kind, src, _ in cells(chapter) if kind == "code"]
+    assert any('"google.colab" in sys.modules' in src for src in code[:2])
+
+
+def test_toc_lists_existing_files_and_every_chapter():
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    files = [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    for name in files:
+        assert (BOOK / f"{name}.md").is_file(), name
+    assert {c.stem for c in CHAPTERS} <= set(files)
+
+
+def test_colab_launch_button_and_ipynb_excluded():
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
+    assert "**.ipynb" in config["exclude_patterns"]
+    assert config["sphinx"]["config"]["nb_execution_raise_on_error"] is True
