@@ -12,7 +12,6 @@ share this reader: the twin is written in exactly the same layout::
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .stimulus import BAD_WORDS, Audio, Intervals, read_audio, read_textgrid  # noqa: F401 (re-exported)
 from .timing import RESPONSE_TRIM, TR, response_tr_times
 
 TEST_STORY = "wheretheressmoke"
@@ -33,10 +33,6 @@ PAPER_TRAIN_STORIES = (
     "sloth", "souls", "swimmingwithastronauts", "thatthingonmyarm",
     "theclosetthatateeverything", "tildeath", "undertheinfluence",
 )
-BAD_WORDS = frozenset(
-    ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
-)
-SILENT_PHONES = frozenset(["", "SP", "SIL", "NS", "LG", "BR", "LS"])
 NAN_POLICIES = ("raise", "zero", "keep")
 
 _HOW_TO_GET = (
@@ -48,61 +44,6 @@ _HOW_TO_GET = (
 
 class DatasetError(ValueError):
     """A dataset file exists but its content is not what ds003020 promises."""
-
-
-@dataclass(frozen=True)
-class Intervals:
-    """Labelled time intervals (the words or phones of a story).
-
-    Attributes
-    ----------
-    labels : tuple of str, length n
-    starts, ends : ndarray, shape (n,)
-        Seconds from the sound onset.
-    """
-
-    labels: tuple
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def centers(self) -> np.ndarray:
-        """Middle of each interval, shape (n,)."""
-        return (self.starts + self.ends) / 2.0
-
-    def between(self, t0: float, t1: float) -> "Intervals":
-        """The intervals that start in ``[t0, t1)``."""
-        keep = (self.starts >= t0) & (self.starts < t1)
-        idx = np.flatnonzero(keep)
-        return Intervals(tuple(self.labels[i] for i in idx), self.starts[idx], self.ends[idx])
-
-
-@dataclass
-class Audio:
-    """A mono waveform and where it came from.
-
-    Attributes
-    ----------
-    waveform : ndarray, shape (n_samples,), float32
-    sample_rate : int
-        Rate of ``waveform`` (after resampling).
-    source_rate : int
-        Rate of the file on disk.
-    path : Path
-    """
-
-    waveform: np.ndarray
-    sample_rate: int
-    source_rate: int
-    path: Path
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return len(self.waveform) / self.sample_rate
 
 
 @dataclass
@@ -334,16 +275,8 @@ class LebelDataset:
         -------
         words, phones : Intervals
         """
-        from praatio import textgrid
-
         path = require_file(self.textgrid_path(story), self.root, "TextGrid")
-        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False,
-                                   duplicateNamesMode="rename")
-        if len(tg.tierNames) < 2:
-            raise DatasetError(f"{path} has tiers {tg.tierNames}; expected phones then words.")
-        phones = _intervals(tg.getTier(tg.tierNames[0]).entries, _clean_phone, SILENT_PHONES)
-        words = _intervals(tg.getTier(tg.tierNames[1]).entries, _clean_word, BAD_WORDS)
-        return words, phones
+        return read_textgrid(path)
 
     def load_audio(self, story: str, sample_rate: int = 16000) -> Audio:
         """A story's audio, mono, float32, resampled to ``sample_rate``.
@@ -383,31 +316,6 @@ def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
     return LebelDataset(config.dataset_root)
 
 
-def read_audio(path, sample_rate: int = 16000) -> Audio:
-    """Read a sound file as mono float32 and resample it with torchaudio.
-
-    Parameters
-    ----------
-    path : str or Path
-    sample_rate : int
-        Rate wanted (16 kHz for the speech models).
-
-    Returns
-    -------
-    audio : Audio
-    """
-    import soundfile as sf
-
-    wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    wav = wav.mean(axis=1)
-    if rate != sample_rate:
-        import torch
-        import torchaudio.functional as AF
-
-        wav = AF.resample(torch.from_numpy(wav), rate, sample_rate).numpy()
-    return Audio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, Path(path))
-
-
 def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:
     entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
     dirs = [p for p in entries if p.is_dir()]
@@ -420,23 +328,6 @@ def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:
             _tree_lines(path, prefix + ("    " if last else "│   "), max_files, lines)
     if len(files) > max_files:
         lines.append(f"{prefix}└── ... {len(files) - max_files} more files")
-
-
-def _clean_word(label: str) -> str:
-    return label.strip().strip("{}").strip().lower()
-
-
-def _clean_phone(label: str) -> str:
-    return re.sub(r"\d", "", label.strip()).upper()
-
-
-def _intervals(entries, clean, drop) -> Intervals:
-    kept = [(s, e, clean(lab)) for s, e, lab in entries]
-    kept = [(s, e, lab) for s, e, lab in kept if lab not in drop]
-    labels = tuple(lab for _, _, lab in kept)
-    starts = np.array([s for s, _, _ in kept], dtype=float)
-    ends = np.array([e for _, e, _ in kept], dtype=float)
-    return Intervals(labels, starts, ends)
 
 
 def _apply_nan_policy(data: np.ndarray, policy: str, path: Path) -> np.ndarray:

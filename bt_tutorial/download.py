@@ -155,7 +155,10 @@ def _size_with_retries(url: str, retries: int, backoff: float, timeout: float) -
     try:
         return _retry(lambda: remote_size(url, timeout), retries, backoff)
     except _TRANSIENT_ERRORS as exc:
-        raise DownloadError(f"Could not get the size of {url} after {retries + 1} attempts: {exc}") from exc
+        raise DownloadError(
+            f"Could not get the size of {url} after {retries + 1} attempts: {exc}. "
+            "Check the internet connection (the demo profile needs none)."
+        ) from exc
 
 
 def _size_on_disk(path: Path) -> int:

@@ -121,54 +121,6 @@ class _Engine:
         return wav, list(self._events)
 
 
-def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
-            self.lib.espeak_SetParameter(param, int(value), 0)
-        self._chunks, self._events = [], []
-        raw = text.encode("utf-8")
-        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return wav, list(self._events)
-
-
-def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
-            self.lib.espeak_SetParameter(param, int(value), 0)
-        raw = text.encode("utf-8")
-        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return wav, list(self._events)
-
-
-def synthesize(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int):
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak NG has no voice {voice!r}.")
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
-            self.lib.espeak_SetParameter(param, int(value), 0)
-        self._chunks, self._events = [], []
-        raw = text.encode("utf-8")
-        self.lib.espeak_Synth(raw, len(raw) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
-        self.lib.espeak_Synchronize()
-        wav = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return wav, list(self._events)
-
-
-_ENGINE = None
-
-
-def _engine() -> _Engine:
-    global _ENGINE  # one C library instance per process, created on first use
-    if _ENGINE is None:
-        _ENGINE = _Engine()
-    return _ENGINE
-
-
 def synthesize(text: str, voice: str = "en-us", rate: int = 170, pitch: int = 50,
                pitch_range: int = 50) -> Utterance:
     """Speak ``text`` with eSpeak NG and return audio with word and phone timings.
