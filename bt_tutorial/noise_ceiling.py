@@ -63,3 +63,63 @@ def cc_max(repeats: np.ndarray) -> np.ndarray:
     ok = sp > 0
     out[ok] = 1.0 / np.sqrt(1.0 + (1.0 / sp[ok] - 1.0) / n)
     return out
+
+
+def explainable_variance(repeats: np.ndarray) -> np.ndarray:
+    """Fraction of a single repeat's variance that the stimulus explains.
+
+    Equal to the signal power of z-scored repeats (``SP / TP``), clipped to
+    [0, 1]; ``CC_max`` relates it to the mean of the repeats instead.
+
+    Parameters
+    ----------
+    repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
+
+    Returns
+    -------
+    ev : ndarray, shape (n_voxels,)
+    """
+    return np.clip(signal_power(repeats), 0.0, 1.0)
+
+
+def normalized_alignment(scores: np.ndarray, ceiling: np.ndarray, min_ceiling: float = 0.0) -> np.ndarray:
+    """Correlation divided by the noise ceiling, ``r / CC_max``.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_voxels,)
+        Correlation of a model's predictions with the mean of the repeats.
+    ceiling : ndarray, shape (n_voxels,)
+        ``cc_max`` of the same voxels.
+    min_ceiling : float
+        Voxels whose ceiling is not above this get NaN (a ratio over a ceiling
+        near 0 is noise; 0 gives NaN only where the ceiling is 0).
+
+    Returns
+    -------
+    normalized : ndarray, shape (n_voxels,)
+    """
+    scores, ceiling = np.asarray(scores, float), np.asarray(ceiling, float)
+    if scores.shape != ceiling.shape:
+        raise ValueError(f"scores {scores.shape} and ceiling {ceiling.shape} differ in shape.")
+    out = np.full_like(scores, np.nan)
+    ok = ceiling > min_ceiling
+    out[ok] = scores[ok] / ceiling[ok]
+    return out
+
+
+def select_voxels(ceiling: np.ndarray, threshold: float = 0.4) -> np.ndarray:
+    """Indices of the voxels whose noise ceiling is above ``threshold`` (the paper: 0.4).
+
+    Returns
+    -------
+    voxels : ndarray of int, shape (n_selected,)
+    """
+    ceiling = np.asarray(ceiling)
+    selected = np.flatnonzero(ceiling > threshold)
+    if selected.size == 0:
+        raise ValueError(
+            f"No voxel has a noise ceiling above {threshold} (highest: {ceiling.max():.3f} of "
+            f"{ceiling.size} voxels); lower the threshold or check the repeats."
+        )
+    return selected

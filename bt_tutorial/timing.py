@@ -100,3 +100,117 @@ def scan_tr_times(n_scan_trs: int, tr: float = TR) -> np.ndarray:
     tr_times : ndarray, shape (n_scan_trs,)
     """
     return np.arange(int(n_scan_trs)) * tr - SOUND_START + tr / 2.0
+
+
+# ------------------------------------------------------------------ features -> TR grid
+def lanczos_kernel(t: np.ndarray, cutoff: float, window: int = 3) -> np.ndarray:
+    """Lanczos kernel ``sinc(c t) sinc(c t / window)`` for ``|c t| < window``, else 0.
+
+    Parameters
+    ----------
+    t : ndarray
+        Time differences in seconds.
+    cutoff : float
+        Frequency in Hz of the kernel's zero crossings (``1 / TR`` for a TR grid).
+    window : int
+        Number of lobes on each side.
+    """
+    x = np.asarray(t, dtype=float) * cutoff
+    out = np.sinc(x) * np.sinc(x / window)
+    out[np.abs(x) >= window] = 0.0
+    return out
+
+
+def lanczos_resample(values: np.ndarray, old_times: np.ndarray, new_times: np.ndarray,
+                     window: int = 3) -> np.ndarray:
+    """Downsample features to new times with a Lanczos filter (Huth lab method).
+
+    The kernel's zero crossings are at multiples of the new sampling period, so it
+    removes what the new grid cannot represent. Weights are scaled by the old
+    sampling period times the cutoff, so a constant signal keeps its value (the
+    Huth-lab code leaves this scale out; it disappears in the z-scoring).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_old, n_features)
+    old_times : ndarray, shape (n_old,)
+        Increasing times of ``values`` in seconds.
+    new_times : ndarray, shape (n_new,)
+        Times to resample to, evenly spaced.
+    window : int
+
+    Returns
+    -------
+    resampled : ndarray, shape (n_new, n_features)
+    """
+    values = np.asarray(values)
+    if values.shape[0] != len(old_times):
+        raise ValueError(f"{values.shape[0]} feature rows but {len(old_times)} times.")
+    cutoff = 1.0 / np.mean(np.diff(new_times))
+    kernel = lanczos_kernel(new_times[:, None] - old_times[None, :], cutoff, window)
+    kernel *= np.mean(np.diff(old_times)) * cutoff
+    return kernel @ values
+
+
+def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4)) -> np.ndarray:
+    """Stack copies of the features shifted later by each delay (FIR model).
+
+    Row ``t`` of the block for delay ``d`` holds the features of row ``t - d``
+    (zeros for the first ``d`` rows), so a linear model on the result can fit a
+    haemodynamic response lasting ``max(delays)`` TRs. Apply it per story.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_trs, n_features)
+    delays : sequence of int
+
+    Returns
+    -------
+    delayed : ndarray, shape (n_trs, n_features * len(delays))
+    """
+    out = np.zeros((values.shape[0], values.shape[1] * len(delays)), dtype=values.dtype)
+    for k, d in enumerate(delays):
+        block = out[:, k * values.shape[1]:(k + 1) * values.shape[1]]
+        if d >= 0:
+            block[d:] = values[: values.shape[0] - d]
+        else:
+            block[:d] = values[-d:]
+    return out
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Z-score columns over rows; constant columns become 0."""
+    sd = values.std(axis=0)
+    return (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def to_response_rows(values: np.ndarray, times: np.ndarray, n_scan_trs: int, story: str = "?",
+                     n_response_rows: int | None = None, tr: float = TR) -> np.ndarray:
+    """Features sampled at ``times`` -> the story's response rows, z-scored.
+
+    Lanczos-resamples to the simulated TR grid, trims ``[10:-5]`` and z-scores,
+    so row ``i`` lines up with row ``i`` of the story's responses.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_times, n_features)
+    times : ndarray, shape (n_times,)
+        Seconds from the story onset.
+    n_scan_trs : int
+        The story's value in respdict.
+    story : str
+        Name used in error messages.
+    n_response_rows : int, optional
+        Rows of the story's responses; a mismatch is an error naming the story.
+
+    Returns
+    -------
+    rows : ndarray, shape (n_scan_trs - 20, n_features), float32
+    """
+    rows = trim_grid(lanczos_resample(values, times, simulated_tr_times(n_scan_trs, tr)))
+    if n_response_rows is not None and rows.shape[0] != n_response_rows:
+        raise ValueError(
+            f"Story {story}: features give {rows.shape[0]} TR rows but the responses have "
+            f"{n_response_rows}; respdict says {n_scan_trs} TRs (rows = TRs - 20)."
+        )
+    return zscore(rows).astype(np.float32)

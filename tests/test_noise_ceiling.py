@@ -34,3 +34,18 @@ def test_bad_shapes_and_nan_are_errors():
     reps[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         signal_power(reps)
+
+
+def test_normalized_alignment_explainable_variance_and_selection():
+    from bt_tutorial.noise_ceiling import explainable_variance, normalized_alignment, select_voxels
+
+    rng = np.random.default_rng(2)
+    snr = np.array([0.0, 0.5, 2.0])
+    reps = simulate(rng, snr, n_trs=4000)
+    ev = explainable_variance(reps)
+    assert np.allclose(ev, snr / (1 + snr), atol=0.03) and (ev >= 0).all()
+    norm = normalized_alignment(np.array([0.1, 0.3, 0.5]), np.array([0.0, 0.6, 0.8]))
+    assert np.isnan(norm[0]) and np.allclose(norm[1:], [0.5, 0.625])
+    assert list(select_voxels(np.array([0.1, 0.5, 0.41, 0.4]))) == [1, 2]
+    with pytest.raises(ValueError, match="highest: 0.300 of 2 voxels"):
+        select_voxels(np.array([0.1, 0.3]))

