@@ -33,20 +33,33 @@ class FeatureParams:
         Seconds between consecutive window ends.
     batch_size : int
         Windows per forward pass.
+    pool : {"last", "stride"}
+        ``"last"``: the last frame of each window (the paper). ``"stride"``: the
+        mean of the frames of the last ``stride`` seconds, so that a coarse
+        stride still summarises all the audio between two window ends.
     """
 
     context: float = 16.0
     stride: float = 0.1
     batch_size: int = 16
+    pool: str = "last"
 
     def __post_init__(self):
         if self.context <= 0 or self.stride <= 0 or self.batch_size < 1:
             raise ValueError(f"Invalid feature parameters: {self}.")
+        if self.pool not in ("last", "stride"):
+            raise ValueError(f"pool must be 'last' or 'stride', got {self.pool!r}.")
         if abs(self.context * 50 - round(self.context * 50)) > 1e-6:
             raise ValueError(f"context must be a multiple of 0.02 s, got {self.context}.")
 
     def tag(self) -> str:
-        return f"c{self.context:g}_s{self.stride:g}"
+        return f"c{self.context:g}_s{self.stride:g}" + ("" if self.pool == "last" else f"_{self.pool}")
+
+    def n_pooled_frames(self, n_frames: int) -> int:
+        """How many final frames of a window of ``n_frames`` frames are averaged."""
+        if self.pool == "last":
+            return 1
+        return max(1, min(n_frames, int(round(n_frames * self.stride / self.context))))
 
 
 PAPER_PARAMS = FeatureParams(context=16.0, stride=0.1)
@@ -101,8 +114,9 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
                               desc=f"{model.name} features", unit="batch"):
                 inputs = model.prepare(windows[start:start + params.batch_size]).to(dtype)
                 states = model.hidden_states(inputs, max(layers))
+                n = params.n_pooled_frames(states[0].shape[1])
                 for k in layers:
-                    out[k].append(states[k][:, -1, :].float().cpu().numpy())
+                    out[k].append(states[k][:, -n:, :].float().mean(1).cpu().numpy())
     finally:
         model.backbone.to(dtype=backbone_dtype)
     return ends, {k: np.concatenate(v) for k, v in out.items()}

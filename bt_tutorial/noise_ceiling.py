@@ -123,3 +123,20 @@ def select_voxels(ceiling: np.ndarray, threshold: float = 0.4) -> np.ndarray:
             f"{ceiling.size} voxels); lower the threshold or check the repeats."
         )
     return selected
+
+
+def lebel_noise_ceiling_summary() -> dict:
+    """Distribution of the real per-voxel noise ceilings of ds003020 (UTS01-UTS08).
+
+    Computed from the released repeats of the test story: per subject the
+    number of voxels, the fraction at 0, the fraction above 0.4, the mean and
+    quantiles (``q10`` ... ``q99``).
+
+    Returns
+    -------
+    summary : dict of subject -> dict
+    """
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("bt_tutorial").joinpath("reference/lebel_noise_ceiling_summary.json").read_text())

@@ -156,3 +156,192 @@ def plot_surface_rois(roi: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, roi
     handles = [Patch(color=colors[i - 1], label=name) for i, name in enumerate(roi_names) if i > 0]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     return fig
+
+
+def plot_surface_map(values: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, title: str = "",
+                     cmap: str = "inferno", vmin: float | None = None, vmax: float | None = None,
+                     symmetric: bool = False, views=("lateral",)):
+    """Voxel values on the inflated fsaverage5 surface, both hemispheres (NaN: not shown).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+    vertex, hemi : ndarray, shape (n_voxels,)
+    title : str
+    cmap : str
+    vmin, vmax : float, optional
+        Colour range (default: the 2nd-98th percentiles; symmetric around 0 if asked).
+    symmetric : bool
+    views : tuple of str
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    from nilearn import plotting
+
+    from .synthetic.cortex import fsaverage5_meshes, to_fsaverage5
+
+    plt = _plt()
+    values = np.asarray(values, float)
+    finite = values[np.isfinite(values)]
+    if vmax is None:
+        vmax = float(np.percentile(np.abs(finite) if symmetric else finite, 98)) if finite.size else 1.0
+    if vmin is None:
+        vmin = -vmax if symmetric else (float(np.percentile(finite, 2)) if finite.size else 0.0)
+    meshes = fsaverage5_meshes()
+    maps = to_fsaverage5(values, vertex, hemi)
+    fig, axes = plt.subplots(len(views), 2, figsize=(12, 4.4 * len(views)),
+                             subplot_kw={"projection": "3d"}, squeeze=False)
+    for r, view in enumerate(views):
+        for c, side in enumerate(("left", "right")):
+            plotting.plot_surf_stat_map(
+                meshes[f"infl_{side}"], stat_map=maps[side], hemi=side, view=view,
+                bg_map=meshes[f"sulc_{side}"], cmap=cmap, vmin=vmin, vmax=vmax,
+                symmetric_cbar=symmetric, axes=axes[r, c], figure=fig, colorbar=(c == 1),
+                title=f"{side} hemisphere")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_layer_scores(layers, scores_by_group: dict, ylabel: str = "mean correlation r", title: str = ""):
+    """One line per voxel group across layers.
+
+    Parameters
+    ----------
+    layers : sequence of int
+    scores_by_group : dict of str -> sequence of float (one per layer)
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for group, scores in scores_by_group.items():
+        ax.plot(list(layers), list(scores), "o-", label=group.replace("_", " "))
+    ax.set_xlabel("layer (0 = input of the first transformer layer)")
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(list(layers))
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roi_bars(means: dict, ylabel: str = "mean correlation r", title: str = "", errors: dict | None = None):
+    """Bar chart of a value per ROI (optionally with error bars).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    names = list(means)
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(names)), 3.6))
+    err = [errors[n] for n in names] if errors else None
+    ax.bar(range(len(names)), [means[n] for n in names], yerr=err, color="tab:blue", alpha=0.8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction(tr_times: np.ndarray, measured: np.ndarray, predicted: np.ndarray, title: str = ""):
+    """Measured and predicted time course of one voxel.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    r = np.corrcoef(measured, predicted)[0, 1] if np.std(predicted) > 0 else 0.0
+    fig, ax = plt.subplots(figsize=(11, 3))
+    ax.plot(tr_times, measured, color="0.3", lw=1.2, label="measured (mean of repeats)")
+    ax.plot(tr_times, predicted, color="tab:red", lw=1.2, label=f"predicted (r = {r:.2f})")
+    ax.set_xlabel("time from story onset (s)")
+    ax.set_ylabel("response (z)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ceiling_scatter(estimated: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None):
+    """Estimated against true noise ceiling, one dot per voxel.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.scatter(true, estimated, s=3, alpha=0.3, c=groups, cmap="coolwarm" if groups is not None else None)
+    ax.plot([0, 1], [0, 1], color="0.3", lw=0.8)
+    ax.set_xlabel("true noise ceiling (ground truth)")
+    ax.set_ylabel("estimated CC_max (10 repeats)")
+    ax.set_xlim(-0.02, 1)
+    ax.set_ylim(-0.02, 1)
+    fig.tight_layout()
+    return fig
+
+
+def plot_resampling(times: np.ndarray, values: np.ndarray, tr_times: np.ndarray, rows: np.ndarray,
+                    title: str = ""):
+    """One feature on its fine time grid and after Lanczos resampling to the TR grid.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_windows,)
+    values : ndarray, shape (n_windows,)
+    tr_times : ndarray, shape (n_rows,)
+    rows : ndarray, shape (n_rows,)
+        The resampled (and z-scored) feature.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 3))
+    z = (values - values.mean()) / (values.std() or 1.0)
+    ax.plot(times, z, color="0.6", lw=0.8, label="window features (z)")
+    ax.plot(tr_times, rows, "o-", color="tab:purple", ms=3, lw=1.2, label="on the TR grid (z)")
+    ax.set_xlabel("time from story onset (s)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, title: str = ""):
+    """Histogram of noise ceilings, with the real data's quantiles for comparison.
+
+    Parameters
+    ----------
+    ceiling : ndarray, shape (n_voxels,)
+    reference : dict, optional
+        One subject of :func:`~bt_tutorial.noise_ceiling.lebel_noise_ceiling_summary`.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist(ceiling, bins=40, range=(0, 1), color="tab:blue", alpha=0.7, label="this subject")
+    if reference:
+        for name, q in reference["quantiles"].items():
+            ax.axvline(q, color="tab:red", lw=0.8, ls="--")
+        ax.plot([], [], color="tab:red", ls="--", label="real data quantiles (10-99%)")
+    ax.axvline(0.4, color="k", lw=1)
+    ax.set_xlabel("noise ceiling CC_max")
+    ax.set_ylabel("voxels")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -172,9 +172,9 @@ def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4)) -> np.ndarray:
     for k, d in enumerate(delays):
         block = out[:, k * values.shape[1]:(k + 1) * values.shape[1]]
         if d >= 0:
-            block[d:] = values[: values.shape[0] - d]
+            block[d:] = values[: max(0, values.shape[0] - d)]
         else:
-            block[:d] = values[-d:]
+            block[:d] = values[min(-d, values.shape[0]):]
     return out
 
 

@@ -18,17 +18,18 @@ import numpy as np
 
 _FORMAT_VERSION = 6
 _DTYPES = {0: "<f4", 1: "i1", 2: "<i2", 3: "<i4", 4: "<f2"}  # code 5, bfloat16, is unsupported
-# ct2 spec options that must hold for the HF Whisper architecture (activation 3 is GELU)
-_EXPECTED_OPTIONS = {"decoder/activation": 3, "decoder/alibi": 0, "decoder/pre_norm": 1,
-                     "decoder/scale_embeddings": 0, "decoder/start_from_zero_embedding": 0}
-# num_heads go to the config; Whisper's alignment heads are in config.json, not these
-_OTHER_OPTIONS = ("encoder/num_heads", "decoder/num_heads",
-                  "decoder/alignment_heads", "decoder/alignment_layer")
+# ct2 spec options and the value the HF Whisper architecture needs (activation 3 is GELU);
+# None: any value, num_heads go to the config and Whisper's alignment heads are in config.json
+_OPTIONS = {"decoder/activation": 3, "decoder/alibi": 0, "decoder/pre_norm": 1,
+            "decoder/scale_embeddings": 0, "decoder/start_from_zero_embedding": 0,
+            "encoder/num_heads": None, "decoder/num_heads": None,
+            "decoder/alignment_heads": None, "decoder/alignment_layer": None}
 # HF name to ct2 name within a layer, besides the fused q/k/v projections
 _LAYER_MAP = {"self_attn.out_proj": "self_attention/linear_1", "fc1": "ffn/linear_0",
               "self_attn_layer_norm": "self_attention/layer_norm", "fc2": "ffn/linear_1",
               "final_layer_norm": "ffn/layer_norm"}
-_CROSS_MAP = {"encoder_attn.q_proj": "attention/linear_0", "encoder_attn.out_proj": "attention/linear_2",
+_CROSS_MAP = {"encoder_attn.q_proj": "attention/linear_0",
+              "encoder_attn.out_proj": "attention/linear_2",
               "encoder_attn_layer_norm": "attention/layer_norm"}
 
 
@@ -135,11 +136,10 @@ class _Mapper:
         self.used.add(name)
         return self.variables[name]
 
-    def put(self, hf: str, ct2: str, bias: bool = True):
+    def put(self, hf: str, ct2: str):
         norm = ct2.endswith("layer_norm")
         self.out[f"{hf}.weight"] = self.get(f"{ct2}/{'gamma' if norm else 'weight'}")
-        if bias:
-            self.out[f"{hf}.bias"] = self.get(f"{ct2}/{'beta' if norm else 'bias'}")
+        self.out[f"{hf}.bias"] = self.get(f"{ct2}/{'beta' if norm else 'bias'}")
 
     def split(self, hf: str, ct2: str, projections: str):
         """Split a fused linear (rows in q, k, v order) into HF projections; k has no bias."""
@@ -167,22 +167,16 @@ def _count_layers(variables: dict, side: str) -> int:
 def _map_variables(variables: dict, aliases: dict) -> tuple[dict[str, np.ndarray], _Mapper]:
     """Return the HF state dict built from ct2 variables, and the mapper that used them."""
     m = _Mapper(variables)
-    for name, expected in _EXPECTED_OPTIONS.items():
-        if m.get(name) != expected:
+    for name, expected in _OPTIONS.items():
+        if expected not in (None, m.get(name)):
             raise ValueError(f"{name} is {m.get(name)}, the HF Whisper needs {expected}")
-    for name in _OTHER_OPTIONS:
-        m.get(name)
-    m.put("model.encoder.conv1", "encoder/conv1")
-    m.put("model.encoder.conv2", "encoder/conv2")
-    m.out["model.encoder.embed_positions.weight"] = m.get("encoder/position_encodings/encodings")
-    for i in range(_count_layers(variables, "encoder")):
-        m.layer(f"model.encoder.layers.{i}", f"encoder/layer_{i}", cross=False)
-    m.put("model.encoder.layer_norm", "encoder/layer_norm")
-    m.put("model.decoder.embed_tokens", "decoder/embeddings", bias=False)
-    m.out["model.decoder.embed_positions.weight"] = m.get("decoder/position_encodings/encodings")
-    for i in range(_count_layers(variables, "decoder")):
-        m.layer(f"model.decoder.layers.{i}", f"decoder/layer_{i}", cross=True)
-    m.put("model.decoder.layer_norm", "decoder/layer_norm")
+    for name in ("encoder/conv1", "encoder/conv2", "encoder/layer_norm", "decoder/layer_norm"):
+        m.put("model." + name.replace("/", "."), name)
+    for side in ("encoder", "decoder"):  # the encoder's sinusoids are stored, not computed
+        m.out[f"model.{side}.embed_positions.weight"] = m.get(f"{side}/position_encodings/encodings")
+        for i in range(_count_layers(variables, side)):
+            m.layer(f"model.{side}.layers.{i}", f"{side}/layer_{i}", cross=side == "decoder")
+    m.out["model.decoder.embed_tokens.weight"] = m.get("decoder/embeddings/weight")
     projection = aliases.get("decoder/projection/weight", "decoder/projection/weight")
     m.out["proj_out.weight"] = m.get(projection)
     return m.out, m
@@ -292,7 +286,8 @@ def convert_whisper_ct2(ct2_dir, out_dir) -> Path:
     model = _build_model(variables, aliases, config)
     model.generation_config = _generation_config(
         config, json.loads((ct2_dir / "config.json").read_text("utf-8")), tokenizer)
-    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=config.num_mel_bins), tokenizer)
+    features = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
+    processor = WhisperProcessor(features, tokenizer)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

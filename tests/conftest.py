@@ -9,8 +9,8 @@ import pytest
 from bt_tutorial.synthetic import TwinSpec, ensure_twin, make_synthetic_twin
 
 # small enough to generate in a few seconds; same code path as the demo twin
-TINY_SPEC = TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=25.0,
-                     test_story_seconds=40.0, n_repeats=4)
+TINY_SPEC = TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=40.0,
+                     test_story_seconds=50.0, n_repeats=4)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a hub
 

@@ -24,3 +24,15 @@ def test_unknown_profile_names_the_variable(monkeypatch):
     monkeypatch.setenv("BT_PROFILE", "gpu")
     with pytest.raises(ValueError, match="BT_PROFILE"):
         get_config()
+
+
+def test_profile_defaults_for_model_and_features(monkeypatch):
+    monkeypatch.delenv("BT_MODEL", raising=False)
+    monkeypatch.setenv("BT_PROGRESS", "0")
+    demo, full = get_config(profile="demo"), get_config(profile="full")
+    assert demo.model_name == "whisper-tiny.en" and full.model_name == "openai/whisper-small"
+    assert (full.feature_params.context, full.feature_params.stride) == (16.0, 0.1)
+    assert demo.feature_params.stride > full.feature_params.stride
+    assert demo.progress is False
+    monkeypatch.setenv("BT_MODEL", "tiny-hubert")
+    assert get_config().model_name == "tiny-hubert"

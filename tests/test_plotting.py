@@ -38,3 +38,27 @@ def test_plot_surface_rois_returns_both_hemispheres(tiny_twin):
     fig = plotting.plot_surface_rois(gt["roi"], gt["vertex"], gt["hemi"], gt["roi_names"])
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(gt["roi_names"][1:])
+
+
+def test_line_bar_prediction_and_histogram_plots():
+    fig = plotting.plot_layer_scores([0, 1, 2], {"late_language": [0.1, 0.2, 0.3], "outside": [0, 0, 0.1]})
+    assert len(fig.axes[0].lines) == 3  # two groups and the zero line
+    fig = plotting.plot_roi_bars({"A1": 0.2, "STS": 0.4})
+    assert [p.get_height() for p in fig.axes[0].patches] == [0.2, 0.4]
+    t = np.arange(20.0)
+    fig = plotting.plot_prediction(t, np.sin(t), np.sin(t))
+    assert "r = 1.00" in fig.axes[0].get_legend().get_texts()[1].get_text()
+    fig = plotting.plot_ceiling_histogram(np.linspace(0, 1, 50), {"quantiles": {"q50": 0.3, "q90": 0.6}})
+    assert sum(p.get_height() for p in fig.axes[0].patches) == 50
+    fig = plotting.plot_ceiling_scatter(np.array([0.1, 0.5]), np.array([0.2, 0.4]))
+    assert len(fig.axes) == 1
+    fig = plotting.plot_resampling(t, np.cos(t), t[::2], np.cos(t[::2]))
+    assert len(fig.axes[0].lines) == 2
+
+
+def test_plot_surface_map_nan_values_and_colour_range(tiny_twin):
+    gt = load_ground_truth(tiny_twin, "UTS01")
+    values = np.linspace(-1, 1, gt["vertex"].size)
+    values[:10] = np.nan
+    fig = plotting.plot_surface_map(values, gt["vertex"], gt["hemi"], symmetric=True, title="x")
+    assert fig._suptitle.get_text() == "x" and len(fig.axes) >= 2

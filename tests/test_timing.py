@@ -62,3 +62,8 @@ def test_to_response_rows_aligns_and_reports_mismatch():
     assert rows.shape == (40, 2) and np.allclose(rows.mean(0), 0, atol=1e-6)
     with pytest.raises(ValueError, match="Story story: features give 40 TR rows but the responses have 41"):
         timing.to_response_rows(feats, times, n_scan, "story", n_response_rows=41)
+
+
+def test_make_delayed_longer_than_the_story_gives_zeros():
+    x = np.ones((2, 3))
+    assert np.array_equal(timing.make_delayed(x, (1, 4)), np.hstack([[[0] * 3, [1] * 3], np.zeros((2, 3))]))

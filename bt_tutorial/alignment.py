@@ -1,0 +1,123 @@
+"""Brain alignment of a speech model, layer by layer: the measuring instrument of the book.
+
+audio -> causal features (:mod:`~bt_tutorial.features`) -> TR grid and FIR
+delays (:mod:`~bt_tutorial.timing`) -> voxelwise ridge on the training stories
+(:mod:`~bt_tutorial.encoding`) -> Pearson r with the mean of the test story's
+repeats, for every requested layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .encoding import EncodingResult, fit_encoding_model
+from .features import PAPER_PARAMS, FeatureParams, story_features
+from .timing import make_delayed, to_response_rows
+
+DELAYS = (1, 2, 3, 4)
+
+
+@dataclass
+class AlignmentResult:
+    """Encoding results of one model and subject, per layer.
+
+    Attributes
+    ----------
+    subject, model_name : str
+    layers : list of int
+    results : dict of int -> EncodingResult
+    test_story : str
+    measured : ndarray, shape (n_test_trs, n_voxels)
+        Mean of the test story's repeats.
+    """
+
+    subject: str
+    model_name: str
+    layers: list
+    results: dict
+    test_story: str
+    measured: np.ndarray = field(repr=False)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Test correlation of every layer, shape (n_layers, n_voxels)."""
+        return np.stack([self.results[k].scores for k in self.layers])
+
+    def best_layer(self, mask: np.ndarray | None = None) -> int:
+        """Layer with the highest mean test r over ``mask`` (all voxels by default)."""
+        means = [np.mean(self.results[k].scores[mask if mask is not None else slice(None)])
+                 for k in self.layers]
+        return self.layers[int(np.argmax(means))]
+
+
+def story_feature_rows(model, dataset, stories, layers, params: FeatureParams = PAPER_PARAMS,
+                       n_rows: dict | None = None, cache_dir=None, progress: bool = True) -> dict:
+    """Features of each story on its response rows, z-scored per story.
+
+    Parameters
+    ----------
+    model : SpeechModel
+    dataset : LebelDataset
+    stories : sequence of str
+    layers : sequence of int
+    params : FeatureParams
+    n_rows : dict of str -> int, optional
+        Response rows of each story, checked against the features.
+
+    Returns
+    -------
+    rows : dict of int -> dict of str -> ndarray, shape (n_rows, hidden_size)
+    """
+    out = {k: {} for k in layers}
+    for story in stories:
+        times, feats = story_features(model, dataset, story, layers, params, cache_dir,
+                                      progress=progress)
+        for k in layers:
+            out[k][story] = to_response_rows(feats[k], times, dataset.n_scan_trs(story), story,
+                                             None if n_rows is None else n_rows[story], dataset.tr)
+    return out
+
+
+def brain_alignment(model, dataset, subject: str, layers=None, params: FeatureParams = PAPER_PARAMS,
+                    delays=DELAYS, cache_dir=None, progress: bool = True, **fit_kwargs) -> AlignmentResult:
+    """Fit and score voxelwise encoding models for each layer of a model.
+
+    Training stories are those of ``dataset.split(subject)["train"]``; ridge
+    penalties are chosen per voxel by cross-validation over whole training
+    stories; scores are Pearson r on the test story (mean of its repeats).
+
+    Parameters
+    ----------
+    model : SpeechModel
+    dataset : LebelDataset
+    subject : str
+    layers : sequence of int, optional
+        Default: every hidden state.
+    params : FeatureParams
+    delays : sequence of int
+        FIR delays in TRs.
+    **fit_kwargs
+        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
+
+    Returns
+    -------
+    result : AlignmentResult
+    """
+    layers = list(range(model.n_layers + 1)) if layers is None else sorted(set(layers))
+    split = dataset.split(subject)
+    train, test = split["train"], split["test"]
+    y_train = [dataset.load_responses(subject, s) for s in train]
+    y_test = dataset.load_responses(subject, test)
+    n_rows = {s: len(y) for s, y in zip(train + [test], y_train + [y_test])}
+    rows = story_feature_rows(model, dataset, train + [test], layers, params, n_rows, cache_dir, progress)
+    results = {}
+    for k in layers:
+        x_train = [make_delayed(rows[k][s], delays) for s in train]
+        x_test = make_delayed(rows[k][test], delays)
+        results[k] = fit_encoding_model(x_train, y_train, x_test, y_test, **fit_kwargs)
+    return AlignmentResult(subject, model.name, layers, results, test, y_test)
+
+
+__all__ = ["AlignmentResult", "EncodingResult", "brain_alignment", "story_feature_rows", "DELAYS"]

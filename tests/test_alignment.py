@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from bt_tutorial.alignment import brain_alignment, story_feature_rows
+from bt_tutorial.config import get_config
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.features import FeatureParams
+from bt_tutorial.models import load_speech_model
+from bt_tutorial.rois import roi_masks, roi_means
+from bt_tutorial.synthetic import load_ground_truth
+
+SMALL = FeatureParams(context=2.0, stride=1.0, batch_size=8, pool="stride")
+
+
+def test_feature_rows_line_up_with_responses(tiny_twin, tmp_path):
+    ds = LebelDataset(tiny_twin)
+    model = load_speech_model("tiny-wav2vec2")
+    stories = ds.stories("UTS01")
+    n_rows = {s: len(ds.tr_times(s)) for s in stories}
+    rows = story_feature_rows(model, ds, stories, [1, 3], SMALL, n_rows, cache_dir=tmp_path, progress=False)
+    for s in stories:
+        assert rows[3][s].shape == (n_rows[s], 32)
+        assert np.allclose(rows[3][s].mean(0), 0, atol=1e-5)
+    with pytest.raises(ValueError, match="stagefright: features give"):
+        story_feature_rows(model, ds, ["stagefright"], [1], SMALL, {"stagefright": 3}, cache_dir=tmp_path,
+                           progress=False)
+
+
+def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
+    ds = LebelDataset(tiny_twin)
+    model = load_speech_model("tiny-hubert")
+    result = brain_alignment(model, ds, "UTS01", layers=[0, 2], params=SMALL, cache_dir=tmp_path,
+                             progress=False, n_folds=2)
+    n_test = len(ds.tr_times("wheretheressmoke"))
+    assert result.layers == [0, 2] and result.scores.shape == (2, result.measured.shape[1])
+    assert result.results[2].predictions.shape == (n_test, result.measured.shape[1])
+    assert result.best_layer() in (0, 2)
+
+
+def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
+    """Acceptance: on the demo twin, late-language r is clearly above r outside all ROIs."""
+    config = get_config(profile="demo")
+    ds = LebelDataset(twin_root)
+    model = load_speech_model("whisper-tiny.en", data_home=config.data_home)
+    result = brain_alignment(model, ds, "UTS01", params=config.feature_params, progress=False)
+    truth = load_ground_truth(twin_root, "UTS01")
+    masks = roi_masks(truth["roi"], truth["roi_names"])
+    layer = result.best_layer(masks["late_language"])
+    means = roi_means(result.results[layer].scores, masks)
+    assert means["late_language"] > 2 * means["outside_rois"]
+    assert means["late_language"] - means["outside_rois"] > 0.05

@@ -1,0 +1,197 @@
+"""Voxelwise encoding models: planted weights, story splits, solvers, inputs, backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from himalaya.backend import get_backend, set_backend
+
+from bt_tutorial.encoding import (EncodingResult, fit_encoding_model, pearson_r, pick_backend,
+                                  story_splits)
+
+N_STORIES, N_TRS, N_FEATURES, N_VOXELS = 6, 150, 40, 300
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Stories with Y = X W + noise; voxel signal-to-noise ratios from 0.1 to 2."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((N_FEATURES, N_VOXELS)) / np.sqrt(N_FEATURES)
+    snr = np.linspace(0.1, 2.0, N_VOXELS)
+
+    def story(n):
+        X = rng.standard_normal((n, N_FEATURES))
+        S = X @ W * snr
+        return X, S + rng.standard_normal(S.shape), S
+
+    train = [story(N_TRS) for _ in range(N_STORIES)]
+    X_test, Y_test, S_test = story(N_TRS)
+    return dict(X=[x for x, _, _ in train], Y=[y for _, y, _ in train],
+                X_test=X_test, Y_test=Y_test, S_test=S_test, snr=snr)
+
+
+@pytest.fixture(scope="module")
+def fitted(planted):
+    return fit_encoding_model(planted["X"], planted["Y"], planted["X_test"], planted["Y_test"])
+
+
+def test_ridge_recovers_planted_weights(planted, fitted):
+    # the r of the true model on the noisy test responses bounds what ridge can reach
+    r_true_model = pearson_r(planted["S_test"], planted["Y_test"])
+    assert fitted.scores.mean() > r_true_model.mean() - 0.04
+    strong = planted["snr"] >= 1
+    assert np.all(fitted.scores[strong] > r_true_model[strong] - 0.1)
+    assert pearson_r(fitted.predictions, planted["S_test"]).mean() > 0.9
+
+    third = N_VOXELS // 3
+    log_alpha = np.log10(fitted.alphas)
+    assert log_alpha[:third].mean() > log_alpha[-third:].mean() + 1
+
+
+def test_result_types_and_summary(fitted):
+    assert isinstance(fitted, EncodingResult)
+    for name in ("alphas", "scores", "cv_scores"):
+        value = getattr(fitted, name)
+        assert isinstance(value, np.ndarray) and value.shape == (N_VOXELS,)
+        assert value.dtype.kind == "f" and np.isfinite(value).all()
+    assert fitted.predictions.shape == (N_TRS, N_VOXELS)
+    assert isinstance(fitted.predictions, np.ndarray) and np.isfinite(fitted.predictions).all()
+    assert set(fitted.alphas) <= set(np.logspace(0, 10, 11))
+    assert fitted.solver == "primal"  # 900 TRs > 40 features
+    text = repr(fitted)
+    assert "300 voxels" in text and "mean r=" in text and len(text) < 200
+
+
+@pytest.mark.parametrize("lengths,n_folds,expected", [
+    ([100, 80, 120, 90, 110, 70, 60], None, 5),
+    ([50, 40, 30], None, 3),
+    ([50, 40, 30, 20], 2, 2),
+])
+def test_story_splits_hold_out_whole_stories(lengths, n_folds, expected):
+    splits = story_splits(lengths, n_folds)
+    assert len(splits) == expected
+    n_rows = sum(lengths)
+    story_of_row = np.repeat(np.arange(len(lengths)), lengths)
+    counts = np.zeros(n_rows, dtype=int)
+    for train, val in splits:
+        counts[val] += 1
+        assert len(np.intersect1d(train, val)) == 0
+        assert len(train) + len(val) == n_rows
+        # each validated story is validated whole
+        for story in np.unique(story_of_row[val]):
+            assert np.sum(story_of_row[val] == story) == lengths[story]
+    assert np.all(counts == 1)
+
+
+@pytest.mark.parametrize("lengths,n_folds", [([100], None), ([10, 10, 10], 4), ([10, 10], 1)])
+def test_story_splits_reject_bad_folds(lengths, n_folds):
+    with pytest.raises(ValueError):
+        story_splits(lengths, n_folds)
+
+
+def test_kernel_and_primal_agree(planted):
+    # small, because a kernel fit is n_trs^3: this one stays a fraction of a second
+    args = (planted["X"][:3], [y[:, :100] for y in planted["Y"][:3]], planted["X_test"],
+            planted["Y_test"][:, :100])
+    kernel = fit_encoding_model(*args, solver="kernel", dtype="float64")
+    primal = fit_encoding_model(*args, solver="primal", dtype="float64")
+    assert (kernel.solver, primal.solver) == ("kernel", "primal")
+    np.testing.assert_allclose(kernel.scores, primal.scores, atol=1e-3)
+    np.testing.assert_allclose(kernel.cv_scores, primal.cv_scores, atol=1e-3)
+
+
+def test_auto_solver_picks_kernel_when_features_outnumber_trs():
+    rng = np.random.default_rng(1)
+    X = [rng.standard_normal((20, 80)) for _ in range(3)]
+    Y = [rng.standard_normal((20, 5)) for _ in range(3)]
+    result = fit_encoding_model(X, Y, rng.standard_normal((15, 80)), rng.standard_normal((15, 5)))
+    assert result.solver == "kernel"
+
+
+def test_pearson_r_matches_corrcoef_and_handles_constants():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((50, 6)), rng.standard_normal((50, 6))
+    b[:, 1] += 3 * a[:, 1]
+    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(6)]
+    np.testing.assert_allclose(pearson_r(a, b), expected, atol=1e-12)
+    np.testing.assert_allclose(pearson_r(a.astype(np.float32), b.astype(np.float32)), expected, atol=1e-5)
+    assert pearson_r(a[:, 1], b[:, 1]) == pytest.approx(expected[1])
+
+    a[:, 2] = 0.1  # constant, with a mean that floats cannot hold exactly
+    b[:, 3] = 7.0
+    r = pearson_r(a, b)
+    assert r[2] == 0 and r[3] == 0 and np.isfinite(r).all()
+    with pytest.raises(ValueError):
+        pearson_r(a, b[:, :3])
+
+
+def test_constant_voxel_does_not_crash(planted):
+    Y = [y.copy() for y in planted["Y"]]
+    for y in Y:
+        y[:, 0] = 5.0
+    Y_test = planted["Y_test"].copy()
+    Y_test[:, 0] = 5.0
+    result = fit_encoding_model(planted["X"], Y, planted["X_test"], Y_test)
+    assert result.scores[0] == 0
+    np.testing.assert_allclose(result.predictions[:, 0], 5.0, atol=1e-4)
+    assert np.isfinite(result.cv_scores).all() and np.isfinite(result.alphas).all()
+
+
+def _bad(planted, **changes):
+    args = dict(X_train=list(planted["X"]), Y_train=list(planted["Y"]),
+                X_test=planted["X_test"], Y_test=planted["Y_test"])
+    args.update(changes)
+    return args
+
+
+def test_nan_is_reported_with_its_place(planted):
+    X = [x.copy() for x in planted["X"]]
+    X[1][3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"X_train\[1\].*NaN at row 3, column 2"):
+        fit_encoding_model(**_bad(planted, X_train=X))
+    Y_test = planted["Y_test"].copy()
+    Y_test[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"Y_test.*inf at row 7, column 0"):
+        fit_encoding_model(**_bad(planted, Y_test=Y_test))
+
+
+def test_row_mismatch_names_story_and_counts(planted):
+    Y = list(planted["Y"])
+    Y[2] = Y[2][:-4]
+    with pytest.raises(ValueError, match=r"Story 2.*150 rows.*146"):
+        fit_encoding_model(**_bad(planted, Y_train=Y))
+
+
+def test_feature_and_voxel_mismatches(planted):
+    with pytest.raises(ValueError, match=r"X_test has 39 features but X_train\[0\] has 40"):
+        fit_encoding_model(**_bad(planted, X_test=planted["X_test"][:, :39]))
+    with pytest.raises(ValueError, match=r"Y_test has 299 voxels"):
+        fit_encoding_model(**_bad(planted, Y_test=planted["Y_test"][:, 1:]))
+    with pytest.raises(ValueError, match=r"6 stories but Y_train has 5"):
+        fit_encoding_model(**_bad(planted, Y_train=planted["Y"][:5]))
+    with pytest.raises(ValueError, match=r"at least 2 stories"):
+        fit_encoding_model(**_bad(planted, X_train=planted["X"][:1], Y_train=planted["Y"][:1]))
+
+
+def test_pick_backend_on_cpu_and_both_cpu_backends_fit(planted):
+    previous = get_backend().name
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    try:
+        name = pick_backend()
+        assert name == ("torch_cuda" if has_cuda else get_backend().name)
+        if not has_cuda:
+            assert name in ("numpy", "torch")
+    finally:
+        set_backend(previous)
+
+    args = (planted["X"][:3], [y[:, :50] for y in planted["Y"][:3]], planted["X_test"],
+            planted["Y_test"][:, :50])
+    results = {b: fit_encoding_model(*args, backend=b, dtype="float64") for b in ("numpy", "torch")}
+    assert get_backend().name == previous
+    assert results["numpy"].backend == "numpy" and results["torch"].backend == "torch"
+    np.testing.assert_allclose(results["numpy"].scores, results["torch"].scores, atol=1e-6)
+    np.testing.assert_array_equal(results["numpy"].alphas, results["torch"].alphas)
