@@ -84,12 +84,21 @@ class SpeechModel:
         return path
 
     def fingerprint(self) -> str:
-        """Hash of the name, family and weights: a cache key that changes when tuning does."""
-        h = hashlib.sha1(f"{self.name}|{self.family}|{self.whisper_pad_to_30s}".encode())
-        for key, value in sorted(self.backbone.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().to("cpu", torch.float32).numpy().tobytes())
-        return h.hexdigest()[:16]
+        """Hash of the name, family and weights: a cache key that changes when tuning does.
+
+        Memoised on the tensors' version counters, which every in-place update
+        (an optimizer step) increments.
+        """
+        state = sorted(self.backbone.state_dict().items())
+        key = (self.name, self.whisper_pad_to_30s,
+               tuple((v.data_ptr(), v._version, v.dtype) for _, v in state))
+        if getattr(self, "_fingerprint", (None, None))[0] != key:
+            h = hashlib.sha1(f"{self.name}|{self.family}|{self.whisper_pad_to_30s}".encode())
+            for name, value in state:
+                h.update(name.encode())
+                h.update(value.detach().to("cpu", torch.float32).numpy().tobytes())
+            self._fingerprint = (key, h.hexdigest()[:16])
+        return self._fingerprint[1]
 
     def prepare(self, windows: np.ndarray) -> torch.Tensor:
         """Model inputs for a batch of 16 kHz windows.
@@ -113,9 +122,10 @@ class SpeechModel:
         n = int(WHISPER_SECONDS * SAMPLE_RATE) if self.whisper_pad_to_30s else windows.shape[1]
         if n % 320:
             raise ValueError(f"Whisper windows must be a multiple of 20 ms (320 samples); got {n}.")
-        feats = self.feature_extractor(list(windows), sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                       padding="max_length", max_length=n, truncation=True)
-        return feats["input_features"].to(self.device)
+        x = torch.from_numpy(windows).to(self.device)
+        if n > x.shape[1]:
+            x = torch.nn.functional.pad(x, (0, n - x.shape[1]))
+        return whisper_log_mel(x, self.feature_extractor)
 
     def hidden_states(self, inputs: torch.Tensor, max_layer: int | None = None) -> list:
         """Hidden states 0..max_layer, running no layer above ``max_layer``.
@@ -159,6 +169,33 @@ class SpeechModel:
         if n_positions == self.backbone.embed_positions.num_embeddings:
             return self.backbone
         return _cut_whisper_encoder(self.backbone, n_positions)
+
+
+def whisper_log_mel(waveforms: torch.Tensor, extractor) -> torch.Tensor:
+    """Whisper's log-mel input of a batch, as ``WhisperFeatureExtractor`` computes it.
+
+    Same formula (Hann STFT, mel filters, log10, floor at the maximum minus 8,
+    ``(x + 4) / 4``) without the extractor's per-call padding and conversions,
+    and on the waveforms' device.
+
+    Parameters
+    ----------
+    waveforms : Tensor, shape (batch, n_samples)
+    extractor : WhisperFeatureExtractor
+        Provides ``n_fft``, ``hop_length`` and ``mel_filters``.
+
+    Returns
+    -------
+    log_mel : Tensor, shape (batch, n_mels, n_samples // hop_length)
+    """
+    window = torch.hann_window(extractor.n_fft, device=waveforms.device)
+    stft = torch.stft(waveforms.float(), extractor.n_fft, extractor.hop_length, window=window,
+                      return_complex=True)
+    power = (stft[..., :-1].abs() ** 2).contiguous()
+    filters = torch.as_tensor(extractor.mel_filters, dtype=torch.float32, device=waveforms.device)
+    log_spec = torch.clamp(filters.T @ power, min=1e-10).log10()
+    floor = log_spec.amax(dim=(1, 2), keepdim=True) - 8.0
+    return (torch.maximum(log_spec, floor) + 4.0) / 4.0
 
 
 def _layer_list(backbone: torch.nn.Module, family: str) -> torch.nn.ModuleList:

@@ -94,3 +94,14 @@ def test_hub_name_offline_fails_fast_with_advice(monkeypatch):
     with pytest.raises(OSError, match="whisper-tiny.en"):
         load_speech_model("facebook/wav2vec2-base-not-cached")
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_whisper_log_mel_matches_the_feature_extractor(pad):
+    model = load_speech_model("tiny-whisper", whisper_pad_to_30s=pad)
+    x = audio(3)
+    n = 480000 if pad else x.shape[1]
+    ref = model.feature_extractor(list(x), sampling_rate=16000, return_tensors="pt",
+                                  padding="max_length", max_length=n, truncation=True)["input_features"]
+    ours = model.prepare(x)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4)
