@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: install data test book sync clean-book
+.PHONY: install data test book sync clean-book student
 
 install: $(STAMP)
 
@@ -33,3 +33,7 @@ sync: $(STAMP)
 
 clean-book:
 	rm -rf book/_build
+
+# student notebooks: the chapters without exercise solutions (the book keeps them)
+student: $(STAMP)
+	$(PY) tools/make_student.py --out student

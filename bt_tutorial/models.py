@@ -329,7 +329,11 @@ def _load_hub(name: str) -> SpeechModel:
                 "cannot be reached. Offline, use the demo profile's 'whisper-tiny.en' or a folder "
                 "saved with save_pretrained; online, unset HF_HUB_OFFLINE to download it once."
             ) from None
-        path = snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+        from huggingface_hub import list_repo_files
+
+        files = list_repo_files(name)
+        weights = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
+        path = snapshot_download(name, allow_patterns=["*.json", "*.txt", weights])
     return _load_folder(Path(path), name)
 
 

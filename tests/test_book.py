@@ -47,3 +47,20 @@ def test_colab_launch_button_and_ipynb_excluded():
     assert config["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
     assert "**.ipynb" in config["exclude_patterns"]
     assert config["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+
+
+def test_student_notebooks_have_no_solutions(tmp_path):
+    import subprocess
+    import sys
+
+    script = BOOK.parent / "tools" / "make_student.py"
+    subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, capture_output=True)
+    for chapter in CHAPTERS:
+        student = jupytext.read(tmp_path / f"{chapter.stem}.ipynb")
+        original = [src for kind, src, tags in cells(chapter) if "solution" in tags]
+        sources = [c.source for c in student.cells]
+        assert original and not set(original) & set(sources)
+        exercises = [s for s in sources if "NotImplementedError" in s]
+        assert len(exercises) == len(original)
+        with pytest.raises(NotImplementedError, match="Exercise"):
+            exec(exercises[0], {})
