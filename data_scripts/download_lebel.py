@@ -44,12 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"number of training stories, 0 to {len(download.PAPER_TRAIN_STORIES)} "
         "(the test and validation stories are always downloaded)",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="local dataset root")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="local dataset root (default: $BT_DATA/ds003020, where the full profile reads)")
     parser.add_argument("--base-url", default=download.DEFAULT_BASE_URL, help="URL of the dataset root")
     parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
     parser.add_argument("--retries", type=int, default=5, help="retries per file after a transient error")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser.parse_args(argv)
+
+
+def _default_out() -> Path:
+    from bt_tutorial.config import get_config
+
+    return get_config(profile="full").dataset_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         download.download_lebel(
             args.subject,
             args.stories,
-            args.out,
+            args.out or _default_out(),
             base_url=args.base_url,
             dry_run=args.dry_run,
             retries=args.retries,
