@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: install data test book sync clean-book student
+.PHONY: install data test book sync clean-book student screenshots
 
 install: $(STAMP)
 
@@ -37,3 +37,7 @@ clean-book:
 # student notebooks: the chapters without exercise solutions (the book keeps them)
 student: $(STAMP)
 	$(PY) tools/make_student.py --out student
+
+# screenshots of every built page (headless Chromium), to check figures and math render
+screenshots: $(STAMP)
+	$(PY) tools/screenshots.py
