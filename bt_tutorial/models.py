@@ -162,6 +162,15 @@ class SpeechModel:
                 hook.remove()
         return states[: top + 1]
 
+    def last_hidden_state(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's output (all layers, Whisper's final layer norm included), with gradients.
+
+        Returns
+        -------
+        states : Tensor, shape (batch, n_frames, hidden_size)
+        """
+        return self._encoder_for(inputs)(inputs).last_hidden_state
+
     def _encoder_for(self, inputs: torch.Tensor) -> torch.nn.Module:
         if self.family != "whisper":
             return self.backbone
@@ -286,7 +295,8 @@ def _tiny_model(name: str) -> SpeechModel:
         else:
             kwargs = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                           intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=4)
+                          num_conv_pos_embedding_groups=4, layerdrop=0.0,
+                          apply_spec_augment=False)  # short test windows would be fully masked
             cls_config = tf.Wav2Vec2Config if family == "wav2vec2" else tf.HubertConfig
             cls_model = tf.Wav2Vec2Model if family == "wav2vec2" else tf.HubertModel
             backbone = cls_model(cls_config(**kwargs))

@@ -1,0 +1,205 @@
+"""The brain-tuning loop: mixed precision, gradient accumulation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .tuning import BrainTunedModel, TuningConfig, TuningData, prepare_tuning_data
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TuningResult:
+    """Outcome of :func:`brain_tune`.
+
+    Attributes
+    ----------
+    history : list of dict
+        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``samples_per_s``.
+    best_epoch : int
+    backbone_dir : Path
+        The best tuned backbone, saved with ``save_pretrained`` (load it with
+        ``load_speech_model(str(backbone_dir))``).
+    voxels : ndarray of int
+    completed : bool
+        False when the run stopped early on request (``stop_after_steps``).
+    """
+
+    history: list
+    best_epoch: int
+    backbone_dir: Path
+    voxels: np.ndarray
+    completed: bool = True
+
+
+def _precision(device: torch.device):
+    """Autocast context and gradient scaler for the device (bf16, else fp16 + scaler; fp32 on CPU)."""
+    if device.type != "cuda":
+        return nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+
+
+def _schedule(total_steps: int, warmup_fraction: float):
+    warmup = max(1, int(round(warmup_fraction * total_steps)))
+
+    def backbone(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return [backbone, lambda step: 1.0]
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a disconnect never leaves half a checkpoint
+
+
+def _check_resume(saved: dict, config: TuningConfig, voxels: np.ndarray) -> None:
+    now = asdict(config)
+    diffs = [f"{k}: checkpoint {saved['config'].get(k)!r}, now {v!r}"
+             for k, v in now.items() if saved["config"].get(k) != v]
+    if not np.array_equal(saved["voxels"], voxels):
+        diffs.append("target voxels differ")
+    if diffs:
+        raise ValueError("Cannot resume: the configuration differs from the checkpoint's ("
+                         + "; ".join(diffs) + "). Use another output folder or resume=False.")
+
+
+def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast) -> float:
+    """Mean squared error over a data set, in eval mode, without gradients."""
+    model.eval()
+    total, device = 0.0, next(model.parameters()).device
+    with torch.no_grad(), autocast():
+        for start in range(0, len(data), batch_size):
+            x, y = data.batch(np.arange(start, min(start + batch_size, len(data))))
+            pred = model(model.speech_model.prepare(x)).float()
+            total += torch.nn.functional.mse_loss(pred, y.to(device), reduction="sum").item()
+    return total / (len(data) * data.targets[0].shape[1])
+
+
+def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfig = TuningConfig(),
+               resume: bool = False, device=None, progress: bool = True,
+               stop_after_steps: int | None = None) -> TuningResult:
+    """Brain-tune ``speech_model`` on one subject; checkpoint every epoch into ``out_dir``.
+
+    Parameters
+    ----------
+    speech_model : SpeechModel
+        Tuned in place (its front end is frozen here).
+    dataset : LebelDataset
+    subject : str
+    out_dir : str or Path
+        Checkpoint, history and the best backbone (``out_dir/backbone``).
+    config : TuningConfig
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` (same configuration required).
+    device : str or torch.device, optional
+        Default: CUDA when available.
+    progress : bool
+    stop_after_steps : int, optional
+        Stop after this many optimizer steps of this call, as a disconnect would
+        (the epoch in progress is lost; the last checkpoint stays).
+
+    Returns
+    -------
+    result : TuningResult
+    """
+    train, val, voxels = prepare_tuning_data(speech_model, dataset, subject, config)
+    return train_model(speech_model, train, val, voxels, out_dir, config, resume, device, progress,
+                       stop_after_steps)
+
+
+def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.ndarray, out_dir,
+                config: TuningConfig = TuningConfig(), resume: bool = False, device=None,
+                progress: bool = True, stop_after_steps: int | None = None) -> TuningResult:
+    """The training loop of :func:`brain_tune` on prepared data (see there for the parameters)."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    speech_model.freeze_feature_encoder()
+    torch.manual_seed(config.seed)
+    model = BrainTunedModel(speech_model, len(voxels)).to(device)
+    trainable = [p for p in model.backbone.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam([{"params": trainable, "lr": config.lr_backbone},
+                                  {"params": model.head.parameters(), "lr": config.lr_head}])
+    accumulation = max(1, config.effective_batch // config.batch_size)
+    steps_per_epoch = math.ceil(len(train) / (config.batch_size * accumulation))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(config.epochs * steps_per_epoch, config.warmup_fraction))
+    autocast, scaler = _precision(device)
+    state = {"epoch": 0, "history": [], "best_val": float("inf"), "best_epoch": 0}
+    path = out / CHECKPOINT
+    if resume and path.is_file():
+        saved = torch.load(path, map_location=device, weights_only=False)
+        _check_resume(saved, config, voxels)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng_cpu"])
+        if device.type == "cuda" and saved.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(saved["rng_cuda"])
+        state = {k: saved[k] for k in state}
+    steps_done = 0
+    for epoch in range(state["epoch"], config.epochs):
+        if epoch - state["best_epoch"] >= config.patience and state["history"]:
+            break
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
+        model.train()
+        t0, seen, losses = time.perf_counter(), 0, []
+        bar = tqdm(range(steps_per_epoch), disable=not progress, desc=f"epoch {epoch + 1}/{config.epochs}")
+        for step in bar:
+            rows = order[step * config.batch_size * accumulation:(step + 1) * config.batch_size * accumulation]
+            loss_sum = 0.0
+            for chunk in np.array_split(rows, math.ceil(len(rows) / config.batch_size)):
+                x, y = train.batch(chunk)
+                with autocast():
+                    pred = model(speech_model.prepare(x)).float()
+                    loss = torch.nn.functional.mse_loss(pred, y.to(device)) * len(chunk) / len(rows)
+                (scaler.scale(loss) if scaler else loss).backward()
+                loss_sum += loss.item()
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            seen += len(rows)
+            losses.append(loss_sum)
+            steps_done += 1
+            bar.set_postfix(loss=f"{loss_sum:.3f}", samples_per_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            if stop_after_steps is not None and steps_done >= stop_after_steps:
+                return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, False)
+        val_loss = evaluate(model, val, config.batch_size, autocast)
+        state["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                                 "val_loss": val_loss, "samples_per_s": seen / (time.perf_counter() - t0)})
+        if val_loss < state["best_val"]:
+            state["best_val"], state["best_epoch"] = val_loss, epoch + 1
+            speech_model.save_pretrained(out / "backbone")
+            torch.save(model.head.state_dict(), out / "head.pt")
+        state["epoch"] = epoch + 1
+        _save_checkpoint(path, {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(),
+                                "scaler": scaler.state_dict() if scaler else None,
+                                "rng_cpu": torch.get_rng_state(),
+                                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                                "config": asdict(config), "voxels": voxels})
+        (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+    return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True)

@@ -1,0 +1,123 @@
+"""Brain-tuning: windows, controls, the loop on a learnable target, resume, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.models import load_speech_model
+from bt_tutorial.training import brain_tune, train_model
+from bt_tutorial.tuning import TuningConfig, TuningData, control_targets, tr_windows
+
+FAST = TuningConfig(window_trs=1, batch_size=4, effective_batch=8, epochs=8, patience=10,
+                    lr_backbone=1e-4, lr_head=5e-2, warmup_fraction=0.1)
+
+
+def learnable(n_stories=4, rows=16, seed=0):
+    """Coloured-noise windows with targets around fixed per-voxel offsets.
+
+    Random tiny backbones give nearly constant pooled outputs, so what a few dozen
+    steps can surely learn is the offsets: a working loop (gradients, accumulation,
+    optimizer, schedule) must bring the loss far below its starting value.
+    """
+    rng = np.random.default_rng(seed)
+    n = 3520  # 0.22 s, a multiple of 20 ms
+    windows, targets = [], []
+    for _ in range(n_stories):
+        white = rng.standard_normal((rows, n + 8))
+        taps = rng.uniform(-1, 1, (rows, 8))
+        windows.append(np.stack([np.convolve(w, k, "valid")[:n] for w, k in zip(white, taps)]).astype(np.float32))
+        targets.append((np.array([2.0, -1.5, 1.0]) + 0.1 * rng.standard_normal((rows, 3))).astype(np.float32))
+    return TuningData(windows[:-1], targets[:-1]), TuningData(windows[-1:], targets[-1:])
+
+
+def test_tr_windows_end_with_their_tr_and_pad_short_audio():
+    wav = np.arange(16000 * 4, dtype=np.float32) + 1
+    tr_times = np.array([0.0, 2.0045, 6.0])
+    w = tr_windows(wav, tr_times, window_trs=2)
+    assert w.shape[1] % 320 == 0 and w.shape[1] >= 2 * 2.0045 * 16000
+    end = int(round((tr_times[1] + 2.0045 / 2) * 16000))
+    assert w[1, -1] == wav[end - 1]
+    assert np.all(w[0, : w.shape[1] - 16000]) == 0  # before the onset: zeros
+    assert w[2, -1] == 0  # after the end of the audio: zeros
+
+
+def test_controls_shuffle_targets_but_keep_shapes():
+    rng = np.random.default_rng(0)
+    targets = [np.arange(20.0).reshape(10, 2), np.arange(100, 112.0).reshape(6, 2)]
+    other = control_targets(targets, "other_story", 3, rng)
+    assert [t.shape for t in other] == [(10, 2), (6, 2)] and other[1][0, 0] == 0
+    perm = control_targets(targets, "chunk_permute", 3, rng)
+    assert sorted(perm[0][:, 0]) == sorted(targets[0][:, 0])
+    assert not np.array_equal(perm[0], targets[0])
+    with pytest.raises(ValueError, match="control must be"):
+        TuningConfig(control="random")
+
+
+@pytest.mark.parametrize("name", ["tiny-wav2vec2", "tiny-hubert", "tiny-whisper"])
+def test_loss_falls_on_a_learnable_target(name, tmp_path):
+    model = load_speech_model(name)
+    train, val = learnable()
+    result = train_model(model, train, val, np.arange(3), tmp_path, FAST, device="cpu", progress=False)
+    losses = [h["val_loss"] for h in result.history]
+    predicting_zero = float(np.mean(np.square(val.targets[0])))  # about 2.4
+    assert losses[-1] < 0.15 * predicting_zero, losses
+    assert result.history[0]["train_loss"] > losses[-1]
+    again = load_speech_model(str(result.backbone_dir))
+    assert again.family == model.family
+
+
+def test_resume_after_a_disconnect_gives_the_same_weights(tmp_path):
+    train, val = learnable()
+    config = FAST
+    full = load_speech_model("tiny-hubert")
+    train_model(full, train, val, np.arange(3), tmp_path / "a", config, device="cpu", progress=False)
+    cut = load_speech_model("tiny-hubert")
+    steps_per_epoch = int(np.ceil(len(train) / config.effective_batch))
+    partial = train_model(cut, train, val, np.arange(3), tmp_path / "b", config, device="cpu",
+                          progress=False, stop_after_steps=steps_per_epoch + 1)
+    assert not partial.completed and len(partial.history) == 1
+    resumed_model = load_speech_model("tiny-hubert")
+    resumed = train_model(resumed_model, train, val, np.arange(3), tmp_path / "b", config, resume=True,
+                          device="cpu", progress=False)
+    assert resumed.completed and len(resumed.history) == config.epochs
+    for (name, a), b in zip(full.backbone.state_dict().items(), resumed_model.backbone.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_with_another_configuration_lists_the_differences(tmp_path):
+    train, val = learnable()
+    train_model(load_speech_model("tiny-hubert"), train, val, np.arange(3), tmp_path,
+                TuningConfig(**{**FAST.__dict__, "epochs": 1}), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="lr_head: checkpoint 0.05, now 0.1"):
+        train_model(load_speech_model("tiny-hubert"), train, val, np.arange(3), tmp_path,
+                    TuningConfig(**{**FAST.__dict__, "epochs": 1, "lr_head": 0.1}), resume=True,
+                    device="cpu", progress=False)
+
+
+def test_brain_tune_on_the_tiny_twin_and_no_voxel_error(tiny_twin, tmp_path):
+    ds = LebelDataset(tiny_twin)
+    config = TuningConfig(**{**FAST.__dict__, "epochs": 1, "window_trs": 2})
+    result = brain_tune(load_speech_model("tiny-whisper"), ds, "UTS01", tmp_path / "run", config,
+                        device="cpu", progress=False)
+    assert result.completed and (result.backbone_dir / "config.json").is_file()
+    assert len(result.voxels) > 0
+    with pytest.raises(ValueError, match="No voxel has a noise ceiling above 0.999"):
+        brain_tune(load_speech_model("tiny-whisper"), ds, "UTS01", tmp_path / "x",
+                   TuningConfig(ceiling_threshold=0.999), device="cpu", progress=False)
+
+
+def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "bt_tutorial.tune", "--model", "tiny-hubert", "--subject", "UTS01",
+           "--data", str(tiny_twin), "--out", str(tmp_path), "--epochs", "1", "--window-trs", "1",
+           "--batch-size", "4", "--effective-batch", "8", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best epoch 1" in done.stdout and (tmp_path / "checkpoint.pt").is_file()
+    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "epoch 1: train" in again.stdout
+    bad = subprocess.run(cmd + ["--resume", "--lr-head", "0.5"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "lr_head" in bad.stderr
