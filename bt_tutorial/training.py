@@ -43,9 +43,9 @@ class TuningResult:
     completed: bool = True
 
 
-def _precision(device: torch.device):
+def _precision(device: torch.device, enabled: bool = True):
     """Autocast context and gradient scaler for the device (bf16, else fp16 + scaler; fp32 on CPU)."""
-    if device.type != "cuda":
+    if device.type != "cuda" or not enabled:
         return nullcontext, None
     if torch.cuda.is_bf16_supported():
         return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
@@ -141,7 +141,7 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
     steps_per_epoch = math.ceil(len(train) / (config.batch_size * accumulation))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config.epochs * steps_per_epoch, config.warmup_fraction))
-    autocast, scaler = _precision(device)
+    autocast, scaler = _precision(device, config.mixed_precision)
     state = {"epoch": 0, "history": [], "best_val": float("inf"), "best_epoch": 0}
     path = out / CHECKPOINT
     if resume and path.is_file():

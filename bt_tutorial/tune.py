@@ -30,8 +30,11 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", default=None)
     for f in fields(TuningConfig):
-        if f.name != "control":
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        elif f.name != "control":
+            parser.add_argument(flag, type=type(f.default), default=f.default)
     return parser.parse_args(argv)
 
 

@@ -44,6 +44,9 @@ class TuningConfig:
     ceiling_threshold : float
         Voxels whose noise ceiling is above this are the targets.
     seed : int
+    mixed_precision : bool
+        On a GPU: bf16 autocast where supported, else fp16 with a gradient
+        scaler. The CPU always trains in fp32.
     """
 
     window_trs: int = 5
@@ -58,6 +61,7 @@ class TuningConfig:
     chunk_trs: int = 10
     ceiling_threshold: float = 0.4
     seed: int = 0
+    mixed_precision: bool = True
 
     def __post_init__(self):
         if self.control not in CONTROLS:
