@@ -345,3 +345,29 @@ def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, t
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_training_history(histories: dict, title: str = ""):
+    """Training and validation loss per epoch, one colour per run.
+
+    Parameters
+    ----------
+    histories : dict of str -> list of dict
+        Run name -> ``TuningResult.history``.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (name, history), color in zip(histories.items(), plt.get_cmap("tab10").colors):
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], "o--", color=color, label=f"{name}: training")
+        ax.plot(epochs, [h["val_loss"] for h in history], "o-", color=color, label=f"{name}: validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (z-scored responses)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

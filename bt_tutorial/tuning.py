@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,6 +48,9 @@ class TuningConfig:
     mixed_precision : bool
         On a GPU: bf16 autocast where supported, else fp16 with a gradient
         scaler. The CPU always trains in fp32.
+    row_step : int
+        Train on every ``row_step``-th TR of each training story (1: all; the
+        demo profile uses 2 to fit a CPU budget).
     """
 
     window_trs: int = 5
@@ -62,6 +66,7 @@ class TuningConfig:
     ceiling_threshold: float = 0.4
     seed: int = 0
     mixed_precision: bool = True
+    row_step: int = 1
 
     def __post_init__(self):
         if self.control not in CONTROLS:
@@ -189,8 +194,30 @@ def prepare_tuning_data(speech_model, dataset, subject: str, config: TuningConfi
         return windows, targets
 
     train_w, train_t = load(split["train"])
+    train_w = [w[::config.row_step] for w in train_w]
+    train_t = [t[::config.row_step] for t in train_t]
     val_w, val_t = load([split["validation"]])
     train_t = control_targets(train_t, config.control, config.chunk_trs, rng)
     if config.control is not None:  # the control is selected on shuffled targets too
         val_t = control_targets(val_t, "chunk_permute", config.chunk_trs, rng)
     return TuningData(train_w, train_t), TuningData(val_w, val_t), voxels
+
+
+def profile_tuning_config(profile: str, **changes) -> TuningConfig:
+    """Tuning settings of a profile: the paper's for ``full``; smaller for ``demo``.
+
+    ``demo`` (CPU, about 3 minutes per run for Whisper tiny.en on the twin):
+    3-TR windows, every second training TR, 3 epochs, effective batch 32.
+    """
+    if profile == "demo":
+        base = TuningConfig(window_trs=3, batch_size=8, effective_batch=32, epochs=3, patience=3,
+                            row_step=2)
+    else:
+        base = TuningConfig()
+    return TuningConfig(**{**base.__dict__, **changes})
+
+
+def tuned_model_dir(data_home, model_name: str, subject: str, control: str | None = None) -> Path:
+    """Where a chapter saves (and later chapters find) a brain-tuned model's run folder."""
+    kind = "brain" if control is None else f"control-{control}"
+    return Path(data_home) / "tuned" / f"{model_name.replace('/', '--')}_{subject}" / kind

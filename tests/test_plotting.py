@@ -62,3 +62,10 @@ def test_plot_surface_map_nan_values_and_colour_range(tiny_twin):
     values[:10] = np.nan
     fig = plotting.plot_surface_map(values, gt["vertex"], gt["hemi"], symmetric=True, title="x")
     assert fig._suptitle.get_text() == "x" and len(fig.axes) >= 2
+
+
+def test_plot_training_history_draws_train_and_validation_per_run():
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9}, {"epoch": 2, "train_loss": 0.8, "val_loss": 0.85}]
+    fig = plotting.plot_training_history({"tuned": history, "control": history})
+    assert len(fig.axes[0].lines) == 4
+    assert list(fig.axes[0].lines[1].get_ydata()) == [0.9, 0.85]

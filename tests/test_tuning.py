@@ -121,3 +121,14 @@ def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
     assert again.returncode == 0 and "epoch 1: train" in again.stdout
     bad = subprocess.run(cmd + ["--resume", "--lr-head", "0.5"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "lr_head" in bad.stderr
+
+
+def test_profile_settings_and_run_folders(tmp_path):
+    from bt_tutorial.tuning import profile_tuning_config, tuned_model_dir
+
+    assert profile_tuning_config("full") == TuningConfig()
+    demo = profile_tuning_config("demo", epochs=1)
+    assert demo.row_step == 2 and demo.epochs == 1 and demo.window_trs < TuningConfig().window_trs
+    a = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01")
+    b = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01", "chunk_permute")
+    assert a.parent == b.parent and a != b and "/" not in a.parent.name
