@@ -115,6 +115,21 @@ def plot_repeats(repeats: np.ndarray, voxel: int, tr_times: np.ndarray, title: s
     return fig
 
 
+def _surface_grid(values, vertex, hemi, views, draw):
+    """A row of (left, right) inflated fsaverage5 panels per view; ``draw`` fills each panel."""
+    from .synthetic.cortex import fsaverage5_meshes, to_fsaverage5
+
+    meshes = fsaverage5_meshes()
+    maps = to_fsaverage5(values, vertex, hemi)
+    fig, axes = _plt().subplots(len(views), 2, figsize=(12, 4.4 * len(views)),
+                                subplot_kw={"projection": "3d"}, squeeze=False)
+    for r, view in enumerate(views):
+        for c, side in enumerate(("left", "right")):
+            common = dict(hemi=side, view=view, bg_map=meshes[f"sulc_{side}"], axes=axes[r, c], figure=fig)
+            draw(meshes[f"infl_{side}"], maps[side], side, view, c, common)
+    return fig
+
+
 def plot_surface_rois(roi: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, roi_names,
                       views=("lateral",)):
     """ROIs of the twin on the inflated fsaverage5 surface (nilearn), both hemispheres.
@@ -137,22 +152,14 @@ def plot_surface_rois(roi: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, roi
     from matplotlib.patches import Patch
     from nilearn import plotting
 
-    from .synthetic.cortex import fsaverage5_meshes, to_fsaverage5
-
-    plt = _plt()
-    meshes = fsaverage5_meshes()
-    maps = to_fsaverage5(np.where(roi > 0, roi, np.nan), vertex, hemi)
-    colors = plt.get_cmap("tab10")(np.arange(len(roi_names) - 1) % 10)
+    colors = _plt().get_cmap("tab10")(np.arange(len(roi_names) - 1) % 10)
     cmap = mcolors.ListedColormap(colors)
-    fig, axes = plt.subplots(len(views), 2, figsize=(12, 4.4 * len(views)),
-                             subplot_kw={"projection": "3d"}, squeeze=False)
-    for r, view in enumerate(views):
-        for c, side in enumerate(("left", "right")):
-            plotting.plot_surf_roi(
-                meshes[f"infl_{side}"], roi_map=maps[side], hemi=side, view=view,
-                bg_map=meshes[f"sulc_{side}"], cmap=cmap, vmin=1, vmax=len(roi_names) - 1,
-                axes=axes[r, c], figure=fig, colorbar=False,
-                title=f"{side} hemisphere, {view}")
+
+    def draw(mesh, side_values, side, view, c, common):
+        plotting.plot_surf_roi(mesh, roi_map=side_values, cmap=cmap, vmin=1, vmax=len(roi_names) - 1,
+                               colorbar=False, title=f"{side} hemisphere, {view}", **common)
+
+    fig = _surface_grid(np.where(roi > 0, roi, np.nan), vertex, hemi, views, draw)
     handles = [Patch(color=colors[i - 1], label=name) for i, name in enumerate(roi_names) if i > 0]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     return fig
@@ -180,26 +187,18 @@ def plot_surface_map(values: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, t
     """
     from nilearn import plotting
 
-    from .synthetic.cortex import fsaverage5_meshes, to_fsaverage5
-
-    plt = _plt()
     values = np.asarray(values, float)
     finite = values[np.isfinite(values)]
     if vmax is None:
         vmax = float(np.percentile(np.abs(finite) if symmetric else finite, 98)) if finite.size else 1.0
     if vmin is None:
         vmin = -vmax if symmetric else (float(np.percentile(finite, 2)) if finite.size else 0.0)
-    meshes = fsaverage5_meshes()
-    maps = to_fsaverage5(values, vertex, hemi)
-    fig, axes = plt.subplots(len(views), 2, figsize=(12, 4.4 * len(views)),
-                             subplot_kw={"projection": "3d"}, squeeze=False)
-    for r, view in enumerate(views):
-        for c, side in enumerate(("left", "right")):
-            plotting.plot_surf_stat_map(
-                meshes[f"infl_{side}"], stat_map=maps[side], hemi=side, view=view,
-                bg_map=meshes[f"sulc_{side}"], cmap=cmap, vmin=vmin, vmax=vmax,
-                symmetric_cbar=symmetric, axes=axes[r, c], figure=fig, colorbar=(c == 1),
-                title=f"{side} hemisphere")
+    def draw(mesh, side_values, side, view, c, common):
+        plotting.plot_surf_stat_map(mesh, stat_map=side_values, cmap=cmap, vmin=vmin, vmax=vmax,
+                                    symmetric_cbar=symmetric, colorbar=(c == 1),
+                                    title=f"{side} hemisphere", **common)
+
+    fig = _surface_grid(values, vertex, hemi, views, draw)
     fig.suptitle(title)
     return fig
 
