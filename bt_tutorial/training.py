@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .distributed import Processes
 from .tuning import BrainTunedModel, TuningConfig, TuningData, prepare_tuning_data
 
 CHECKPOINT = "checkpoint.pt"
@@ -80,15 +81,24 @@ def _check_resume(saved: dict, config: TuningConfig, voxels: np.ndarray) -> None
                          + "; ".join(diffs) + "). Use another output folder or resume=False.")
 
 
-def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast) -> float:
-    """Mean squared error over a data set, in eval mode, without gradients."""
+def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast=nullcontext,
+             processes: Processes | None = None) -> float:
+    """Mean squared error over a data set, in eval mode, without gradients.
+
+    With several processes each scores its share of the rows and the sums are added.
+    """
     model.eval()
     total, device = 0.0, next(model.parameters()).device
+    rows = np.arange(len(data))
+    if processes is not None:
+        rows = rows[processes.rank::processes.world]
     with torch.no_grad(), autocast():
-        for start in range(0, len(data), batch_size):
-            x, y = data.batch(np.arange(start, min(start + batch_size, len(data))))
+        for start in range(0, len(rows), batch_size):
+            x, y = data.batch(rows[start:start + batch_size])
             pred = model(model.speech_model.prepare(x)).float()
             total += torch.nn.functional.mse_loss(pred, y.to(device), reduction="sum").item()
+    if processes is not None:
+        total = processes.sum(total)
     return total / (len(data) * data.targets[0].shape[1])
 
 
@@ -109,7 +119,8 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (same configuration required).
     device : str or torch.device, optional
-        Default: CUDA when available.
+        Default: CUDA when available. Under ``accelerate launch`` each process
+        uses the device accelerate gives it (``"cpu"`` keeps CPU processes).
     progress : bool
     stop_after_steps : int, optional
         Stop after this many optimizer steps of this call, as a disconnect would
@@ -127,8 +138,15 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
 def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.ndarray, out_dir,
                 config: TuningConfig = TuningConfig(), resume: bool = False, device=None,
                 progress: bool = True, stop_after_steps: int | None = None) -> TuningResult:
-    """The training loop of :func:`brain_tune` on prepared data (see there for the parameters)."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """The training loop of :func:`brain_tune` on prepared data (see there for the parameters).
+
+    Under ``accelerate launch`` with N processes, each optimizer step's
+    ``effective_batch`` samples are split between the processes, so the
+    effective batch, the schedule and the number of steps stay those of one process.
+    """
+    processes = Processes(device, find_unused_parameters=speech_model.family != "whisper")
+    device = processes.device
+    progress = progress and processes.is_main
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     speech_model.freeze_feature_encoder()
@@ -156,6 +174,7 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
         if device.type == "cuda" and saved.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(saved["rng_cuda"])
         state = {k: saved[k] for k in state}
+    net = processes.wrap(model)
     steps_done = 0
     for epoch in range(state["epoch"], config.epochs):
         if epoch - state["best_epoch"] >= config.patience and state["history"]:
@@ -166,14 +185,18 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
         bar = tqdm(range(steps_per_epoch), disable=not progress, desc=f"epoch {epoch + 1}/{config.epochs}")
         for step in bar:
             rows = order[step * config.batch_size * accumulation:(step + 1) * config.batch_size * accumulation]
+            mine, weight = processes.share(rows)
+            chunks = np.array_split(mine, math.ceil(len(mine) / config.batch_size))
             loss_sum = 0.0
-            for chunk in np.array_split(rows, math.ceil(len(rows) / config.batch_size)):
+            for i, chunk in enumerate(chunks):
                 x, y = train.batch(chunk)
-                with autocast():
-                    pred = model(speech_model.prepare(x)).float()
-                    loss = torch.nn.functional.mse_loss(pred, y.to(device)) * len(chunk) / len(rows)
-                (scaler.scale(loss) if scaler else loss).backward()
-                loss_sum += loss.item()
+                with processes.no_sync(net, last=i == len(chunks) - 1):
+                    with autocast():
+                        pred = net(speech_model.prepare(x)).float()
+                        loss = torch.nn.functional.mse_loss(pred, y.to(device)) * (weight * len(chunk) / len(rows))
+                    (scaler.scale(loss) if scaler else loss).backward()
+                loss_sum += loss.item() / processes.world
+            loss_sum = processes.sum(loss_sum)
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -187,19 +210,29 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
             bar.set_postfix(loss=f"{loss_sum:.3f}", samples_per_s=f"{seen / (time.perf_counter() - t0):.1f}")
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, False)
-        val_loss = evaluate(model, val, config.batch_size, autocast)
+        val_loss = evaluate(model, val, config.batch_size, autocast, processes)
         state["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                                  "val_loss": val_loss, "samples_per_s": seen / (time.perf_counter() - t0)})
-        if val_loss < state["best_val"]:
+        best = val_loss < state["best_val"]
+        if best:
             state["best_val"], state["best_epoch"] = val_loss, epoch + 1
-            speech_model.save_pretrained(out / "backbone")
-            torch.save(model.head.state_dict(), out / "head.pt")
         state["epoch"] = epoch + 1
-        _save_checkpoint(path, {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(),
-                                "scaler": scaler.state_dict() if scaler else None,
-                                "rng_cpu": torch.get_rng_state(),
-                                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                                "config": asdict(config), "voxels": voxels})
-        (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+        if processes.is_main:
+            _write_epoch(out, state, speech_model, model, best, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                "config": asdict(config), "voxels": voxels})
+        processes.wait()
     return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True)
+
+
+def _write_epoch(out: Path, state: dict, speech_model, model: BrainTunedModel, best: bool,
+                 training_state: dict) -> None:
+    """The best backbone and head (when ``best``), the checkpoint and the history of an epoch."""
+    if best:
+        speech_model.save_pretrained(out / "backbone")
+        torch.save(model.head.state_dict(), out / "head.pt")
+    _save_checkpoint(out / CHECKPOINT, {**state, **training_state})
+    (out / "history.json").write_text(json.dumps(state["history"], indent=1))

@@ -4,8 +4,11 @@
     python -m bt_tutorial.tune --model facebook/wav2vec2-base --subject UTS03 \\
         --data ~/.cache/bt_tutorial/ds003020 --out /content/drive/MyDrive/bt/w2v --resume
 
-Rerun the same command with ``--resume`` after an interruption. Multi-GPU runs
-under ``accelerate launch`` are not supported yet (see the project's issues).
+Rerun the same command with ``--resume`` after an interruption. On several GPUs,
+launch the same command with Hugging Face accelerate (one process per GPU; each
+optimizer step's samples are split between them, the effective batch stays)::
+
+    accelerate launch --multi_gpu --num_processes 4 -m bt_tutorial.tune --model ... --out ...
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:  # bad settings, missing data: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     for h in result.history:
         print(f"epoch {h['epoch']}: train {h['train_loss']:.4f}, validation {h['val_loss']:.4f}, "
               f"{h['samples_per_s']:.1f} samples/s")

@@ -1,0 +1,132 @@
+"""Tables and figures of probe results for several models.
+
+Results are nested dicts ``{model label: {task name: {layer: ProbeResult}}}``, as
+a chapter collects them with :func:`~bt_tutorial.downstream.probes.probe_layers`.
+A summary picks, per model and task, the layer that did best on *validation*.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .probes import ProbeResult, best_layer
+
+
+def summary_rows(results: dict, metric: str | None = None) -> list:
+    """One row per (task, model) at the layer chosen on validation.
+
+    Parameters
+    ----------
+    results : dict
+        ``{model label: {task: {layer: ProbeResult}}}``.
+    metric : str, optional
+        Default: each result's primary metric (macro-F1, or micro-F1 for multi-label).
+
+    Returns
+    -------
+    rows : list of dict
+        Keys ``task, model, layer, metric, mean, low, high, validation``.
+    """
+    rows = []
+    for label, tasks in results.items():
+        for task, by_layer in tasks.items():
+            k = best_layer(by_layer)
+            r = by_layer[k]
+            name = metric or r.primary
+            low, high = r.interval(name)
+            rows.append(dict(task=task, model=label, layer=k, metric=name, mean=r.mean(name),
+                             low=low, high=high, validation=float(np.mean(r.validation))))
+    return rows
+
+
+def summary_table(results: dict, metric: str | None = None):
+    """Tasks x models: ``mean [95% interval] (layer)`` at the layer chosen on validation.
+
+    Returns
+    -------
+    table : pandas DataFrame of str
+    """
+    import pandas as pd
+
+    rows = summary_rows(results, metric)
+    cells = {(r["task"], r["model"]): f"{r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}] (L{r['layer']})"
+             for r in rows}
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    metrics = {r["task"]: r["metric"] for r in rows}
+    table = pd.DataFrame({m: [cells.get((t, m), "") for t in tasks] for m in results},
+                         index=[f"{t} ({metrics[t]})" for t in tasks])
+    table.index.name = "task (metric)"
+    return table
+
+
+def paired_difference(a: ProbeResult, b: ProbeResult, metric: str | None = None,
+                      level: float = 0.95) -> tuple:
+    """Mean and t-interval of ``a - b`` over seeds (the same validation speakers per seed).
+
+    Returns
+    -------
+    mean, low, high : float
+    """
+    from scipy import stats
+
+    name = metric or a.primary
+    if len(a.scores[name]) != len(b.scores[name]):
+        raise ValueError("The two results were run with different numbers of seeds.")
+    d = np.asarray(a.scores[name]) - np.asarray(b.scores[name])
+    if len(d) < 2:
+        return float(d.mean()), float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | None = None,
+                      title: str | None = None):
+    """Test score per layer, one panel per task, one line (mean and 95% band) per model.
+
+    The layer each model would be reported at (best on validation) is circled.
+
+    Parameters
+    ----------
+    results : dict
+        ``{model label: {task: {layer: ProbeResult}}}``.
+    metric : str, optional
+        Default: each result's primary metric.
+    chance : dict of str -> float, optional
+        A dashed reference line per task (e.g. ``1 / n_classes``).
+    title : str, optional
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(t for by_task in results.values() for t in by_task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for i, (label, by_task) in enumerate(results.items()):
+            if task in by_task:
+                _draw_model(ax, by_task[task], label, f"C{i}", metric)
+        if chance and task in chance:
+            ax.axhline(chance[task], color="0.5", ls="--", lw=0.8, label="chance")
+        first = next(r for by_task in results.values() if task in by_task
+                     for r in by_task[task].values())
+        ax.set_title(task)
+        ax.set_xlabel("hidden state")
+        ax.set_ylabel(metric or first.primary)
+    axes[0][0].legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_model(ax, by_layer: dict, label: str, color: str, metric: str | None) -> None:
+    layers = sorted(by_layer)
+    means = np.array([by_layer[k].mean(metric) for k in layers])
+    bands = np.array([by_layer[k].interval(metric) for k in layers])
+    ax.plot(layers, means, "-o", color=color, ms=3, label=label)
+    ax.fill_between(layers, bands[:, 0], bands[:, 1], color=color, alpha=0.2, lw=0)
+    k = best_layer(by_layer)
+    ax.plot([k], [by_layer[k].mean(metric)], "o", ms=10, mfc="none", color=color)
+    ax.set_xticks(layers)

@@ -1,0 +1,473 @@
+"""Downstream tasks (synthetic and real loaders on local fakes), clip features and probes."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import http.server
+import io
+import json
+import re
+import tarfile
+import threading
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from bt_tutorial.downstream import clips as C  # noqa: E402
+from bt_tutorial.downstream import probes as P  # noqa: E402
+from bt_tutorial.downstream import real as R  # noqa: E402
+from bt_tutorial.downstream import report  # noqa: E402
+from bt_tutorial.downstream import synthetic as S  # noqa: E402
+from bt_tutorial.downstream import vocab as V  # noqa: E402
+from bt_tutorial.downstream.tasks import Task, load_task, save_task  # noqa: E402
+from bt_tutorial.downstream.timit import (TIMIT_DROPPED, TIMIT_TO_ARPABET, fold_phones,  # noqa: E402
+                                          load_timit)
+from bt_tutorial.models import load_speech_model  # noqa: E402
+from bt_tutorial.synthetic.phonemes import ARPABET  # noqa: E402
+from bt_tutorial.synthetic.speech import synthesize  # noqa: E402
+
+TIMIT61 = ("b d g p t k dx q bcl dcl gcl pcl tcl kcl jh ch s sh z zh f th v dh m n ng em en eng nx "
+           "l r w y hh hv el iy ih eh ey ae aa aw ay ah ao oy ow uh uw ux er ax ix axr ax-h "
+           "pau epi h#").split()
+TINY = S.TaskSpec(seed=3, clips_per_voice=4, train_voices=S.TRAIN_VOICES[:2],
+                  test_voices=S.TEST_VOICES[:1])
+
+
+@pytest.fixture(scope="module")
+def tiny_tasks():
+    return {name: S.make_synthetic_task(name, TINY, progress=False) for name in S.SYNTHETIC_TASKS}
+
+
+# ----------------------------------------------------------------- synthetic tasks
+def test_synthetic_tasks_have_held_out_voices_and_balanced_classes(tiny_tasks):
+    for name, task in tiny_tasks.items():
+        assert len(task) == 3 * TINY.clips_per_voice
+        assert set(task.groups[task.split == "train"]) == set(TINY.train_voices)
+        assert set(task.groups[task.split == "test"]) == set(TINY.test_voices)
+        assert all(w.dtype == np.float32 and 0.1 * 16000 < len(w) < 5 * 16000 for w in task.waveforms)
+        if not task.multilabel:
+            assert len(task.label_names) >= 3 and (name == "sentence_type" or len(task.label_names) >= 6)
+            for voice in np.unique(task.groups):
+                counts = np.bincount(task.labels[task.groups == voice], minlength=len(task.label_names))
+                assert counts.max() - counts.min() <= 1
+
+
+def test_semantic_and_sentence_type_texts_match_their_labels(tiny_tasks):
+    sem = tiny_tasks["semantic_category"]
+    for text, label in zip(sem.texts, sem.labels):
+        assert text.split()[-1] in V.CATEGORIES[sem.label_names[label]]
+    st = tiny_tasks["sentence_type"]
+    for text, label in zip(st.texts, st.labels):
+        assert text.endswith("?") == (st.label_names[label] == "question")
+
+
+def test_intent_texts_come_from_their_intent_templates(tiny_tasks):
+    task = tiny_tasks["intent"]
+    for text, label in zip(task.texts, task.labels):
+        fitting = [i for i, templates in V.INTENTS.items()
+                   if any(_matches(t, text) for t in templates)]
+        assert task.label_names[label] in fitting
+
+
+def _matches(template: str, text: str) -> bool:
+    pattern = re.escape(template)
+    for slot in V.SLOTS:
+        choices = "(" + "|".join(map(re.escape, V.SLOTS[slot])) + ")"
+        pattern = pattern.replace(re.escape("{" + slot + "}"), choices)
+    return re.fullmatch(pattern, text) is not None
+
+
+def test_phoneme_labels_are_the_phones_espeak_says(tiny_tasks):
+    task = tiny_tasks["phonemes"]
+    assert task.labels.shape == (len(task), 39) and task.label_names == ARPABET
+    for i in range(0, len(task), 3):
+        said = {p.rstrip("012") for p, _, _ in synthesize(task.texts[i], task.groups[i]).phones}
+        assert set(np.array(ARPABET)[task.labels[i]]) == said
+
+
+def test_generation_is_deterministic_and_cached(tmp_path, monkeypatch, tiny_tasks):
+    again = S.make_synthetic_task("intent", TINY, progress=False)
+    assert again.digest() == tiny_tasks["intent"].digest()
+    other = S.make_synthetic_task("intent", S.TaskSpec(**{**TINY.__dict__, "seed": 4}), progress=False)
+    assert other.digest() != again.digest()
+    first = S.ensure_task("intent", TINY, data_home=tmp_path, progress=False)
+    path = S.task_path("intent", TINY, tmp_path)
+    assert path.is_file() and path.parent == tmp_path / "downstream" and path.name.startswith("intent_v")
+    monkeypatch.setattr(S, "make_synthetic_task", lambda *a, **k: pytest.fail("regenerated"))
+    assert S.ensure_task("intent", TINY, data_home=tmp_path).digest() == first.digest()
+    assert S.task_path("intent", S.TaskSpec(), tmp_path).name == f"intent_v{S.GENERATOR_VERSION}.npz"
+
+
+def test_task_and_spec_reject_bad_input(tiny_tasks):
+    with pytest.raises(ValueError, match="both"):
+        S.TaskSpec(train_voices=("en-us+m4",), test_voices=("en-us+m4",))
+    with pytest.raises(ValueError, match="Unknown synthetic task"):
+        S.make_synthetic_task("emotion", TINY)
+    t = tiny_tasks["intent"]
+    with pytest.raises(ValueError, match="in both splits"):
+        Task("x", t.waveforms, t.labels, t.label_names, t.split, np.full(len(t), "same"), t.texts)
+    with pytest.raises(ValueError, match="labels must index"):
+        Task("x", t.waveforms, t.labels + 100, t.label_names, t.split, t.groups, t.texts)
+    with pytest.raises(FileNotFoundError, match="No task file"):
+        load_task("/nonexistent/task.npz")
+
+
+def test_save_and_load_round_trip(tmp_path, tiny_tasks):
+    task = tiny_tasks["phonemes"]
+    back = load_task(save_task(task, tmp_path / "t.npz"))
+    assert back.digest() == task.digest() and back.multilabel and back.label_names == task.label_names
+    assert all(np.array_equal(a, b) for a, b in zip(back.waveforms, task.waveforms))
+
+
+# ------------------------------------------------------------------- clip features
+@pytest.mark.parametrize("name", ["tiny-whisper", "tiny-wav2vec2"])
+def test_clip_features_pool_each_clip_over_its_own_frames(name, tiny_tasks, tmp_path):
+    model = load_speech_model(name)
+    task = tiny_tasks["semantic_category"]
+    feats = C.clip_features(model, task, batch_size=1, cache_dir=False, progress=False)
+    assert sorted(feats) == list(range(model.n_layers + 1))
+    i = 2
+    clip = task.waveforms[i]
+    if model.family == "whisper":
+        clip = np.pad(clip, (0, -len(clip) % 320))
+    with torch.inference_mode():
+        states = model.hidden_states(model.prepare(clip[None]))
+    for k in feats:
+        assert feats[k].shape == (len(task), states[k].shape[-1])
+        np.testing.assert_allclose(feats[k][i], states[k][0].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batched_pooling_counts_only_valid_frames():
+    clips = [np.ones(800, np.float32), np.ones(3000, np.float32)]
+    whisper, w2v = load_speech_model("tiny-whisper"), load_speech_model("tiny-wav2vec2")
+    _, n_valid = C._batch_inputs(whisper, clips)
+    assert list(n_valid) == [3, 10]  # ceil(800 / 320), ceil(3000 / 320)
+    inputs, n_valid = C._batch_inputs(w2v, clips)
+    assert inputs.shape == (2, 3000)
+    assert list(n_valid) == list(w2v.backbone._get_feat_extract_output_lengths(torch.tensor([800, 3000])))
+
+
+def test_clip_features_run_one_pass_for_all_layers_and_cache(tiny_tasks, tmp_path, monkeypatch):
+    model = load_speech_model("tiny-hubert")
+    task = tiny_tasks["intent"]
+    calls = []
+    original = type(model).hidden_states
+    monkeypatch.setattr(type(model), "hidden_states",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    feats = C.clip_features(model, task, [3], batch_size=5, cache_dir=tmp_path, progress=False)
+    assert len(calls) == int(np.ceil(len(task) / 5))
+    assert C.feature_cache_path(model, task, tmp_path).is_file()
+    again = C.clip_features(model, task, [0, 3], cache_dir=tmp_path, progress=False)
+    assert len(calls) == int(np.ceil(len(task) / 5))  # all layers came from the cache
+    np.testing.assert_array_equal(again[3], feats[3])
+    with pytest.raises(ValueError, match="hidden states 0..3"):
+        C.clip_features(model, task, [9], cache_dir=False)
+
+
+# ------------------------------------------------------------------------- probes
+def _toy_task(n_per=12, n_classes=4, voices=6, test_voices=2, seed=0, multilabel=False):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([f"v{i}" for i in range(voices)], n_per)
+    if multilabel:
+        labels = rng.random((len(groups), 5)) < 0.4
+        names = tuple("ABCDE")
+    else:
+        labels = np.tile(np.arange(n_classes), len(groups) // n_classes + 1)[: len(groups)]
+        names = tuple(f"c{i}" for i in range(n_classes))
+    split = np.where(np.isin(groups, [f"v{i}" for i in range(voices - test_voices, voices)]), "test", "train")
+    waves = [np.zeros(160, np.float32)] * len(groups)
+    return Task("toy", waves, labels, names, split, groups, np.array([""] * len(groups)))
+
+
+def _features(task, signal=2.0, dim=20, seed=1):
+    rng = np.random.default_rng(seed)
+    codes = task.labels.astype(float) if task.multilabel else np.eye(len(task.label_names))[task.labels]
+    return signal * codes @ rng.standard_normal((codes.shape[1], dim)) + rng.standard_normal((len(task), dim))
+
+
+def test_probe_learns_signal_and_not_noise():
+    task = _toy_task()
+    good = P.fit_probe(_features(task), task, seeds=3)
+    noise = P.fit_probe(np.random.default_rng(5).standard_normal((len(task), 20)), task, seeds=3)
+    assert good.mean("accuracy") > 0.9 and good.primary == "macro_f1"
+    assert noise.mean("accuracy") < 0.5
+    multi = _toy_task(multilabel=True)
+    res = P.fit_probe(_features(multi, signal=3.0), multi, seeds=3)
+    assert res.primary == "micro_f1" and res.mean() > 0.8 and set(res.scores) == {"micro_f1", "macro_f1"}
+
+
+def test_test_split_does_not_influence_selection():
+    task = _toy_task()
+    X = _features(task, signal=0.6)
+    base = P.fit_probe(X, task, seeds=4, alphas=np.logspace(-2, 4, 7))
+    test = task.indices("test")
+    labels = task.labels.copy()
+    labels[test] = np.random.default_rng(9).permutation(labels[test] + 1) % len(task.label_names)
+    shuffled = Task(task.name, task.waveforms, labels, task.label_names, task.split, task.groups, task.texts)
+    X2 = X.copy()
+    X2[test] = 100 * np.random.default_rng(3).standard_normal(X2[test].shape)
+    for changed in (P.fit_probe(X, shuffled, seeds=4, alphas=np.logspace(-2, 4, 7)),
+                    P.fit_probe(X2, task, seeds=4, alphas=np.logspace(-2, 4, 7))):
+        assert changed.alphas == base.alphas and changed.validation == base.validation
+        assert changed.scores["accuracy"] != base.scores["accuracy"]  # the test split did change
+
+
+def test_validation_speakers_are_training_speakers():
+    task = _toy_task(voices=8)
+    train = task.indices("train")
+    seen = set()
+    for seed in range(5):
+        fit, val = P._carve_validation(task.groups, train, seed, 0.25)
+        assert not set(task.groups[fit]) & set(task.groups[val])
+        assert set(task.groups[val]) <= set(task.groups[train]) - set(task.groups[task.indices("test")])
+        assert len(set(task.groups[val])) == 2 and len(fit) + len(val) == len(train)
+        seen.add(tuple(sorted(set(task.groups[val]))))
+    assert len(seen) > 1
+
+
+def test_scores_agree_with_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+    s = P.classification_scores(y, p, multilabel=False)
+    assert s["accuracy"] == pytest.approx(accuracy_score(y, p))
+    assert s["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
+    Y, Q = rng.random((40, 6)) < 0.3, rng.random((40, 6)) < 0.3
+    m = P.classification_scores(Y, Q, multilabel=True)
+    assert m["micro_f1"] == pytest.approx(f1_score(Y, Q, average="micro"))
+    assert m["macro_f1"] == pytest.approx(f1_score(Y, Q, average="macro"))
+
+
+def test_interval_is_a_t_interval_and_nan_for_one_seed():
+    from scipy import stats
+
+    r = P.ProbeResult("m", "t", 0, "macro_f1", {"macro_f1": [0.5, 0.6, 0.7]}, [0.5] * 3, [1.0] * 3, 1, 1, 1)
+    lo, hi = r.interval()
+    ref = stats.t.interval(0.95, 2, loc=0.6, scale=stats.sem([0.5, 0.6, 0.7]))
+    assert (lo, hi) == pytest.approx(ref)
+    one = P.ProbeResult("m", "t", 0, "macro_f1", {"macro_f1": [0.5]}, [0.5], [1.0], 1, 1, 1)
+    assert np.isnan(one.interval()).all()
+    with pytest.raises(ValueError, match="n_clips"):
+        P.fit_probe(np.zeros((3, 2)), _toy_task())
+    with pytest.raises(ValueError, match="validation_fraction"):
+        P.fit_probe(np.zeros((len(_toy_task()), 2)), _toy_task(), validation_fraction=1.5)
+
+
+def test_probe_layer_caches_per_model_task_and_layer(tiny_tasks, tmp_path, monkeypatch):
+    model = load_speech_model("tiny-whisper")
+    task = tiny_tasks["sentence_type"]
+    first = P.probe_layer(model, task, 2, seeds=2, cache_dir=tmp_path, progress=False)
+    assert first.layer == 2 and first.model == "tiny-whisper" and len(first.alphas) == 2
+    files = sorted(p.name for p in tmp_path.rglob("*.json"))
+    assert len(files) == 1 and "layer2" in files[0]
+    monkeypatch.setattr(P, "clip_features", lambda *a, **k: pytest.fail("features recomputed"))
+    assert P.probe_layer(model, task, 2, seeds=2, cache_dir=tmp_path) == first
+    monkeypatch.undo()
+    P.probe_layer(model, task, 1, seeds=2, cache_dir=tmp_path, progress=False)
+    with torch.no_grad():
+        next(model.backbone.parameters()).add_(1.0)
+    P.probe_layer(model, task, 2, seeds=2, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.rglob("*.json"))) == 3
+
+
+def test_best_layer_and_summary_use_validation_not_test():
+    def result(layer, val, test):
+        return P.ProbeResult("m", "t", layer, "macro_f1", {"macro_f1": [test, test]}, [val, val],
+                             [1.0, 1.0], 1, 1, 1)
+
+    by_layer = {0: result(0, 0.9, 0.2), 1: result(1, 0.5, 0.95)}
+    assert P.best_layer(by_layer) == 0
+    tuned = {0: result(0, 0.1, 0.3), 1: result(1, 0.6, 0.4)}
+    results = {"pretrained": {"t": by_layer}, "tuned": {"t": tuned}}
+    rows = report.summary_rows(results)
+    assert [(r["model"], r["layer"], r["mean"]) for r in rows] == [("pretrained", 0, 0.2), ("tuned", 1, 0.4)]
+    table = report.summary_table(results)
+    assert list(table.columns) == ["pretrained", "tuned"] and "(L0)" in table.iloc[0, 0]
+    diff = report.paired_difference(results["tuned"]["t"][1], by_layer[0])
+    assert diff[0] == pytest.approx(0.2)
+    fig = report.plot_probe_scores(results, chance={"t": 0.25})
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 3
+
+
+# --------------------------------------------------------- real loaders on fakes
+@pytest.fixture
+def server(tmp_path):
+    """Serve ``tmp_path / "www"`` over HTTP on 127.0.0.1."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(www))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _tone(path: Path, seconds=0.5, rate=16000, freq=440.0, fmt=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(str(path), (0.1 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, format=fmt)
+
+
+def _tar(src: Path, archive: Path, arcname: str = ".") -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname=arcname)
+
+
+def test_speech_commands_download_and_load(server, tmp_path):
+    www, url = server
+    tree = tmp_path / "sc"
+    for word in ("yes", "no", "up"):
+        for speaker in ("aaa11111", "bbb22222", "ccc33333"):
+            for k in range(2):
+                _tone(tree / word / f"{speaker}_nohash_{k}.wav", rate=8000 if word == "up" else 16000)
+    _tone(tree / "_background_noise_" / "noise.wav")
+    test_files = [f"{w}/ccc33333_nohash_{k}.wav" for w in ("yes", "no", "up") for k in range(2)]
+    (tree / "testing_list.txt").write_text("\n".join(test_files))
+    (tree / "validation_list.txt").write_text("yes/bbb22222_nohash_0.wav\n")
+    _tar(tree, www / "speech_commands_v0.02.tar.gz")
+    root = tmp_path / "data" / "speech_commands"
+    R.download_speech_commands(root, url=f"{url}/speech_commands_v0.02.tar.gz", progress=False)
+    assert (root / "yes" / "aaa11111_nohash_0.wav").is_file()
+    assert not (root / "speech_commands_v0.02.tar.gz").exists()
+    task = R.load_speech_commands(root, progress=False)
+    assert task.label_names == ("no", "up", "yes") and len(task) == 18
+    assert set(task.groups[task.split == "test"]) == {"ccc33333"}
+    assert all(len(w) == 8000 for w in task.waveforms)  # 0.5 s at 16 kHz, the 8 kHz ones resampled
+    assert [task.label_names[k] for k in task.labels] == list(task.texts)
+    small = R.load_speech_commands(root, words=["yes", "no"], max_per_class=1, progress=False)
+    assert len(small) == 4 and sorted(np.bincount(small.labels)) == [2, 2]
+
+
+def test_real_loaders_name_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="testing_list.txt"):
+        R.load_speech_commands(tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="slurp_real"):
+        R.load_slurp(tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav"):
+        R.load_crema_d(tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="TRAIN/DR1/FCJF0/SA1.WAV"):
+        load_timit(tmp_path / "none")
+
+
+def _slurp_line(sid, sentence, intent, files):
+    recs = [{"file": f, "wer": 0.0, "ent_wer": None, "status": "correct"} for f in files]
+    return json.dumps({"slurp_id": sid, "sentence": sentence, "intent": intent,
+                       "scenario": intent.split("_")[0], "recordings": recs})
+
+
+def test_slurp_download_and_load(server, tmp_path):
+    www, url = server
+    audio = tmp_path / "slurp_src" / "slurp_real"
+    parts = {"train": [(1, "wake me up at seven", "alarm_set", ["audio-100-headset.flac", "audio-100.flac"]),
+                       (2, "play jazz", "play_music", ["audio-101-headset.flac"])],
+             "devel": [(3, "turn the lights off", "iot_hue_lightoff", ["audio-102-headset.flac"])],
+             "test": [(4, "play some rock", "play_music", ["audio-103-headset.flac"]),
+                      (5, "set an alarm", "alarm_set", ["audio-104-headset.flac"])]}
+    for part, items in parts.items():
+        (www / f"{part}.jsonl").write_text("\n".join(_slurp_line(*it) for it in items) + "\n")
+        for it in items:
+            for f in it[3]:
+                _tone(audio / f, rate=16000, fmt="FLAC")
+    _tar(audio, www / "slurp_real.tar.gz", arcname="slurp_real")
+    root = tmp_path / "slurp"
+    R.download_slurp(root, text_url=url, audio_url=f"{url}/slurp_real.tar.gz", progress=False)
+    assert not (root / "dataset" / "slurp" / "metadata.json").exists()  # 404: skipped
+    task = R.load_slurp(root, progress=False)
+    assert task.label_names == ("alarm_set", "iot_hue_lightoff", "play_music")
+    assert len(task) == 5 and list(task.split).count("test") == 2
+    assert "wake me up at seven" in task.texts
+    scen = R.load_slurp(root, label="scenario", headset_only=False, progress=False)
+    assert len(scen) == 6 and "alarm" in scen.label_names
+    (root / "dataset" / "slurp" / "metadata.json").write_text(json.dumps(
+        {"1": {"recordings": {"audio-100-headset.flac": {"usrid": "U1"}}},
+         "4": {"recordings": {"audio-103-headset.flac": {"usrid": "U1"}}}}))
+    shared = R.load_slurp(root, progress=False)  # U1 is a test speaker: its training clip is dropped
+    assert "wake me up at seven" not in shared.texts[shared.split == "train"]
+
+
+def test_crema_d_download_and_load(server, tmp_path):
+    www, url = server
+    names = [f"{actor}_{sentence}_{emo}_XX" for actor in (1001, 1002, 1003, 1004, 1005)
+             for sentence, emo in (("DFA", "ANG"), ("ITS", "SAD"), ("TIE", "NEU"))]
+    with open(www / "SentenceFilenames.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Stimulus_Number", "Filename"])
+        w.writerows([[i + 1, n] for i, n in enumerate(names + ["1006_DFA_HAP_XX"])])  # the last is missing
+    for n in names:
+        _tone(www / "AudioWAV" / f"{n}.wav", rate=16000)
+    root = tmp_path / "crema"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        R.download_crema_d(root, base_url=url, list_url=f"{url}/SentenceFilenames.csv", progress=False)
+    assert "1 listed clips are not on the server" in out.getvalue()
+    task = R.load_crema_d(root, test_fraction=0.2, progress=False)
+    assert len(task) == 15 and len(set(task.groups[task.split == "test"])) == 1
+    assert [task.label_names[k] for k in task.labels[:3]] == ["anger", "sadness", "neutral"]
+    few = R.download_crema_d(tmp_path / "few", actors=[1002], base_url=url,
+                             list_url=f"{url}/SentenceFilenames.csv", progress=False)
+    assert len(list((few / "AudioWAV").glob("*.wav"))) == 3
+
+
+def _timit_utterance(folder: Path, stem: str, words: list, lower=False):
+    """Write <stem>.WAV (NIST SPHERE), .PHN and .WRD; words = [(word, [phones])]; 1000 samples per phone."""
+    name = stem.lower() if lower else stem
+    ext = (lambda e: e.lower()) if lower else (lambda e: e)
+    phn, wrd, t = ["0 500 h#"], [], 500
+    for word, phones in words:
+        start = t
+        for p in phones:
+            phn.append(f"{t} {t + 1000} {p}")
+            t += 1000
+        wrd.append(f"{start} {t} {word}")
+    phn.append(f"{t} {t + 500} h#")
+    folder.mkdir(parents=True, exist_ok=True)
+    _tone(folder / f"{name}{ext('.WAV')}", seconds=(t + 500) / 16000, fmt="NIST")
+    (folder / f"{name}{ext('.PHN')}").write_text("\n".join(phn) + "\n")
+    (folder / f"{name}{ext('.WRD')}").write_text("\n".join(wrd) + "\n")
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_timit_tasks_from_a_local_copy(tmp_path, lower):
+    top = (lambda s: s.lower()) if lower else (lambda s: s)
+    base = tmp_path / "TIMIT"
+    _timit_utterance(base / top("TRAIN") / "DR1" / top("FCJF0"), "SA1",
+                     [("she", ["sh", "iy"]), ("had", ["hv", "ae", "dcl", "d"])], lower)
+    _timit_utterance(base / top("TRAIN") / "DR1" / top("FCJF0"), "SX10", [("zoo", ["z", "ux"])], lower)
+    _timit_utterance(base / top("TEST") / "DR2" / top("MTST0"), "SI20",
+                     [("butter", ["b", "ah", "dx", "axr"])], lower)
+    phon = load_timit(tmp_path, "phonemes", progress=False)
+    assert phon.name == "timit_phonemes" and phon.multilabel and len(phon) == 4
+    got = {t: set(np.array(ARPABET)[row]) for t, row in zip(phon.texts, phon.labels)}
+    assert got == {"she": {"SH", "IY"}, "had": {"HH", "AE", "D"}, "zoo": {"Z", "UW"},
+                   "butter": {"B", "AH", "T", "ER"}}
+    assert [len(w) for w in phon.waveforms] == [2000, 4000, 2000, 4000]
+    assert set(phon.groups[phon.split == "test"]) == {"MTST0"}
+    kinds = load_timit(tmp_path, "sentence_type", progress=False)
+    assert [kinds.label_names[k] for k in kinds.labels] == ["SA", "SX", "SI"]
+    assert list(kinds.texts) == ["she had", "zoo", "butter"]
+
+
+def test_timit_phone_folding_covers_all_61_labels():
+    timit61 = set(TIMIT61)
+    assert len(timit61) == 61 and set(TIMIT_TO_ARPABET) | set(TIMIT_DROPPED) == timit61
+    folded = fold_phones(timit61)
+    assert folded == set(ARPABET)
+    with pytest.raises(ValueError, match="Unknown TIMIT phone"):
+        fold_phones(["xx"])

@@ -1,0 +1,232 @@
+"""Low-level features: phone tables, n-grams, feature rows, residual removal, percentage drop."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.encoding import fit_encoding_model
+from bt_tutorial.lowlevel import (ARTICULATION, ARTICULATORY_FEATURES, LOWLEVEL_SETS, PHONES,
+                                  feature_names, lowlevel_features, lowlevel_impact, lowlevel_rows,
+                                  ngram_vocabularies, percent_drop, phone_ngram_vocabulary,
+                                  phone_ngrams, remove_lowlevel, spectrum_course)
+from bt_tutorial.stimulus import Intervals
+from bt_tutorial.synthetic.phonemes import VOWELS
+
+
+def _intervals(items):
+    labels, starts, ends = zip(*items)
+    return Intervals(tuple(labels), np.array(starts, float), np.array(ends, float))
+
+
+# ------------------------------------------------------------------ phone tables
+def test_articulation_table_covers_every_phone():
+    assert len(PHONES) == 39 and len(set(PHONES)) == 39
+    assert len(ARTICULATORY_FEATURES) == 22 and ARTICULATION.shape == (39, 22)
+    assert set(np.unique(ARTICULATION)) == {0.0, 1.0}
+    assert ARTICULATION.sum(1).min() >= 2, "every phone has features"
+    assert ARTICULATION.sum(0).min() >= 1, "every feature is used"
+    assert len({row.tobytes() for row in ARTICULATION}) == 39, "every phone has its own row"
+    voiced = ARTICULATION[:, ARTICULATORY_FEATURES.index("voiced")]
+    assert all(voiced[PHONES.index(v)] == 1 for v in VOWELS)
+    assert voiced[PHONES.index("P")] == 0 and voiced[PHONES.index("B")] == 1
+
+
+def test_phone_ngrams_stay_inside_words_and_skip_unknown_labels():
+    words = _intervals([("the", 0.0, 0.3), ("cat", 0.3, 0.8), ("oh", 1.0, 1.4)])
+    phones = _intervals([("DH", 0.0, 0.1), ("AH", 0.1, 0.3), ("K", 0.3, 0.4), ("AE", 0.4, 0.6),
+                         ("T", 0.6, 0.8), ("OW", 1.0, 1.2), ("XX", 1.2, 1.4)])
+    diphones, times = phone_ngrams(words, phones, 2)
+    assert diphones == [("DH", "AH"), ("K", "AE"), ("AE", "T")]
+    assert np.allclose(times, [0.15, 0.45, 0.6])
+    triphones, times = phone_ngrams(words, phones, 3)
+    assert triphones == [("K", "AE", "T")] and np.allclose(times, [0.55])
+
+
+# ------------------------------------------------------------------ features of the tiny twin
+@pytest.fixture(scope="module")
+def tiny(tiny_twin):
+    ds = LebelDataset(tiny_twin)
+    split = ds.split("UTS01")
+    return ds, split["train"], split["test"]
+
+
+def test_ngram_vocabulary_comes_from_training_stories_only(tiny):
+    ds, train, test = tiny
+    counts = Counter(g for s in train for g in phone_ngrams(*ds.load_transcript(s), 2)[0])
+    vocab = phone_ngram_vocabulary(ds, train, 2, 10_000)
+    assert vocab == sorted(counts, key=lambda g: (-counts[g], g))
+    assert phone_ngram_vocabulary(ds, train[::-1], 2, 5) == vocab[:5]
+    test_only = set(phone_ngrams(*ds.load_transcript(test), 2)[0]) - set(counts)
+    assert test_only and not test_only & set(vocab)
+    # lowlevel_rows computes the test story's features on the training vocabulary
+    rows = lowlevel_rows(ds, [test], train, ("diphones",), top_diphones=10_000)
+    expected = lowlevel_features(ds, test, ("diphones",), {"diphones": vocab})["diphones"]
+    assert np.array_equal(rows[test]["diphones"], expected)
+
+
+def test_feature_shapes_on_the_tiny_twin(tiny):
+    ds, train, test = tiny
+    vocabularies = ngram_vocabularies(ds, train, top_diphones=30, top_triphones=20)
+    n_rows = len(ds.tr_times(test))
+    feats = lowlevel_features(ds, test, LOWLEVEL_SETS, vocabularies, n_rows=n_rows)
+    widths = dict(spectrum=32, phonemes=39, diphones=30, triphones=20, articulation=22, rates=2)
+    assert list(feats) == list(LOWLEVEL_SETS)
+    for name, x in feats.items():
+        assert x.shape == (n_rows, widths[name]) and x.dtype == np.float32, name
+        assert np.isfinite(x).all() and np.allclose(x.mean(0), 0, atol=1e-5), name
+        assert len(feature_names(name, vocabularies)) == widths[name]
+    assert np.allclose(feats["rates"].std(0), 1, atol=1e-4)
+    assert feature_names("phonemes+rates")[-2:] == ["phone_rate", "word_rate"]
+
+
+def test_phone_rate_follows_the_phones():
+    """Rows with more phones get a higher phone rate (Lanczos counts of impulses)."""
+    class OneStory:
+        tr = 2.0
+
+        def n_scan_trs(self, story):
+            return 60
+
+        def load_transcript(self, story):
+            t = np.concatenate([np.arange(20, 40, 0.05), np.arange(60, 80, 0.4)])
+            phones = Intervals(("AH",) * len(t), t, t + 0.04)
+            return Intervals(("a",), np.array([0.0]), np.array([100.0])), phones
+
+    rows = lowlevel_features(OneStory(), "s", ("rates", "phonemes"))
+    times = np.arange(60 - 5)[10:-5] * 2.0 - 10 + 1.0
+    rate = rows["rates"][:, 0]
+    dense, sparse = (times > 24) & (times < 36), (times > 64) & (times < 76)
+    silent = (times > 46) & (times < 54)
+    assert rate[dense].min() > rate[sparse].max() and rate[sparse].min() > rate[silent].max()
+    assert np.allclose(rows["phonemes"][:, PHONES.index("AH")], rate, atol=1e-5)
+
+
+def test_clear_errors(tiny):
+    ds, train, test = tiny
+    with pytest.raises(ValueError, match="Unknown low-level feature set 'mfcc'"):
+        lowlevel_features(ds, test, ("phonemes", "mfcc"))
+    with pytest.raises(ValueError, match="Unknown low-level feature set 'pitch' in 'rates\\+pitch'"):
+        lowlevel_impact({0: {}}, ds, "UTS01", sets=("rates+pitch",))
+    with pytest.raises(ValueError, match="needs vocabularies\\['diphones'\\]"):
+        lowlevel_features(ds, test, ("diphones",))
+    with pytest.raises(ValueError, match=f"Story {test}: features give"):
+        lowlevel_features(ds, test, ("rates",), n_rows=3)
+    with pytest.raises(ValueError, match="16 kHz"):
+        spectrum_course(np.zeros(44100, np.float32), 44100)
+    with pytest.raises(ValueError, match="Story 1: x_train\\[1\\] has 5 rows but low_train\\[1\\] has 6"):
+        remove_lowlevel([np.ones((4, 3)), np.ones((5, 3))], [np.ones((4, 2)), np.ones((6, 2))])
+    with pytest.raises(ValueError, match="both x_test and low_test"):
+        remove_lowlevel([np.ones((4, 3))] * 2, [np.ones((4, 2))] * 2, x_test=np.ones((4, 3)))
+
+
+# ------------------------------------------------------------------ residuals and drops
+def _planted(seed=0, n_stories=6, n_rows=150, n_low=4, n_sem=4, width=32, x_noise=0.5):
+    """Model features mixing a low-level and a semantic signal; voxels driven by one of them."""
+    rng = np.random.default_rng(seed)
+    mix_low, mix_sem = rng.standard_normal((n_low, width)), rng.standard_normal((n_sem, width))
+    w_low, w_sem = rng.standard_normal((n_low, 100)), rng.standard_normal((n_sem, 100))
+
+    def story():
+        low, sem = rng.standard_normal((n_rows, n_low)), rng.standard_normal((n_rows, n_sem))
+        x = low @ mix_low + sem @ mix_sem + x_noise * rng.standard_normal((n_rows, width))
+        y = np.hstack([low @ w_low, sem @ w_sem])
+        return x, low, y + rng.standard_normal(y.shape) * y.std(0)
+
+    stories = [story() for _ in range(n_stories + 1)]
+    return [list(v) for v in zip(*stories[:-1])] + list(stories[-1])
+
+
+def _r2_of_linear_fit(features, targets):
+    """In-sample R^2 of least squares from features to each target column."""
+    f, t = features - features.mean(0), targets - targets.mean(0)
+    w = np.linalg.lstsq(f, t, rcond=None)[0]
+    return 1 - ((t - f @ w) ** 2).sum(0) / (t ** 2).sum(0)
+
+
+def test_residuals_are_uncorrelated_with_the_lowlevel_features():
+    x, low, _, x_test, low_test, _ = _planted()
+    resid, resid_test, info = remove_lowlevel(x, low, x_test, low_test, alphas=[1e-6], dtype="float64")
+    L = np.concatenate(low) - np.concatenate(low).mean(0)
+    R = np.concatenate(resid)
+    corr = (L / L.std(0)).T @ (R / R.std(0)) / len(R)
+    assert np.abs(corr).max() < 1e-6, "least squares residuals are orthogonal to the regressors"
+    assert np.allclose(R.mean(0), 0, atol=1e-8)
+    # the weights of the training fit carry over to the test story
+    assert _r2_of_linear_fit(low_test, x_test).mean() > 0.4
+    assert _r2_of_linear_fit(low_test, resid_test).mean() < 0.1
+    assert info["r2_train"].shape == (32,) and info["r2_test"].mean() > 0.4
+    # cross-validated alphas on the default grid: ridge shrinkage leaves a little correlation
+    def max_corr(a):
+        a = np.concatenate(a) - np.concatenate(a).mean(0)
+        return np.abs((L / L.std(0)).T @ (a / a.std(0)) / len(a)).max()
+
+    resid, _, info = remove_lowlevel(x, low)
+    assert max_corr(x) > 0.3 and max_corr(resid) < 0.05
+    assert info["alphas"].shape == (32,) and np.isnan(info["r2_test"]).all()
+
+
+@pytest.mark.parametrize("x_noise, alphas", [(0.5, None), (0.05, [1e-6])])
+def test_percent_drop_on_a_planted_case(x_noise, alphas):
+    """Voxels driven by the low-level signal lose ~100 % of r; semantic voxels ~0 %.
+
+    With almost noiseless model features, the copy of the low-level signal that
+    ridge shrinkage leaves in the residuals sits in otherwise empty directions,
+    where the encoding model reads it at any scale: an exact projection (tiny
+    alpha) is needed there.
+    """
+    x, low, y, x_test, low_test, y_test = _planted(x_noise=x_noise)
+    kwargs = {} if alphas is None else dict(alphas=alphas)
+    resid, resid_test, _ = remove_lowlevel(x, low, x_test, low_test, **kwargs)
+    r_orig = fit_encoding_model(x, y, x_test, y_test).scores
+    r_resid = fit_encoding_model(resid, y, resid_test, y_test).scores
+    masks = {"lowlevel": np.arange(200) < 100, "semantic": np.arange(200) >= 100}
+    drops = percent_drop(r_orig, r_resid, masks)
+    assert r_orig[masks["lowlevel"]].mean() > 0.5 and r_orig[masks["semantic"]].mean() > 0.5
+    assert 90 < drops["lowlevel"] < 110
+    assert abs(drops["semantic"]) < 5
+
+
+def test_percent_drop_is_a_ratio_of_roi_means():
+    r_orig, r_resid = np.array([0.4, 0.2, -0.1, 0.0]), np.array([0.1, 0.1, 0.0, 0.3])
+    masks = {"a": np.array([1, 1, 0, 0], bool), "b": np.array([0, 0, 1, 1], bool),
+             "empty": np.zeros(4, bool)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drops = percent_drop(r_orig, r_resid, masks)
+    assert drops["a"] == pytest.approx(100 * (0.3 - 0.1) / 0.3)
+    assert np.isnan(drops["b"]) and np.isnan(drops["empty"])
+    assert any("['b', 'empty']" in str(w.message) for w in caught)
+    with pytest.raises(ValueError, match="same shape"):
+        percent_drop(r_orig, r_resid[:3], masks)
+
+
+def test_lowlevel_impact_on_the_tiny_twin(tiny):
+    ds, train, test = tiny
+    rng = np.random.default_rng(0)
+    rows = {k: {s: rng.standard_normal((len(ds.tr_times(s)), 16)).astype(np.float32)
+                for s in train + [test]} for k in (0, 2)}
+    impact = lowlevel_impact(rows, ds, "UTS01", sets=("rates", "phonemes+articulation"),
+                             n_folds=2, top_diphones=5)
+    n_voxels = ds.load_responses("UTS01", test).shape[1]
+    assert impact.layers == [0, 2] and impact.test_story == test
+    assert set(impact.r_resid) == {(k, s) for k in (0, 2) for s in ("rates", "phonemes+articulation")}
+    assert all(r.shape == (n_voxels,) for r in [*impact.r_orig.values(), *impact.r_resid.values()])
+    assert impact.residual_info[(2, "rates")]["alphas"].shape == (16,)
+    masks = {"all": np.ones(n_voxels, bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random features: mean r may be <= 0
+        drops = impact.percent_drop(masks, layer=2)
+    assert set(drops) == {"rates", "phonemes+articulation"} and set(drops["rates"]) == {"all"}
+    with pytest.raises(ValueError, match="Several layers"):
+        impact.percent_drop(masks)
+    assert "layer 2, rates" in impact.summary()
+    bad = {0: dict(rows[0], **{test: rows[0][test][:-1]})}
+    with pytest.raises(ValueError, match=f"Story {test}: model_rows\\[0\\] has"):
+        lowlevel_impact(bad, ds, "UTS01", sets=("rates",), n_folds=2)
+    with pytest.raises(KeyError, match="no story"):
+        lowlevel_impact({0: {test: rows[0][test]}}, ds, "UTS01", sets=("rates",), n_folds=2)
