@@ -1,6 +1,14 @@
-"""Regions of interest: named voxel sets and per-ROI summaries."""
+"""Regions of interest: named voxel sets, per-ROI summaries with intervals, paired model comparisons.
+
+Intervals and tests here resample *voxels*. Neighbouring voxels share signal and
+noise, so on real data they are not independent samples and these intervals are
+narrower than a between-subject analysis would give; the paper's claims rest on
+several subjects. Use them to judge the size of a difference within one subject.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,9 +19,10 @@ PAPER_ROI_SETS = {
     "primary_auditory": ("A1",),
     "early_auditory": ("A1", "LBelt", "PBelt", "MBelt", "RI", "A4"),
 }
+HEMISPHERES = ("L", "R")
 
 
-def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None) -> dict:
+def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None, hemi: np.ndarray | None = None) -> dict:
     """Boolean voxel masks of every ROI, of ROI groups, and of voxels outside all ROIs.
 
     Parameters
@@ -23,6 +32,8 @@ def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None) -> dict:
     roi_names : sequence of str
     groups : dict of str -> sequence of str, optional
         Named unions of ROIs (default: the twin's ``ROI_GROUPS``).
+    hemi : ndarray, shape (n_voxels,), int, optional
+        0 for left, 1 for right; adds ``<name>_L`` and ``<name>_R`` for every mask.
 
     Returns
     -------
@@ -30,12 +41,39 @@ def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None) -> dict:
     """
     from .synthetic.cortex import ROI_GROUPS
 
-    names = list(roi_names)
+    names = [str(n) for n in roi_names]
     masks = {name: roi == i for i, name in enumerate(names) if i > 0}
     for group, members in (ROI_GROUPS if groups is None else groups).items():
         masks[group] = np.isin(roi, [names.index(m) for m in members])
     masks["outside_rois"] = roi == 0
-    return masks
+    return masks if hemi is None else split_hemispheres(masks, hemi)
+
+
+def split_hemispheres(masks: dict, hemi: np.ndarray) -> dict:
+    """Add a left (``_L``) and right (``_R``) version of every mask.
+
+    Parameters
+    ----------
+    masks : dict of str -> ndarray of bool, shape (n_voxels,)
+    hemi : ndarray, shape (n_voxels,), int
+        0 for left, 1 for right.
+    """
+    hemi = np.asarray(hemi)
+    if hemi.shape != next(iter(masks.values())).shape:
+        raise ValueError(f"hemi has shape {hemi.shape}, the masks {next(iter(masks.values())).shape}.")
+    out = dict(masks)
+    for name, mask in masks.items():
+        for side, label in enumerate(HEMISPHERES):
+            out[f"{name}_{label}"] = mask & (hemi == side)
+    return out
+
+
+def twin_roi_masks(twin_root, subject: str, hemispheres: bool = True) -> dict:
+    """The twin's ROI masks (ROIs, the paper's three groups, outside), from its ground truth."""
+    from .synthetic.twin import load_ground_truth
+
+    truth = load_ground_truth(twin_root, subject)
+    return roi_masks(truth["roi"], truth["roi_names"], hemi=truth["hemi"] if hemispheres else None)
 
 
 def roi_means(values: np.ndarray, masks: dict) -> dict:
@@ -57,3 +95,138 @@ def roi_means(values: np.ndarray, masks: dict) -> dict:
         v = v[np.isfinite(v)]
         out[name] = float(v.mean()) if v.size else float("nan")
     return out
+
+
+def _resampled_means(values: np.ndarray, n_boot: int, rng) -> np.ndarray:
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 500):  # chunks keep memory flat for large ROIs
+        stop = min(n_boot, start + 500)
+        means[start:stop] = values[rng.integers(0, values.size, (stop - start, values.size))].mean(1)
+    return means
+
+
+def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple:
+    """Mean and percentile bootstrap interval of the mean (over voxels; NaN ignored).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+
+    Returns
+    -------
+    mean, low, high : float (NaN when no finite value)
+    """
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    means = _resampled_means(values, n_boot, np.random.default_rng(seed))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)
+
+
+def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, level: float = 0.95,
+                seed: int = 0) -> list:
+    """Per-ROI mean with a bootstrap interval.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+        For example normalised alignment, NaN for voxels without a usable ceiling.
+    masks : dict of str -> ndarray of bool
+    rois : sequence of str, optional
+        Which masks (default: all).
+
+    Returns
+    -------
+    rows : list of dict
+        ``roi``, ``n_voxels`` (finite values), ``mean``, ``low``, ``high``.
+    """
+    rows = []
+    for name in masks if rois is None else rois:
+        v = np.asarray(values, float)[masks[name]]
+        mean, low, high = bootstrap_mean(v, n_boot, level, seed)
+        rows.append({"roi": name, "n_voxels": int(np.isfinite(v).sum()), "mean": mean, "low": low, "high": high})
+    return rows
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model A minus model B over the same voxels.
+
+    Attributes
+    ----------
+    mean_difference, low, high : float
+        Mean of ``a - b`` and its bootstrap interval.
+    p_value : float
+        Two-sided, from a sign-flip permutation test or a Wilcoxon signed-rank test.
+    n_voxels : int
+    method : str
+    """
+
+    mean_difference: float
+    low: float
+    high: float
+    p_value: float
+    n_voxels: int
+    method: str
+
+
+def sign_flip_p_value(differences: np.ndarray, n_permutations: int = 5000, seed: int = 0) -> float:
+    """Two-sided p-value of a zero mean difference: flip the sign of each pair at random.
+
+    Under the null hypothesis that A and B are exchangeable within each voxel, every
+    difference is as likely to have either sign.
+    """
+    d = np.asarray(differences, float)
+    rng = np.random.default_rng(seed)
+    observed, exceed = abs(d.mean()), 0
+    for start in range(0, n_permutations, 500):
+        signs = rng.choice(np.array([-1.0, 1.0]), (min(500, n_permutations - start), d.size))
+        exceed += int((np.abs(signs @ d) / d.size >= observed - 1e-12).sum())
+    return (1 + exceed) / (1 + n_permutations)
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, method: str = "permutation", n_permutations: int = 5000,
+                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> PairedComparison:
+    """Compare two models voxel by voxel (the voxels where both values are finite).
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (n_voxels,)
+    method : {"permutation", "wilcoxon"}
+        Sign-flip permutation test of the mean difference, or scipy's Wilcoxon
+        signed-rank test of the median difference.
+
+    Returns
+    -------
+    comparison : PairedComparison
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        raise ValueError(f"Paired values need the same voxels; got shapes {a.shape} and {b.shape}.")
+    if method not in ("permutation", "wilcoxon"):
+        raise ValueError(f"method must be 'permutation' or 'wilcoxon', got {method!r}.")
+    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    if d.size < 2:
+        return PairedComparison(float("nan"), float("nan"), float("nan"), float("nan"), int(d.size), method)
+    mean, low, high = bootstrap_mean(d, n_boot, level, seed)
+    if method == "wilcoxon":
+        from scipy.stats import wilcoxon
+
+        p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    else:
+        p = sign_flip_p_value(d, n_permutations, seed)
+    return PairedComparison(mean, low, high, p, int(d.size), method)
+
+
+def compare_in_rois(a: np.ndarray, b: np.ndarray, masks: dict, rois=None, **kwargs) -> dict:
+    """:func:`paired_comparison` of two models' voxel values in each ROI.
+
+    Returns
+    -------
+    comparisons : dict of str -> PairedComparison
+    """
+    return {name: paired_comparison(np.asarray(a)[masks[name]], np.asarray(b)[masks[name]], **kwargs)
+            for name in (masks if rois is None else rois)}

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from bt_tutorial.rois import roi_masks, roi_means
 
@@ -17,3 +18,66 @@ def test_roi_means_ignore_nan_and_empty_masks():
     masks = {"a": np.array([True, True, True, False]), "empty": np.zeros(4, bool)}
     means = roi_means(values, masks)
     assert means["a"] == 2.0 and np.isnan(means["empty"])
+
+
+def test_hemisphere_masks_split_every_mask():
+    from bt_tutorial.rois import split_hemispheres
+
+    roi = np.array([1, 1, 2, 0])
+    masks = roi_masks(roi, ["none", "A1", "STS"], groups={"both": ("A1", "STS")}, hemi=np.array([0, 1, 0, 1]))
+    assert masks["A1_L"].tolist() == [True, False, False, False]
+    assert masks["both_R"].tolist() == [False, True, False, False]
+    assert masks["outside_rois_R"].tolist() == [False, False, False, True]
+    with pytest.raises(ValueError, match="hemi has shape"):
+        split_hemispheres({"a": np.ones(3, bool)}, np.zeros(4))
+
+
+def test_roi_summary_recovers_planted_means_with_intervals():
+    from bt_tutorial.rois import roi_summary
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([0.5 + 0.1 * rng.standard_normal(400), 0.1 + 0.1 * rng.standard_normal(400)])
+    values[:10] = np.nan  # voxels without a usable ceiling
+    masks = {"high": np.arange(800) < 400, "low": np.arange(800) >= 400}
+    rows = {r["roi"]: r for r in roi_summary(values, masks, n_boot=1000)}
+    assert rows["high"]["n_voxels"] == 390
+    for name, truth in (("high", 0.5), ("low", 0.1)):
+        r = rows[name]
+        assert r["low"] < r["mean"] < r["high"] and r["low"] <= truth <= r["high"]
+        assert 0.005 < r["high"] - r["low"] < 0.04  # about 4 standard errors of 0.1/sqrt(400)
+
+
+def test_paired_test_false_positives_near_level_and_power_on_a_shift():
+    from bt_tutorial.rois import paired_comparison
+
+    rng = np.random.default_rng(1)
+    for method in ("permutation", "wilcoxon"):
+        p = [paired_comparison(rng.standard_normal(60), rng.standard_normal(60), method=method,
+                               n_permutations=400, n_boot=50, seed=i).p_value for i in range(300)]
+        rate = np.mean(np.array(p) < 0.05)
+        assert 0.02 <= rate <= 0.09, (method, rate)  # binomial sd at 300 draws: 0.013
+    base = rng.standard_normal(200)
+    shifted = paired_comparison(base + 0.2 + 0.3 * rng.standard_normal(200), base, n_boot=200)
+    assert shifted.p_value < 0.01 and shifted.low > 0 and 0.1 < shifted.mean_difference < 0.3
+
+
+def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
+    from bt_tutorial.rois import compare_in_rois, paired_comparison
+
+    a = np.array([1.0, 2.0, np.nan, 4.0])
+    b = np.array([0.0, 1.0, 1.0, np.nan])
+    out = compare_in_rois(a, b, {"all": np.ones(4, bool)}, n_permutations=100, n_boot=50)
+    assert out["all"].n_voxels == 2 and out["all"].mean_difference == 1.0
+    with pytest.raises(ValueError, match="same voxels"):
+        paired_comparison(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="method must be"):
+        paired_comparison(np.ones(3), np.ones(3), method="t")
+
+
+def test_twin_masks_have_both_hemispheres(twin_root):
+    from bt_tutorial.rois import twin_roi_masks
+
+    masks = twin_roi_masks(twin_root, "UTS01")
+    for group in ("late_language", "early_auditory", "primary_auditory"):
+        assert masks[f"{group}_L"].sum() > 0 and masks[f"{group}_R"].sum() > 0
+        assert np.array_equal(masks[f"{group}_L"] | masks[f"{group}_R"], masks[group])

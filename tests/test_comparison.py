@@ -1,0 +1,69 @@
+"""Model comparison tables and figures on planted data; the tuned-model folders."""
+
+import numpy as np
+import pytest
+
+from bt_tutorial.comparison import (normalized_scores, paired_table, roi_layer_table, tuned_backbone_dirs,
+                                    verdict)
+
+
+class FakeAlignment:
+    def __init__(self, scores):
+        self.scores = np.asarray(scores)
+
+
+def planted(seed=0, n=300):
+    """Two layers; 'brain-tuned' is 0.1 above 'pretrained' in ROI a only; 'control' equals pretrained + noise."""
+    rng = np.random.default_rng(seed)
+    ceiling = np.full(n, 0.8)
+    ceiling[:20] = 0.05  # unusable voxels
+    base = 0.4 + 0.1 * rng.standard_normal((2, n))
+    roi_a = np.arange(n) < n // 2
+    tuned = base + 0.1 * roi_a + 0.02 * rng.standard_normal((2, n))
+    control = base + 0.02 * rng.standard_normal((2, n))
+    alignments = {"pretrained": FakeAlignment(base), "brain-tuned": FakeAlignment(tuned),
+                  "control": FakeAlignment(control)}
+    return alignments, ceiling, {"a": roi_a, "b": ~roi_a}
+
+
+def test_normalized_scores_divide_by_the_ceiling_and_drop_unusable_voxels():
+    alignments, ceiling, _ = planted()
+    norm = normalized_scores(alignments, ceiling)
+    assert norm["pretrained"].shape == (2, 300)
+    assert np.isnan(norm["pretrained"][:, :20]).all()
+    np.testing.assert_allclose(norm["pretrained"][:, 20:], alignments["pretrained"].scores[:, 20:] / 0.8)
+
+
+def test_tables_find_the_planted_difference_only_where_it_is():
+    alignments, ceiling, masks = planted()
+    norm = normalized_scores(alignments, ceiling)
+    table = roi_layer_table(norm, [0, 1], masks, ["a", "b"], n_boot=200)
+    assert len(table) == 3 * 2 * 2 and set(table.columns) >= {"model", "layer", "roi", "mean", "low", "high"}
+    assert table.query("roi == 'a' and model == 'pretrained'")["n_voxels"].iloc[0] == 130
+    pairs = paired_table(norm, [0, 1], masks, ["a", "b"], n_permutations=500, n_boot=200)
+    words = {(r.comparison, r.layer, r.roi): verdict(r._asdict()) for r in pairs.itertuples(index=False)}
+    for layer in (0, 1):
+        assert words[("brain-tuned - pretrained", layer, "a")] == "higher"
+        assert words[("brain-tuned - control", layer, "a")] == "higher"
+        assert words[("control - pretrained", layer, "a")] == "no clear difference"
+    diff = pairs.query("comparison == 'brain-tuned - pretrained' and roi == 'a'")["difference"]
+    assert np.allclose(diff, 0.1 / 0.8, atol=0.01)
+
+
+def test_missing_tuned_models_name_chapter_four(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Run chapter 4 first"):
+        tuned_backbone_dirs(tmp_path, "whisper-tiny.en", "UTS01")
+
+
+def test_model_comparison_figures_return_figures():
+    from bt_tutorial.plotting_models import plot_paired_differences, plot_percent_drop, plot_roi_layers
+
+    alignments, ceiling, masks = planted()
+    norm = normalized_scores(alignments, ceiling)
+    fig = plot_roi_layers(roi_layer_table(norm, [0, 1], masks, ["a", "b"], n_boot=50), ["a", "b"])
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) >= 3
+    fig = plot_paired_differences(paired_table(norm, [0, 1], masks, ["a", "b"], n_permutations=50, n_boot=50), 1)
+    assert len(fig.axes[0].patches) == 3 * 2
+    drops = {"pretrained": {"rates": {"a": 10.0, "b": 50.0}, "phonemes": {"a": 5.0, "b": 20.0}}}
+    fig = plot_percent_drop(drops, ["a", "b"])
+    assert [round(p.get_height()) for p in fig.axes[0].patches] == [10, 50, 5, 20]
