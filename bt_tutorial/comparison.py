@@ -122,3 +122,18 @@ def verdict(row) -> str:
     if row["p_value"] < 0.05 and row["high"] < 0:
         return "lower"
     return "no clear difference"
+
+
+def compact_pairs(table):
+    """:func:`paired_table` as one row per comparison and ROI, one column per layer.
+
+    Cells read ``+0.012*``: the mean difference, starred where :func:`verdict`
+    finds a clear difference (p < 0.05 and an interval excluding 0).
+
+    Returns
+    -------
+    table : pandas DataFrame of str
+    """
+    cells = table.assign(cell=[f"{r['difference']:+.3f}" + ("*" if verdict(r) in ("higher", "lower") else "")
+                               for _, r in table.iterrows()])
+    return cells.pivot(index=["comparison", "roi"], columns="layer", values="cell").rename_axis(columns="layer")

@@ -73,7 +73,7 @@ def plot_paired_differences(table, layer, ylabel: str = "difference in normalise
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"layer {layer}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

@@ -67,3 +67,18 @@ def test_model_comparison_figures_return_figures():
     drops = {"pretrained": {"rates": {"a": 10.0, "b": 50.0}, "phonemes": {"a": 5.0, "b": 20.0}}}
     fig = plot_percent_drop(drops, ["a", "b"])
     assert [round(p.get_height()) for p in fig.axes[0].patches] == [10, 50, 5, 20]
+
+
+def test_compact_pairs_star_clear_differences_only():
+    from bt_tutorial.comparison import compact_pairs
+
+    alignments, ceiling, masks = planted()
+    pairs = paired_table(normalized_scores(alignments, ceiling), [0, 1], masks, ["a", "b"], n_permutations=300,
+                         n_boot=100)
+    table = compact_pairs(pairs)
+    assert table.shape == (3 * 2, 2)
+    assert table.loc[("brain-tuned - pretrained", "a"), 0].endswith("*")
+    for _, row in pairs.iterrows():  # a star exactly where the verdict is a clear difference
+        cell = table.loc[(row["comparison"], row["roi"]), row["layer"]]
+        assert cell.endswith("*") == (verdict(row) in ("higher", "lower"))
+        assert abs(float(cell.rstrip("*")) - row["difference"]) < 5e-4
