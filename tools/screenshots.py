@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     chromium = find_chromium()
     args.out.mkdir(parents=True, exist_ok=True)
     server = serve(args.html)
-    pages = ["intro"] + sorted(p.stem for p in args.html.glob("[0-9][0-9]_*.html")) + ["glossary"]
+    pages = ["intro"] + sorted(p.stem for p in args.html.glob("[0-9][0-9]_*.html")) + ["instructors", "glossary"]
     try:
         for page in pages:
             png = args.out / f"{page}.png"
