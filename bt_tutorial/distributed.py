@@ -84,11 +84,13 @@ class Processes:
             return nullcontext()
         return self.accelerator.no_sync(model)
 
-    def sum(self, value: float) -> float:
-        """Sum of a number over all processes."""
+    def sum(self, value):
+        """Sum of a number, or element-wise of an array, over all processes."""
         if self.accelerator is None:
             return value
-        return float(self.accelerator.reduce(torch.tensor([value], device=self.device), "sum").item())
+        tensor = torch.as_tensor(np.atleast_1d(value), dtype=torch.float64, device=self.device)
+        total = self.accelerator.reduce(tensor, "sum").cpu().numpy()
+        return float(total[0]) if np.ndim(value) == 0 else total
 
     def wait(self) -> None:
         if self.accelerator is not None:

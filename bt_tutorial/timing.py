@@ -31,6 +31,38 @@ TRIM_END = 5
 RESPONSE_TRIM = GRID_PAD + TRIM_START + TRIM_END  # = 20 rows fewer than respdict
 
 
+def canonical_hrf(dt: float = 0.1, length: float = 32.0) -> np.ndarray:
+    """SPM's canonical double-gamma HRF sampled every ``dt`` seconds, unit sum.
+
+    Returns
+    -------
+    hrf : ndarray, shape (round(length / dt),)
+        ``hrf[i]``: weight of the sound ``i * dt`` seconds before the response.
+    """
+    from scipy import stats
+
+    t = np.arange(0.0, length, dt)
+    h = stats.gamma.pdf(t, 6) - stats.gamma.pdf(t, 16) / 6.0
+    return h / h.sum()
+
+
+def hrf_weight_in_window(window_trs: int, lag_trs: int = 0, tr: float = TR, dt: float = 0.1) -> float:
+    """Share of the HRF's positive weight that a tuning window covers.
+
+    The window of a response row ends ``lag_trs`` TRs before the end of the
+    row's TR and lasts ``window_trs`` TRs; the sound ``s`` seconds before the end
+    of that TR reaches the response with weight ``hrf(s)``.
+
+    Returns
+    -------
+    share : float in [0, 1]
+    """
+    h = np.clip(canonical_hrf(dt), 0, None)
+    s = np.arange(len(h)) * dt
+    inside = (s >= lag_trs * tr) & (s < (lag_trs + window_trs) * tr)
+    return float(h[inside].sum() / h.sum())
+
+
 def simulated_tr_times(n_scan_trs: int, tr: float = TR) -> np.ndarray:
     """Times of the untrimmed simulated TR grid of a story.
 

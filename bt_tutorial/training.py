@@ -7,7 +7,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ import torch
 from tqdm import tqdm
 
 from .distributed import Processes
-from .tuning import BrainTunedModel, TuningConfig, TuningData, prepare_tuning_data
+from .tuning import (BrainTunedModel, TuningConfig, TuningData, fit_ridge_head, pooled_outputs,
+                     prepare_tuning_data)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -27,14 +28,18 @@ class TuningResult:
     Attributes
     ----------
     history : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``samples_per_s``.
+        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_r``, ``samples_per_s``.
     best_epoch : int
+        Chosen by ``config.select_by`` among the trained epochs.
     backbone_dir : Path
         The best tuned backbone, saved with ``save_pretrained`` (load it with
         ``load_speech_model(str(backbone_dir))``).
     voxels : ndarray of int
     completed : bool
         False when the run stopped early on request (``stop_after_steps``).
+    initial : dict
+        Validation ``val_loss`` and ``val_r`` before training (the starting head),
+        and for a ridge head its ``alpha``.
     """
 
     history: list
@@ -42,6 +47,7 @@ class TuningResult:
     backbone_dir: Path
     voxels: np.ndarray
     completed: bool = True
+    initial: dict = field(default_factory=dict)
 
 
 def _precision(device: torch.device, enabled: bool = True):
@@ -53,7 +59,22 @@ def _precision(device: torch.device, enabled: bool = True):
     return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
 
 
-def _schedule(total_steps: int, warmup_fraction: float):
+def optimizer_steps(n_samples: int, config: TuningConfig) -> int:
+    """Optimizer steps of a whole run: ``epochs * ceil(n_samples / effective_batch)``."""
+    accumulation = max(1, config.effective_batch // config.batch_size)
+    return config.epochs * math.ceil(n_samples / (config.batch_size * accumulation))
+
+
+def lr_schedule(total_steps: int, warmup_fraction: float) -> list:
+    """Learning-rate multipliers per optimizer step: ``[backbone, head]``.
+
+    The backbone warms up linearly over ``warmup_fraction`` of the steps, then
+    decays linearly to 0; the head keeps its learning rate.
+
+    Returns
+    -------
+    multipliers : list of two callables, step -> float
+    """
     warmup = max(1, int(round(warmup_fraction * total_steps)))
 
     def backbone(step):
@@ -82,24 +103,57 @@ def _check_resume(saved: dict, config: TuningConfig, voxels: np.ndarray) -> None
 
 
 def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast=nullcontext,
-             processes: Processes | None = None) -> float:
-    """Mean squared error over a data set, in eval mode, without gradients.
+             processes: Processes | None = None) -> dict:
+    """Mean squared error and mean correlation over voxels, in eval mode, without gradients.
 
     With several processes each scores its share of the rows and the sums are added.
+
+    Returns
+    -------
+    scores : dict
+        ``val_loss`` (MSE over rows and voxels) and ``val_r`` (Pearson r of each
+        voxel's predicted and measured responses over rows, averaged over voxels).
     """
     model.eval()
-    total, device = 0.0, next(model.parameters()).device
+    device = next(model.parameters()).device
+    n_voxels = data.targets[0].shape[1]
+    sums = torch.zeros(6, n_voxels, dtype=torch.float64, device=device)  # sq. error, p, y, pp, yy, py
     rows = np.arange(len(data))
     if processes is not None:
         rows = rows[processes.rank::processes.world]
     with torch.no_grad(), autocast():
         for start in range(0, len(rows), batch_size):
             x, y = data.batch(rows[start:start + batch_size])
-            pred = model(model.speech_model.prepare(x)).float()
-            total += torch.nn.functional.mse_loss(pred, y.to(device), reduction="sum").item()
+            p = model(model.speech_model.prepare(x)).double()
+            y = y.to(device).double()
+            sums += torch.stack([(p - y) ** 2, p, y, p * p, y * y, p * y]).sum(dim=1)
+    sums = sums.cpu().numpy()
     if processes is not None:
-        total = processes.sum(total)
-    return total / (len(data) * data.targets[0].shape[1])
+        sums = processes.sum(sums)
+    n = len(data)
+    cov = sums[5] - sums[1] * sums[2] / n
+    var_p, var_y = sums[3] - sums[1] ** 2 / n, sums[4] - sums[2] ** 2 / n
+    denom = np.sqrt(np.clip(var_p * var_y, 0, None))
+    r = np.divide(cov, denom, out=np.zeros(n_voxels), where=denom > 1e-12)
+    return {"val_loss": float(sums[0].sum() / (n * n_voxels)), "val_r": float(r.mean())}
+
+
+def init_ridge_head(model: BrainTunedModel, train: TuningData, val: TuningData, batch_size: int,
+                    autocast=nullcontext, progress: bool = False) -> dict:
+    """Set the head to the ridge regression of the targets on the pretrained pooled outputs.
+
+    Returns
+    -------
+    head : dict
+        See :func:`~bt_tutorial.tuning.fit_ridge_head`.
+    """
+    x_train = pooled_outputs(model, train, batch_size, autocast, progress)
+    x_val = pooled_outputs(model, val, batch_size, autocast, progress)
+    head = fit_ridge_head(x_train, train.targets, x_val, np.concatenate(val.targets))
+    with torch.no_grad():
+        model.head.weight.copy_(torch.as_tensor(head["weight"], dtype=model.head.weight.dtype))
+        model.head.bias.copy_(torch.as_tensor(head["bias"], dtype=model.head.bias.dtype))
+    return head
 
 
 def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfig = TuningConfig(),
@@ -156,13 +210,18 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
     optimizer = torch.optim.Adam([{"params": trainable, "lr": config.lr_backbone},
                                   {"params": model.head.parameters(), "lr": config.lr_head}])
     accumulation = max(1, config.effective_batch // config.batch_size)
-    steps_per_epoch = math.ceil(len(train) / (config.batch_size * accumulation))
+    steps_per_epoch = optimizer_steps(len(train), config) // config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(config.epochs * steps_per_epoch, config.warmup_fraction))
+        optimizer, lr_schedule(config.epochs * steps_per_epoch, config.warmup_fraction))
     autocast, scaler = _precision(device, config.mixed_precision)
-    state = {"epoch": 0, "history": [], "best_val": float("inf"), "best_epoch": 0}
+    state = {"epoch": 0, "history": [], "best_val": -float("inf"), "best_epoch": 0, "initial": {}}
     path = out / CHECKPOINT
-    if resume and path.is_file():
+    if not (resume and path.is_file()):
+        if config.head_init == "ridge":
+            head = init_ridge_head(model, train, val, config.batch_size, autocast, progress)
+            state["initial"]["alpha"] = head["alpha"]
+        state["initial"].update(evaluate(model, val, config.batch_size, autocast, processes))
+    else:
         saved = torch.load(path, map_location=device, weights_only=False)
         _check_resume(saved, config, voxels)
         model.load_state_dict(saved["model"])
@@ -173,7 +232,7 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
         torch.set_rng_state(saved["rng_cpu"])
         if device.type == "cuda" and saved.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(saved["rng_cuda"])
-        state = {k: saved[k] for k in state}
+        state = {k: saved.get(k, state[k]) for k in state}
     net = processes.wrap(model)
     steps_done = 0
     for epoch in range(state["epoch"], config.epochs):
@@ -209,13 +268,15 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
             steps_done += 1
             bar.set_postfix(loss=f"{loss_sum:.3f}", samples_per_s=f"{seen / (time.perf_counter() - t0):.1f}")
             if stop_after_steps is not None and steps_done >= stop_after_steps:
-                return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, False)
-        val_loss = evaluate(model, val, config.batch_size, autocast, processes)
-        state["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                                 "val_loss": val_loss, "samples_per_s": seen / (time.perf_counter() - t0)})
-        best = val_loss < state["best_val"]
+                return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, False,
+                                    state["initial"])
+        scores = evaluate(model, val, config.batch_size, autocast, processes)
+        state["history"].append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **scores,
+                                 "samples_per_s": seen / (time.perf_counter() - t0)})
+        merit = scores["val_r"] if config.select_by == "val_r" else -scores["val_loss"]
+        best = merit > state["best_val"]
         if best:
-            state["best_val"], state["best_epoch"] = val_loss, epoch + 1
+            state["best_val"], state["best_epoch"] = merit, epoch + 1
         state["epoch"] = epoch + 1
         if processes.is_main:
             _write_epoch(out, state, speech_model, model, best, {
@@ -225,7 +286,7 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
                 "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                 "config": asdict(config), "voxels": voxels})
         processes.wait()
-    return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True)
+    return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True, state["initial"])
 
 
 def _write_epoch(out: Path, state: dict, speech_model, model: BrainTunedModel, best: bool,

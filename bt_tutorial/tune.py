@@ -18,7 +18,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .tuning import CONTROLS, TuningConfig
+from .tuning import CONTROLS, HEAD_INITS, SELECT_BY, TUNING_PRESETS, TuningConfig, profile_tuning_config
+
+CHOICES = {"head_init": HEAD_INITS, "select_by": SELECT_BY}
 
 
 def parse_args(argv=None):
@@ -32,13 +34,25 @@ def parse_args(argv=None):
                         help="shuffled-fMRI control")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--preset", choices=sorted(TUNING_PRESETS), default="paper",
+                        help="recipe: 'paper' (default) or 'lag-ridge' (window 2 TRs earlier, ridge-fitted "
+                             "head); the flags below override it")
     for f in fields(TuningConfig):
         flag = f"--{f.name.replace('_', '-')}"
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default: {f.default}")
         elif f.name != "control":
-            parser.add_argument(flag, type=type(f.default), default=f.default)
+            parser.add_argument(flag, type=type(f.default), default=None, choices=CHOICES.get(f.name),
+                                help=f"default: {f.default}")
     return parser.parse_args(argv)
+
+
+def tuning_config(args) -> TuningConfig:
+    """The run's settings: the preset at the paper's sizes, then the flags that were given."""
+    given = {f.name: getattr(args, f.name) for f in fields(TuningConfig)
+             if f.name != "control" and getattr(args, f.name) is not None}
+    return profile_tuning_config("full", args.preset, control=args.control, **given)
 
 
 def main(argv=None) -> int:
@@ -49,7 +63,7 @@ def main(argv=None) -> int:
     from .training import brain_tune
 
     try:
-        config = TuningConfig(**{f.name: getattr(args, f.name) for f in fields(TuningConfig)})
+        config = tuning_config(args)
         dataset = LebelDataset(args.data) if args.data else open_dataset(get_config())
         model = load_speech_model(args.model)
         result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
@@ -62,7 +76,8 @@ def main(argv=None) -> int:
     if not is_main_process():
         return 0
     for h in result.history:
-        print(f"epoch {h['epoch']}: train {h['train_loss']:.4f}, validation {h['val_loss']:.4f}, "
+        print(f"epoch {h['epoch']}: train {h['train_loss']:.4f}, validation {h['val_loss']:.4f} "
+              f"(mean r {h.get('val_r', float('nan')):.3f}), "
               f"{h['samples_per_s']:.1f} samples/s")
     print(f"best epoch {result.best_epoch}; tuned backbone in {result.backbone_dir}")
     return 0

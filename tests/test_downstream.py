@@ -296,7 +296,40 @@ def test_best_layer_and_summary_use_validation_not_test():
     diff = report.paired_difference(results["tuned"]["t"][1], by_layer[0])
     assert diff[0] == pytest.approx(0.2)
     fig = report.plot_probe_scores(results, chance={"t": 0.25})
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_legend().get_texts()) == 3
+    assert len(fig.axes) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["pretrained", "tuned", "chance",
+                                                                  "best on validation"]
+
+
+def test_plot_probe_scores_two_panels_a_row_legend_off_the_data():
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    rng = np.random.default_rng(0)
+    tasks = {"semantic_category": "macro_f1", "intent": "macro_f1", "sentence_type": "macro_f1",
+             "phoneme_presence": "micro_f1"}
+    results = {m: {t: {k: P.ProbeResult(m, t, k, metric, {metric: list(0.5 + 0.1 * rng.random(3))},
+                                        list(rng.random(3)), [1.0] * 3, 1, 1, 1) for k in range(5)}
+                   for t, metric in tasks.items()}
+               for m in ("pretrained", "brain-tuned", "control")}
+    for n_tasks in (4, 3):  # 2 x 2 panels; 3 panels and the legend in the free cell
+        shown = {m: dict(list(r.items())[:n_tasks]) for m, r in results.items()}
+        fig = report.plot_probe_scores(shown, chance={"intent": 0.125}, title="probes")
+        panels = [ax for ax in fig.axes if ax.get_label() != "legend"]
+        assert len(fig.axes) == 4 and len(panels) == n_tasks
+        rows = [ax.get_subplotspec().rowspan.start for ax in panels]
+        assert max(rows.count(r) for r in rows) <= 2 and 7 <= fig.get_figwidth() <= 8
+        last = {4: "phoneme presence (micro-F1)", 3: "sentence type (macro-F1)"}[n_tasks]
+        assert panels[-1].get_title() == last
+        assert all(ax.get_shared_x_axes().joined(panels[0], ax) for ax in panels)
+        fig.draw_without_rendering()
+        assert min(t.get_fontsize() for t in fig.findobj(Text) if t.get_text()) >= 9
+        (legend,) = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        assert [t.get_text() for t in legend.get_texts()] == ["pretrained", "brain-tuned", "control", "chance",
+                                                              "best on validation"]
+        assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in panels)
+    assert len(report.plot_probe_scores(results, ncols=1).axes) == 4
+    plt.close("all")
 
 
 # --------------------------------------------------------- real loaders on fakes

@@ -2,10 +2,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from bt_tutorial import plotting  # noqa: E402
+from bt_tutorial import plotting_models as PM  # noqa: E402
+from bt_tutorial.comparison import paired_table, roi_layer_table  # noqa: E402
 from bt_tutorial.data import LebelDataset  # noqa: E402
 from bt_tutorial.synthetic import load_ground_truth  # noqa: E402
 
@@ -69,3 +74,91 @@ def test_plot_training_history_draws_train_and_validation_per_run():
     fig = plotting.plot_training_history({"tuned": history, "control": history})
     assert len(fig.axes[0].lines) == 4
     assert list(fig.axes[0].lines[1].get_ydata()) == [0.9, 0.85]
+
+
+# ------------------------------------------------ model comparison figures (chapters 5-7)
+ROIS = ["late_language", "early_auditory", "primary_auditory"]
+MODELS = ("pretrained", "brain-tuned", "control")
+SETS = ("spectrum", "phonemes", "diphones", "triphones", "articulation", "rates")
+
+
+def _normalized(n_layers=5, n=90, seed=0):
+    rng = np.random.default_rng(seed)
+    base = 0.3 + 0.1 * rng.standard_normal((n_layers, n))
+    scores = {m: base + 0.05 * i + 0.02 * rng.standard_normal((n_layers, n)) for i, m in enumerate(MODELS)}
+    masks = {r: np.arange(n) % 3 == i for i, r in enumerate(ROIS)}
+    return scores, masks
+
+
+def panels(fig):
+    """The data panels: every axes but the one that only holds the legend."""
+    return [ax for ax in fig.axes if ax.get_label() != "legend"]
+
+
+def check_readable_layout(fig, n_panels, max_per_row=2):
+    """At most two panels a row, 7-8 inches wide, text >= 9 pt, the legend off the data."""
+    axes = panels(fig)
+    assert len(axes) == n_panels
+    rows = [ax.get_subplotspec().rowspan.start for ax in axes]
+    assert max(rows.count(r) for r in set(rows)) <= max_per_row
+    assert 7 <= fig.get_figwidth() <= 8
+    fig.draw_without_rendering()
+    sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()}
+    assert min(sizes.values()) >= 9, sizes
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legends) == 1
+    box = legends[0].get_window_extent()
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in axes)
+    return axes
+
+
+def test_grid_shape_puts_at_most_ncols_panels_in_a_row():
+    assert [PM.grid_shape(n) for n in (1, 2, 3, 4, 5)] == [(1, 1), (1, 2), (2, 2), (2, 2), (3, 2)]
+    assert PM.grid_shape(3, ncols=1) == (3, 1) and PM.grid_shape(4, ncols=3) == (2, 3)
+    with pytest.raises(ValueError):
+        PM.grid_shape(0)
+
+
+def test_panel_grid_keeps_tick_labels_above_the_free_cell():
+    fig, axes, spare = PM.panel_grid(3, sharex=True, xlabel="layer")
+    assert len(axes) == 3 and spare is not None and not spare.axison
+    assert [ax.get_xlabel() for ax in axes] == ["", "layer", "layer"]
+    shown = [ax.xaxis.get_tick_params()["labelbottom"] for ax in axes]
+    assert shown == [False, True, True]  # the panel above the free cell keeps its tick labels
+    fig, axes, spare = PM.panel_grid(4, ncols=3)
+    assert spare is not None and len(fig.axes) == 5  # the second free cell is removed
+    plt.close("all")
+
+
+def test_plot_roi_layers_two_columns_shared_axes_legend_in_the_free_cell():
+    scores, masks = _normalized()
+    fig = PM.plot_roi_layers(roi_layer_table(scores, range(5), masks, ROIS, n_boot=20), ROIS, title="t")
+    axes = check_readable_layout(fig, 3)
+    assert [ax.get_title() for ax in axes] == ["late language (30 voxels)", "early auditory (30 voxels)",
+                                               "primary auditory (30 voxels)"]
+    assert all(ax.get_shared_y_axes().joined(axes[0], ax) for ax in axes)
+    assert [t.get_text() for t in fig.axes[3].get_legend().get_texts()] == list(MODELS)
+    fig = PM.plot_roi_layers(roi_layer_table(scores, range(5), masks, ROIS, n_boot=20), ROIS, ncols=1)
+    check_readable_layout(fig, 3, max_per_row=1)
+    plt.close("all")
+
+
+def test_plot_paired_differences_one_wide_panel_legend_below():
+    scores, masks = _normalized()
+    fig = PM.plot_paired_differences(paired_table(scores, range(5), masks, ROIS, n_permutations=20,
+                                                  n_boot=20), 2)
+    (ax,) = check_readable_layout(fig, 1)
+    assert len(ax.patches) == 3 * 3 and len(fig.legends[0].get_texts()) == 3
+    plt.close("all")
+
+
+def test_plot_percent_drop_panel_per_model_in_two_columns():
+    rng = np.random.default_rng(1)
+    drops = {m: {s: {r: float(rng.uniform(0, 50)) for r in ROIS} for s in SETS} for m in MODELS}
+    fig = PM.plot_percent_drop(drops, ROIS, title="t")
+    axes = check_readable_layout(fig, 3)
+    assert [ax.get_title() for ax in axes] == list(MODELS)
+    heights = [drops["brain-tuned"][s][r] for s in SETS for r in ROIS]
+    assert [p.get_height() for p in axes[1].patches] == heights
+    assert all(ax.get_shared_y_axes().joined(axes[0], ax) for ax in axes)
+    plt.close("all")

@@ -128,7 +128,13 @@ def test_profile_settings_and_run_folders(tmp_path):
 
     assert profile_tuning_config("full") == TuningConfig()
     demo = profile_tuning_config("demo", epochs=1)
-    assert demo.row_step == 2 and demo.epochs == 1 and demo.window_trs < TuningConfig().window_trs
+    assert demo.epochs == 1 and demo.window_trs < TuningConfig().window_trs
+    assert (demo.lag_trs, demo.head_init) == (2, "ridge")  # the demo uses the improved recipe
+    assert profile_tuning_config("demo", "paper").head_init == "random"
+    improved = profile_tuning_config("full", "lag-ridge")
+    assert improved == TuningConfig(lag_trs=2, head_init="ridge")
+    with pytest.raises(ValueError, match="Unknown tuning preset"):
+        profile_tuning_config("full", "best")
     a = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01")
     b = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01", "chunk_permute")
     assert a.parent == b.parent and a != b and "/" not in a.parent.name
@@ -164,6 +170,7 @@ def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
     assert a["epoch"] == b["epoch"] == 2
     for h1, h2 in zip(a["history"], b["history"]):  # Adam hides a gradient scale; the losses do not
         assert abs(h1["train_loss"] - h2["train_loss"]) < 1e-5 and abs(h1["val_loss"] - h2["val_loss"]) < 1e-5
+        assert abs(h1["val_r"] - h2["val_r"]) < 1e-4
     start = load_speech_model("tiny-whisper").backbone.state_dict()
     moved = 0
     for name, w in a["model"].items():
@@ -171,3 +178,96 @@ def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
         key = name.removeprefix("backbone.")
         moved += key in start and not torch.equal(w, start[key])
     assert moved > 10  # the backbone was trained, not only compared at its start
+
+
+def test_lagged_windows_end_lag_trs_earlier():
+    wav = np.arange(16000 * 20, dtype=np.float32) + 1
+    tr_times = np.array([8.0, 10.0045])
+    plain = tr_windows(wav, tr_times, window_trs=2)
+    lagged = tr_windows(wav, tr_times, window_trs=2, lag_trs=2)
+    shift = int(round((tr_times[1] + 2.0045 / 2) * 16000)) - int(round((tr_times[1] + 2.0045 / 2 - 2 * 2.0045) * 16000))
+    assert lagged.shape == plain.shape
+    assert lagged[1, -1] == plain[1, -1] - shift
+    with pytest.raises(ValueError, match="lag_trs"):
+        TuningConfig(lag_trs=-1)
+
+
+def test_ridge_head_recovers_a_planted_linear_map():
+    from bt_tutorial.tuning import fit_ridge_head, mean_correlation
+
+    rng = np.random.default_rng(0)
+    weight, bias = rng.standard_normal((3, 6)), np.array([0.5, -1.0, 2.0])
+    x = rng.standard_normal((300, 6)) + 4.0  # uncentred features: the bias must absorb the means
+    y = x @ weight.T + bias + 0.01 * rng.standard_normal((300, 3))
+    head = fit_ridge_head(x[:200], [y[:120], y[120:200]], x[200:], y[200:])
+    assert np.allclose(head["weight"], weight, atol=0.02) and np.allclose(head["bias"], bias, atol=0.1)
+    assert head["alpha"] <= 1 and head["val_r"] > 0.99 and head["val_loss"] < 1e-3
+    noise = fit_ridge_head(x[:200], [rng.standard_normal((200, 3))], x[200:], rng.standard_normal((100, 3)))
+    assert noise["alpha"] >= 100  # no signal: the validation story picks a strong penalty
+    with pytest.raises(ValueError, match="rows"):
+        fit_ridge_head(x[:200], [y[:150]], x[200:], y[200:])
+    a, b = rng.standard_normal((50, 4)), rng.standard_normal((50, 4))
+    assert np.isclose(mean_correlation(a, b), np.mean([np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(4)]))
+
+
+def linear_target(n_stories=4, rows=24, seed=1):
+    """Windows whose loudness sets the targets: a ridge head on pooled outputs can find them."""
+    rng = np.random.default_rng(seed)
+    n = 3520
+    windows, targets = [], []
+    for _ in range(n_stories):
+        gain = rng.uniform(0.2, 3.0, rows)
+        windows.append((gain[:, None] * rng.standard_normal((rows, n))).astype(np.float32))
+        targets.append(np.stack([gain, -gain, 0.5 * gain], axis=1).astype(np.float32))
+    return TuningData(windows[:-1], targets[:-1]), TuningData(windows[-1:], targets[-1:])
+
+
+def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
+    from bt_tutorial.training import evaluate
+
+    train, val = linear_target()
+    one_epoch = TuningConfig(**{**FAST.__dict__, "epochs": 1})
+    runs = {}
+    for init in ("random", "ridge"):
+        config = TuningConfig(**{**one_epoch.__dict__, "head_init": init})
+        runs[init] = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path / init,
+                                 config, device="cpu", progress=False)
+    assert "alpha" in runs["ridge"].initial and "alpha" not in runs["random"].initial
+    assert runs["ridge"].initial["val_r"] > 0.5 > abs(runs["random"].initial["val_r"])
+    assert runs["ridge"].initial["val_loss"] < runs["random"].initial["val_loss"]
+    # evaluate's streaming correlation is the plain one
+    from bt_tutorial.tuning import BrainTunedModel, mean_correlation
+
+    model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
+    x, y = val.batch(np.arange(len(val)))
+    with torch.no_grad():
+        pred = model(model.speech_model.prepare(x)).numpy()
+    scores = evaluate(model, val, batch_size=5)
+    assert np.isclose(scores["val_r"], mean_correlation(pred, y.numpy()), atol=1e-5)
+    assert np.isclose(scores["val_loss"], np.mean((pred - y.numpy()) ** 2), rtol=1e-5)
+
+
+def test_select_by_correlation_keeps_the_best_correlation_epoch(tmp_path):
+    train, val = linear_target()
+    config = TuningConfig(**{**FAST.__dict__, "epochs": 3, "select_by": "val_r", "head_init": "ridge"})
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         device="cpu", progress=False)
+    r = [h["val_r"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(r)) + 1
+    with pytest.raises(ValueError, match="select_by"):
+        TuningConfig(select_by="loss")
+    with pytest.raises(ValueError, match="head_init"):
+        TuningConfig(head_init="zeros")
+
+
+def test_command_line_presets_and_overrides():
+    from bt_tutorial.tune import parse_args, tuning_config
+
+    base = ["--model", "m", "--subject", "UTS01", "--out", "o"]
+    assert tuning_config(parse_args(base)) == TuningConfig()
+    improved = tuning_config(parse_args(base + ["--preset", "lag-ridge", "--lag-trs", "3", "--control",
+                                                "chunk_permute"]))
+    assert (improved.lag_trs, improved.head_init, improved.control) == (3, "ridge", "chunk_permute")
+    assert tuning_config(parse_args(base + ["--no-mixed-precision"])).mixed_precision is False
+    with pytest.raises(SystemExit):
+        parse_args(base + ["--head-init", "zeros"])

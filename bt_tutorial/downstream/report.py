@@ -80,10 +80,11 @@ def paired_difference(a: ProbeResult, b: ProbeResult, metric: str | None = None,
 
 
 def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | None = None,
-                      title: str | None = None):
+                      title: str | None = None, ncols: int | None = None):
     """Test score per layer, one panel per task, one line (mean and 95% band) per model.
 
-    The layer each model would be reported at (best on validation) is circled.
+    The layer each model would be reported at (best on validation) is circled. Panels
+    share the hidden-state axis; each keeps its own score axis (tasks differ in level).
 
     Parameters
     ----------
@@ -94,30 +95,32 @@ def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | N
     chance : dict of str -> float, optional
         A dashed reference line per task (e.g. ``1 / n_classes``).
     title : str, optional
+    ncols : int, optional
+        Panels per row at most; default :data:`~bt_tutorial.plotting_models.MAX_COLUMNS` (2).
 
     Returns
     -------
     fig : matplotlib Figure
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from ..plotting_models import MAX_COLUMNS, MODEL_COLORS, TITLE_SIZE, panel_grid, panel_legend
 
     tasks = list(dict.fromkeys(t for by_task in results.values() for t in by_task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    fig, axes, spare = panel_grid(len(tasks), ncols or MAX_COLUMNS, sharex=True, title=title or "",
+                                  xlabel="hidden state", ylabel=f"test {metric or 'score'}")
+    for ax, task in zip(axes, tasks):
         for i, (label, by_task) in enumerate(results.items()):
             if task in by_task:
-                _draw_model(ax, by_task[task], label, f"C{i}", metric)
+                _draw_model(ax, by_task[task], label, MODEL_COLORS.get(label, f"C{i}"), metric)
         if chance and task in chance:
             ax.axhline(chance[task], color="0.5", ls="--", lw=0.8, label="chance")
         first = next(r for by_task in results.values() if task in by_task
                      for r in by_task[task].values())
-        ax.set_title(task)
-        ax.set_xlabel("hidden state")
-        ax.set_ylabel(metric or first.primary)
-    axes[0][0].legend(fontsize=8, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        name = (metric or first.primary).replace("_f1", "-F1")
+        ax.set_title(f"{task.replace('_', ' ')} ({name})", fontsize=TITLE_SIZE)
+    best = Line2D([], [], ls="none", marker="o", ms=10, mfc="none", color="0.3", label="best on validation")
+    panel_legend(fig, axes, spare, extra=[best], ncols=3)
     return fig
 
 

@@ -10,9 +10,9 @@ voxel is known.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal, stats
+from scipy import signal
 
-from ..timing import SOUND_START
+from ..timing import SOUND_START, canonical_hrf
 from .cortex import ROI_NAMES
 
 DT = 0.1  # seconds, resolution of the stimulus time courses
@@ -22,13 +22,6 @@ LOWLEVEL_NAMES = tuple(f"mel{k}" for k in range(N_MEL_BANDS)) + ("phone_rate", "
 # semantic share of the drive per ROI: auditory mostly low-level, language mostly semantic
 SEMANTIC_FRACTION = {"none": 0.5, "A1": 0.1, "Belt": 0.3}
 LANGUAGE_SEMANTIC_FRACTION = 0.85
-
-
-def canonical_hrf(dt: float = DT, length: float = 32.0) -> np.ndarray:
-    """SPM's canonical double-gamma HRF sampled every ``dt`` seconds, unit sum."""
-    t = np.arange(0.0, length, dt)
-    h = stats.gamma.pdf(t, 6) - stats.gamma.pdf(t, 16) / 6.0
-    return h / h.sum()
 
 
 def fine_times(n_scan_trs: int, tr: float, dt: float = DT) -> np.ndarray:

@@ -1,0 +1,248 @@
+"""Does the demo show the paper's effects, and how robustly? Tuned and control runs, then the effects.
+
+For each subject and tuning recipe ("variant"), this trains the brain-tuned model and its
+shuffled-fMRI control exactly as chapter 4 does (demo profile sizes), then measures with the
+book's own functions:
+
+- alignment (chapter 5): late-language normalised alignment, brain-tuned minus pretrained
+  and minus control, at the layer chosen on the pretrained model and at every layer;
+- lowlevel (chapter 6): percentage drop with all low-level sets removed, paired differences;
+- downstream (chapter 7): probe differences on the four synthetic tasks;
+- recovery (chapter 5): how well each layer recovers the twin's true semantic and
+  low-level features.
+
+    python benchmarks/demo_effects.py --subjects UTS01 UTS02 UTS03 \\
+        --effects alignment lowlevel downstream recovery --out benchmarks/results/robustness.json
+    python benchmarks/demo_effects.py --subjects UTS01 --variants paper lag ridge lag-ridge \\
+        --out bt_tutorial/reference/tuning_ablation.json
+    python benchmarks/demo_effects.py --report benchmarks/results/robustness.json
+
+Runs go to ``$BT_DATA/bench_runs/<variant>/<subject>`` and are resumed when finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANTS = {  # recipe changes on top of the demo sizes
+    "paper": {"preset": "paper"},
+    "lag": {"preset": "paper", "lag_trs": 2},
+    "ridge": {"preset": "paper", "head_init": "ridge"},
+    "lag-ridge": {"preset": "lag-ridge"},
+}
+ROIS = ["late_language", "early_auditory", "primary_auditory"]
+
+
+def tuning_settings(variant: str, overrides: dict, control):
+    from bt_tutorial.tuning import profile_tuning_config
+
+    changes = dict(VARIANTS[variant])
+    preset = changes.pop("preset")
+    return profile_tuning_config("demo", preset, control=control, **changes, **overrides)
+
+
+def train_pair(dataset, config, subject, variant, overrides, root: Path) -> dict:
+    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.training import brain_tune
+
+    out = {}
+    for label, control in (("brain-tuned", None), ("control", "chunk_permute")):
+        settings = tuning_settings(variant, overrides, control)
+        t0 = time.perf_counter()
+        model = load_speech_model(config.model_name, data_home=config.data_home, device="cpu")
+        result = brain_tune(model, dataset, subject, root / label, settings, resume=True, device="cpu",
+                            progress=False)
+        out[label] = {"seconds": round(time.perf_counter() - t0, 1), "history": result.history,
+                      "initial": result.initial, "best_epoch": result.best_epoch,
+                      "backbone": str(result.backbone_dir), "n_voxels": int(len(result.voxels)),
+                      "settings": settings.__dict__}
+    return out
+
+
+def measure(dataset, config, subject, runs: dict, effects) -> dict:
+    from bt_tutorial.alignment import brain_alignment, story_feature_rows
+    from bt_tutorial.comparison import USABLE_CEILING, normalized_scores, paired_table
+    from bt_tutorial.effects import alignment_effects, choose_layer
+    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.noise_ceiling import cc_max
+    from bt_tutorial.rois import twin_roi_masks
+
+    models = {"pretrained": load_speech_model(config.model_name, data_home=config.data_home, device="cpu")}
+    models.update({k: load_speech_model(runs[k]["backbone"], device="cpu") for k in ("brain-tuned", "control")})
+    report, t0 = {}, time.perf_counter()
+    align = {k: brain_alignment(m, dataset, subject, params=config.feature_params, progress=False)
+             for k, m in models.items()}
+    layers = align["pretrained"].layers
+    ceiling = cc_max(dataset.load_repeats(subject, align["pretrained"].test_story))
+    masks = twin_roi_masks(dataset.root, subject, hemispheres=False)
+    normalized = normalized_scores(align, ceiling, USABLE_CEILING)
+    pairs = paired_table(normalized, layers, masks, ROIS)
+    chosen = choose_layer(normalized["pretrained"], layers)
+    report["layer"] = chosen
+    report["alignment"] = {
+        roi: {str(k): alignment_effects(pairs, roi, k).reset_index().to_dict("records") for k in layers}
+        for roi in ROIS}
+    report["alignment_seconds"] = round(time.perf_counter() - t0, 1)
+    split = dataset.split(subject)
+    stories = split["train"] + [split["test"]]
+    rows = None
+    if {"lowlevel", "recovery"} & set(effects):
+        n_rows = {s: len(dataset.load_responses(subject, s)) for s in stories}
+        rows = {k: story_feature_rows(m, dataset, stories, layers, config.feature_params, n_rows, progress=False)
+                for k, m in models.items()}
+    if "lowlevel" in effects:
+        report["lowlevel"] = lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories)
+    if "recovery" in effects:
+        from bt_tutorial.recovery import recovery_table
+
+        t0 = time.perf_counter()
+        table = recovery_table(rows, dataset.root, split["train"], split["test"])
+        report["recovery"] = table.to_dict("records")
+        report["recovery_seconds"] = round(time.perf_counter() - t0, 1)
+    if "downstream" in effects:
+        report["downstream"] = downstream_effect(models)
+    return report
+
+
+def lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories) -> dict:
+    from bt_tutorial.comparison import USABLE_CEILING
+    from bt_tutorial.effects import lowlevel_effects
+    from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact, lowlevel_rows
+
+    t0 = time.perf_counter()
+    split = dataset.split(subject)
+    n_rows = {s: len(rows["pretrained"][chosen][s]) for s in stories}
+    low = lowlevel_rows(dataset, stories, split["train"], LOWLEVEL_SETS, n_rows, top_diphones=50,
+                        top_triphones=50, progress=False)
+    every = "+".join(LOWLEVEL_SETS)
+    out = {}
+    for layer in sorted({chosen, min(chosen + 1, max(rows["pretrained"]))}):
+        impacts = {k: lowlevel_impact(r, dataset, subject, sets=[every], layers=[layer], lowlevel=low)
+                   for k, r in rows.items()}
+        usable = masks["late_language"] & (ceiling > USABLE_CEILING)
+        table = lowlevel_effects(impacts, usable, layer, every)
+        drops = {k: float(imp.percent_drop({"late": usable}, layer)[every]["late"]) for k, imp in impacts.items()}
+        out[str(layer)] = {"drops": drops, "pairs": table.reset_index().to_dict("records")}
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def downstream_effect(models) -> dict:
+    from bt_tutorial.downstream import SYNTHETIC_TASKS, ensure_task, probe_layers
+    from bt_tutorial.effects import downstream_effects
+
+    t0 = time.perf_counter()
+    tasks = {name: ensure_task(name, progress=False) for name in SYNTHETIC_TASKS}
+    results = {k: {name: probe_layers(m, t, seeds=10, progress=False) for name, t in tasks.items()}
+               for k, m in models.items()}
+    table = downstream_effects(results, list(tasks))
+    return {"pairs": table.to_dict("records"), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def report(path: Path) -> str:
+    """Markdown summary of a results file: each effect per run, then mean and spread."""
+    data = json.loads(Path(path).read_text())
+    lines = [f"`{data['command']}` ({data['date']}, {data['machine']})", "",
+             "| variant | subject | layer | tuning s (both) | best epochs | (a) tuned - pretrained | "
+             "(a) tuned - control | (b) drop tuned - pretrained | (b) drop tuned - control |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for run in data["runs"]:
+        m, t = run["measures"], run["tuning"]
+        k = str(m["layer"])
+        a = {r["comparison"]: r for r in m["alignment"]["late_language"][k]}
+        cells = [_cell(a["brain-tuned - pretrained"]), _cell(a["brain-tuned - control"])]
+        summary.setdefault(run["variant"], []).append([a["brain-tuned - pretrained"]["difference"],
+                                                       a["brain-tuned - control"]["difference"]])
+        if "lowlevel" in m:
+            b = {r["comparison"]: r for r in m["lowlevel"][k]["pairs"]}
+            cells += [_cell(b["brain-tuned - pretrained"], 1), _cell(b["brain-tuned - control"], 1)]
+        else:
+            cells += ["", ""]
+        secs = t["brain-tuned"]["seconds"] + t["control"]["seconds"]
+        epochs = f"{t['brain-tuned']['best_epoch']} / {t['control']['best_epoch']}"
+        lines.append(f"| {run['variant']} | {run['subject']} | {k} | {secs:.0f} | {epochs} | " + " | ".join(cells) + " |")
+    lines += ["", "| variant | runs | (a) tuned - pretrained, mean (min, max) | (a) tuned - control, mean (min, max) |",
+              "|---|---|---|---|"]
+    for variant, values in summary.items():
+        v = np.array(values)
+        lines.append(f"| {variant} | {len(v)} | " + " | ".join(
+            f"{v[:, j].mean():+.3f} ({v[:, j].min():+.3f}, {v[:, j].max():+.3f})" for j in range(2)) + " |")
+    downstream = [r for r in data["runs"] if "downstream" in r["measures"]]
+    if downstream:
+        lines += ["", "| subject | task | tuned - pretrained | tuned - control |", "|---|---|---|---|"]
+        for run in downstream:
+            by = {}
+            for r in run["measures"]["downstream"]["pairs"]:
+                by.setdefault(r["task"], {})[r["comparison"]] = r
+            for task, c in by.items():
+                lines.append(f"| {run['subject']} | {task} | {_cell(c['brain-tuned - pretrained'])} | "
+                             f"{_cell(c['brain-tuned - control'])} |")
+    return "\n".join(lines)
+
+
+def _cell(row: dict, digits: int = 3) -> str:
+    mark = {"higher": " ↑", "lower": " ↓"}.get(row["verdict"], "")
+    return f"{row['difference']:+.{digits}f} [{row['low']:+.{digits}f}, {row['high']:+.{digits}f}]{mark}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", nargs="+", default=["UTS01"])
+    parser.add_argument("--variants", nargs="+", default=["lag-ridge"], choices=sorted(VARIANTS))
+    parser.add_argument("--effects", nargs="*", default=["alignment"],
+                        choices=["alignment", "lowlevel", "downstream", "recovery"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="override tuning settings, e.g. epochs=1 row_step=2")
+    parser.add_argument("--tag", default="", help="suffix of the run folders (with --set)")
+    parser.add_argument("--out", type=Path, help="results JSON (appended to when it exists)")
+    parser.add_argument("--report", type=Path, help="print the markdown summary of a results file")
+    args = parser.parse_args(argv)
+    if args.report:
+        print(report(args.report))
+        return 0
+    from bt_tutorial.config import get_config
+    from bt_tutorial.data import open_dataset
+    from bt_tutorial.tuning import TuningConfig
+
+    types = {f: type(v) for f, v in TuningConfig().__dict__.items()}
+    overrides = {k: types[k](v) for k, v in (s.split("=", 1) for s in args.set)}
+    config = get_config(profile="demo")
+    dataset = open_dataset(config)
+    runs = []
+    if args.out and args.out.is_file():
+        runs = json.loads(args.out.read_text())["runs"]
+    for variant in args.variants:
+        for subject in args.subjects:
+            root = config.data_home / "bench_runs" / (variant + args.tag) / subject
+            t0 = time.perf_counter()
+            tuning = train_pair(dataset, config, subject, variant, overrides, root)
+            measures = measure(dataset, config, subject, tuning, args.effects)
+            run = {"variant": variant + args.tag, "subject": subject, "overrides": overrides, "tuning": tuning,
+                   "measures": measures, "seconds": round(time.perf_counter() - t0, 1)}
+            runs = [r for r in runs if (r["variant"], r["subject"]) != (run["variant"], subject)] + [run]
+            a = {r["comparison"]: r for r in measures["alignment"]["late_language"][str(measures["layer"])]}
+            print(f"{variant}{args.tag} {subject}: layer {measures['layer']}, late language "
+                  + ", ".join(f"{c} {r['difference']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]" for c, r in a.items())
+                  + f" ({run['seconds']:.0f} s)", flush=True)
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({
+                    "command": "python benchmarks/demo_effects.py " + " ".join(argv or sys.argv[1:]),
+                    "date": datetime.date.today().isoformat(),
+                    "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}", "runs": runs}, indent=1,
+                    default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

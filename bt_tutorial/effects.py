@@ -1,0 +1,270 @@
+"""The paper's three effects, each against the pretrained model and the shuffled control.
+
+(a) **Alignment**: normalised alignment in late language regions, brain-tuned minus
+    pretrained and minus control (rows of :func:`~bt_tutorial.comparison.paired_table`).
+(b) **Low-level impact**: the percentage drop of late-language alignment when the
+    low-level features are regressed out, brain-tuned minus the other model, with a
+    paired bootstrap over voxels; the paper expects it *lower* after brain-tuning.
+(c) **Downstream**: probe scores, brain-tuned minus the other model, paired by seed;
+    semantic tasks should improve over the control and the phoneme task should not.
+
+Each effect gets a verdict from its interval (and p-value where there is one), and
+:func:`effect_holds` says whether a row shows the paper's direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .comparison import verdict
+
+BRAIN_PAIRS = (("brain-tuned", "pretrained"), ("brain-tuned", "control"))
+
+
+def interval_verdict(low: float, high: float) -> str:
+    """``"higher"`` / ``"lower"`` when the interval excludes 0, else ``"no clear difference"``."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "too few values to compare"
+    return "higher" if low > 0 else "lower" if high < 0 else "no clear difference"
+
+
+def choose_layer(normalized_pretrained: np.ndarray, layers) -> int:
+    """The layer shown in detail: the pretrained model's best mean normalised alignment.
+
+    Chosen on the pretrained model only (over all usable voxels), so the choice
+    cannot flatter a tuned model.
+
+    Parameters
+    ----------
+    normalized_pretrained : ndarray, shape (n_layers, n_voxels)
+        NaN where the noise ceiling is too low.
+    layers : sequence of int
+
+    Returns
+    -------
+    layer : int
+    """
+    means = np.nanmean(np.asarray(normalized_pretrained, float), axis=1)
+    if len(means) != len(layers) or not np.isfinite(means).any():
+        raise ValueError("normalized_pretrained needs one row per layer and some finite values.")
+    return int(list(layers)[int(np.nanargmax(means))])
+
+
+def alignment_effects(pairs, roi: str = "late_language", layer: int | None = None):
+    """Effect (a): the rows of a paired table for one ROI and layer, with verdicts.
+
+    Parameters
+    ----------
+    pairs : pandas DataFrame
+        From :func:`~bt_tutorial.comparison.paired_table`.
+    roi : str
+    layer : int
+
+    Returns
+    -------
+    table : pandas DataFrame
+        ``comparison, difference, low, high, p_value, verdict``, indexed by comparison.
+    """
+    rows = pairs[(pairs["roi"] == roi) & (pairs["layer"] == layer)]
+    if rows.empty:
+        raise KeyError(f"No paired comparison for ROI {roi!r} at layer {layer}.")
+    out = rows[["comparison", "difference", "low", "high", "p_value"]].copy()
+    out["verdict"] = [verdict(r) for _, r in rows.iterrows()]
+    return out.set_index("comparison")
+
+
+def percent_drop_difference(r_orig_a, r_resid_a, r_orig_b, r_resid_b, mask, n_boot: int = 2000,
+                            level: float = 0.95, seed: int = 0) -> dict:
+    """Percentage drop of model a minus that of model b over one ROI, paired bootstrap over voxels.
+
+    ``drop = 100 (mean r_orig - mean r_resid) / mean r_orig`` over the ROI's
+    voxels (a ratio of means, as :func:`~bt_tutorial.lowlevel.percent_drop`);
+    each bootstrap sample resamples the same voxels for both models.
+
+    Parameters
+    ----------
+    r_orig_a, r_resid_a, r_orig_b, r_resid_b : ndarray, shape (n_voxels,)
+    mask : ndarray of bool, shape (n_voxels,)
+
+    Returns
+    -------
+    result : dict
+        ``drop_a``, ``drop_b``, ``difference`` (a - b, percentage points), ``low``, ``high``.
+    """
+    values = np.stack([np.asarray(v, float)[np.asarray(mask, bool)]
+                       for v in (r_orig_a, r_resid_a, r_orig_b, r_resid_b)])
+    values = values[:, np.isfinite(values).all(axis=0)]
+    if values.shape[1] < 2:
+        nan = float("nan")
+        return {"drop_a": nan, "drop_b": nan, "difference": nan, "low": nan, "high": nan}
+
+    def drops(means):
+        return 100 * (means[0] - means[1]) / means[0], 100 * (means[2] - means[3]) / means[2]
+
+    drop_a, drop_b = drops(values.mean(axis=1))
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    for start in range(0, n_boot, 200):
+        idx = rng.integers(0, values.shape[1], (min(200, n_boot - start), values.shape[1]))
+        means = values[:, idx].mean(axis=2)
+        a, b = drops(means)
+        boot[start:start + len(idx)] = a - b
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(boot, [tail, 100 - tail])
+    return {"drop_a": float(drop_a), "drop_b": float(drop_b), "difference": float(drop_a - drop_b),
+            "low": float(low), "high": float(high)}
+
+
+def lowlevel_effects(impacts: dict, mask, layer: int, set_name: str, pairs=BRAIN_PAIRS, **kwargs):
+    """Effect (b): paired differences of the percentage drop, with verdicts.
+
+    Parameters
+    ----------
+    impacts : dict of str -> LowLevelImpact
+        Per model, with ``layer`` and ``set_name`` fitted.
+    mask : ndarray of bool, shape (n_voxels,)
+        The ROI's usable voxels.
+    layer : int
+    set_name : str
+    pairs : sequence of (str, str)
+    **kwargs
+        Passed to :func:`percent_drop_difference`.
+
+    Returns
+    -------
+    table : pandas DataFrame indexed by comparison
+        ``drop_a, drop_b, difference, low, high, verdict`` (``"lower"``: the
+        first model's alignment rests less on low-level features).
+    """
+    import pandas as pd
+
+    rows = {}
+    for a, b in pairs:
+        ia, ib = impacts[a], impacts[b]
+        d = percent_drop_difference(ia.r_orig[layer], ia.r_resid[(layer, set_name)],
+                                    ib.r_orig[layer], ib.r_resid[(layer, set_name)], mask, **kwargs)
+        rows[f"{a} - {b}"] = {**d, "verdict": interval_verdict(d["low"], d["high"])}
+    return pd.DataFrame(rows).T.rename_axis("comparison")
+
+
+def downstream_effects(results: dict, tasks, pairs=BRAIN_PAIRS):
+    """Effect (c): probe score differences at each model's validation-chosen layer.
+
+    Parameters
+    ----------
+    results : dict of str -> dict of str -> dict of int -> ProbeResult
+        ``results[model][task][layer]`` from :func:`~bt_tutorial.downstream.probe_layers`.
+    tasks : sequence of str
+    pairs : sequence of (str, str)
+
+    Returns
+    -------
+    table : pandas DataFrame
+        ``task, comparison, difference, low, high, verdict`` (t-interval over seeds).
+    """
+    import pandas as pd
+
+    from .downstream import best_layer, paired_difference
+
+    rows = []
+    for task in tasks:
+        chosen = {m: results[m][task][best_layer(results[m][task])] for m in results}
+        for a, b in pairs:
+            mean, low, high = paired_difference(chosen[a], chosen[b])
+            rows.append({"task": task, "comparison": f"{a} - {b}", "difference": mean, "low": low,
+                         "high": high, "verdict": interval_verdict(low, high)})
+    return pd.DataFrame(rows)
+
+
+EXPECTED = {"alignment": "higher", "lowlevel": "lower", "semantic task": "higher",
+            "low-level task": "no clear difference"}
+
+
+def effect_holds(kind: str, verdicts) -> bool:
+    """Whether every verdict of an effect shows the paper's direction.
+
+    ``kind`` is ``"alignment"`` (higher), ``"lowlevel"`` (lower drop),
+    ``"semantic task"`` (higher) or ``"low-level task"`` (no gain: anything
+    but ``"higher"``).
+    """
+    if kind not in EXPECTED:
+        raise ValueError(f"kind must be one of {sorted(EXPECTED)}, got {kind!r}.")
+    verdicts = list(verdicts)
+    if kind == "low-level task":
+        return all(v != "higher" for v in verdicts)
+    return bool(verdicts) and all(v == EXPECTED[kind] for v in verdicts)
+
+
+RECIPES = {"paper": "paper (random head, no lag)", "lag": "lag 2 TRs", "ridge": "ridge head",
+           "lag-ridge": "lag 2 TRs + ridge head"}
+
+
+def load_tuning_ablation(path=None) -> dict:
+    """Results of ``benchmarks/demo_effects.py`` for several tuning recipes (default: the packaged ones)."""
+    import json
+    from importlib import resources
+
+    if path is None:
+        return json.loads(resources.files("bt_tutorial").joinpath("reference/tuning_ablation.json").read_text())
+    from pathlib import Path
+
+    return json.loads(Path(path).read_text())
+
+
+def ablation_table(results: dict, roi: str = "late_language", layer: int | None = None):
+    """Alignment effects of each recipe and subject in a ``demo_effects.py`` results file.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`load_tuning_ablation`.
+    roi : str
+    layer : int, optional
+        Default: each run's layer chosen on its pretrained model.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        ``recipe, subject, layer, comparison, difference, low, high, verdict, tuning_s,
+        head_start_r`` (``tuning_s``: seconds of the tuned and the control run together;
+        ``head_start_r``: the brain-tuned run's validation r before training).
+    """
+    import pandas as pd
+
+    rows = []
+    for run in results["runs"]:
+        k = str(run["measures"]["layer"] if layer is None else layer)
+        seconds = sum(run["tuning"][m]["seconds"] for m in ("brain-tuned", "control"))
+        start = run["tuning"]["brain-tuned"]["initial"].get("val_r", float("nan"))
+        for r in run["measures"]["alignment"][roi][k]:
+            rows.append({"recipe": RECIPES.get(run["variant"], run["variant"]), "subject": run["subject"],
+                         "layer": int(k), **{c: r[c] for c in ("comparison", "difference", "low", "high",
+                                                                "verdict")},
+                         "tuning_s": seconds, "head_start_r": round(start, 3)})
+    return pd.DataFrame(rows)
+
+
+LOWLEVEL_TASKS = ("phonemes", "timit_phonemes")
+
+
+def downstream_summary(table, lowlevel_tasks=LOWLEVEL_TASKS) -> dict:
+    """Whether effect (c) holds: every semantic task above the control, no low-level gain.
+
+    Parameters
+    ----------
+    table : pandas DataFrame
+        From :func:`downstream_effects`.
+
+    Returns
+    -------
+    summary : dict
+        ``semantic`` and ``lowlevel`` (task -> verdict against the control),
+        ``n_improved`` (semantic tasks above the control) and ``holds``.
+    """
+    rows = table[table["comparison"] == "brain-tuned - control"]
+    verdicts = dict(zip(rows["task"], rows["verdict"]))
+    semantic = {t: v for t, v in verdicts.items() if t not in lowlevel_tasks}
+    lowlevel = {t: v for t, v in verdicts.items() if t in lowlevel_tasks}
+    improved = sum(v == "higher" for v in semantic.values())
+    holds = bool(semantic) and improved == len(semantic) and effect_holds("low-level task", lowlevel.values())
+    return {"semantic": semantic, "lowlevel": lowlevel, "n_improved": improved, "holds": holds}

@@ -1,0 +1,95 @@
+"""What did a model learn? How well its features recover the twin's true drives.
+
+The synthetic twin stores, for every story, the features that drive its voxels:
+``semantic`` (principal components of MiniLM sentence embeddings of the recent
+words; they drive the late-language voxels) and ``lowlevel`` (mel-band power,
+phone and word rates; they drive the auditory voxels). A ridge regression from a
+model layer's features on the response rows to one of these sets, fitted on the
+training stories (penalty per target chosen by cross-validation over stories)
+and scored on the test story, says how much of that set the layer carries.
+Comparing pretrained, brain-tuned and control models shows *what* tuning moved.
+
+Only the twin can answer this: real data have no ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .encoding import fit_encoding_model
+
+TRUTH_SETS = ("semantic", "lowlevel")
+
+
+def truth_rows(twin_root, stories, set_name: str) -> dict:
+    """A ground-truth feature set of each story, on its response rows.
+
+    Returns
+    -------
+    rows : dict of str -> ndarray, shape (n_rows, n_features)
+    """
+    from .synthetic.twin import load_ground_truth
+
+    if set_name not in TRUTH_SETS:
+        raise ValueError(f"set_name must be one of {TRUTH_SETS}, got {set_name!r}.")
+    return {s: np.asarray(load_ground_truth(twin_root, story=s)[set_name], np.float32) for s in stories}
+
+
+def recovery_scores(model_rows: dict, truth: dict, train, test: str, alphas=np.logspace(-1, 6, 8),
+                    backend: str = "auto") -> dict:
+    """Test correlation of each true feature predicted from each layer.
+
+    Parameters
+    ----------
+    model_rows : dict of int -> dict of str -> ndarray, shape (n_rows, n_model_features)
+        Per layer and story, as :func:`~bt_tutorial.alignment.story_feature_rows`.
+    truth : dict of str -> ndarray, shape (n_rows, n_true_features)
+        From :func:`truth_rows`, same stories and rows.
+    train : sequence of str
+    test : str
+    alphas : array_like
+    backend : str
+
+    Returns
+    -------
+    scores : dict of int -> ndarray, shape (n_true_features,)
+        Pearson r on the test story per true feature.
+    """
+    for story in list(train) + [test]:
+        for k, rows in model_rows.items():
+            if len(rows[story]) != len(truth[story]):
+                raise ValueError(f"Story {story}: layer {k} has {len(rows[story])} rows but the ground "
+                                 f"truth has {len(truth[story])}.")
+    y_train = [truth[s] for s in train]
+    out = {}
+    for k in sorted(model_rows):
+        fit = fit_encoding_model([model_rows[k][s] for s in train], y_train, model_rows[k][test], truth[test],
+                                 alphas=alphas, backend=backend)
+        out[k] = np.asarray(fit.scores)
+    return out
+
+
+def recovery_table(model_rows: dict, twin_root, train, test: str, sets=TRUTH_SETS, **kwargs):
+    """Mean recovery r per model, layer and true feature set.
+
+    Parameters
+    ----------
+    model_rows : dict of str -> dict of int -> dict of str -> ndarray
+        ``model_rows[model][layer][story]``.
+    twin_root : path of the synthetic twin
+    train, test : training stories and the test story
+
+    Returns
+    -------
+    table : pandas DataFrame
+        Columns ``model, layer, truth, mean_r``.
+    """
+    import pandas as pd
+
+    rows = []
+    for set_name in sets:
+        truth = truth_rows(twin_root, list(train) + [test], set_name)
+        for name, by_layer in model_rows.items():
+            for k, r in recovery_scores(by_layer, truth, train, test, **kwargs).items():
+                rows.append({"model": name, "layer": k, "truth": set_name, "mean_r": float(np.mean(r))})
+    return pd.DataFrame(rows)

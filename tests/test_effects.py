@@ -1,0 +1,105 @@
+"""The paper's three effects: verdicts, layer choice, percentage-drop differences, probe differences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bt_tutorial.effects import (alignment_effects, choose_layer, downstream_effects, effect_holds,
+                                 interval_verdict, lowlevel_effects, percent_drop_difference)
+
+
+def test_interval_verdict_and_effect_holds():
+    assert interval_verdict(0.01, 0.2) == "higher"
+    assert interval_verdict(-0.2, -0.01) == "lower"
+    assert interval_verdict(-0.1, 0.1) == "no clear difference"
+    assert interval_verdict(np.nan, 0.1) == "too few values to compare"
+    assert effect_holds("alignment", ["higher", "higher"]) and not effect_holds("alignment", ["higher", "lower"])
+    assert effect_holds("lowlevel", ["lower"]) and not effect_holds("lowlevel", [])
+    assert effect_holds("low-level task", ["no clear difference", "lower"])
+    assert not effect_holds("low-level task", ["higher"])
+    with pytest.raises(ValueError, match="kind"):
+        effect_holds("speed", ["higher"])
+
+
+def test_choose_layer_uses_the_pretrained_model_and_ignores_nan():
+    values = np.array([[0.1, np.nan, 0.1], [0.3, np.nan, 0.5], [0.2, 0.9, np.nan]])
+    assert choose_layer(values, [0, 2, 4]) == 4  # means 0.1, 0.4, 0.55
+    with pytest.raises(ValueError):
+        choose_layer(values, [0, 1])
+
+
+def test_alignment_effects_picks_the_roi_and_layer_rows():
+    pairs = pd.DataFrame([
+        {"comparison": "brain-tuned - pretrained", "layer": 3, "roi": "late_language", "n_voxels": 50,
+         "difference": 0.05, "low": 0.02, "high": 0.08, "p_value": 0.001},
+        {"comparison": "brain-tuned - control", "layer": 3, "roi": "late_language", "n_voxels": 50,
+         "difference": 0.01, "low": -0.01, "high": 0.03, "p_value": 0.3},
+        {"comparison": "brain-tuned - pretrained", "layer": 2, "roi": "late_language", "n_voxels": 50,
+         "difference": -0.05, "low": -0.08, "high": -0.02, "p_value": 0.001}])
+    table = alignment_effects(pairs, "late_language", 3)
+    assert list(table.index) == ["brain-tuned - pretrained", "brain-tuned - control"]
+    assert list(table["verdict"]) == ["higher", "no clear difference"]
+    with pytest.raises(KeyError, match="layer 9"):
+        alignment_effects(pairs, "late_language", 9)
+
+
+def test_percent_drop_difference_on_planted_drops():
+    rng = np.random.default_rng(0)
+    r = rng.uniform(0.2, 0.6, 400)
+    mask = np.ones(400, bool)
+    mask[:50] = False
+    a = percent_drop_difference(r, 0.8 * r, r, 0.5 * r + rng.normal(0, 0.01, 400), mask)
+    assert np.isclose(a["drop_a"], 20) and abs(a["drop_b"] - 50) < 1
+    assert abs(a["difference"] + 30) < 1 and a["low"] < a["difference"] < a["high"] < 0
+    same = percent_drop_difference(r, 0.7 * r + rng.normal(0, 0.05, 400), r, 0.7 * r + rng.normal(0, 0.05, 400), mask)
+    assert same["low"] < 0 < same["high"]
+    assert np.isnan(percent_drop_difference(r, r, r, r, np.zeros(400, bool))["difference"])
+
+
+class _Impact:
+    def __init__(self, r_orig, r_resid):
+        self.r_orig, self.r_resid = {3: r_orig}, {(3, "all"): r_resid}
+
+
+def test_lowlevel_effects_table_reads_lower_for_a_smaller_drop():
+    rng = np.random.default_rng(1)
+    r = rng.uniform(0.2, 0.6, 300)
+    impacts = {"pretrained": _Impact(r, 0.5 * r), "control": _Impact(r, 0.55 * r),
+               "brain-tuned": _Impact(r, 0.8 * r)}
+    table = lowlevel_effects(impacts, np.ones(300, bool), 3, "all")
+    assert list(table["verdict"]) == ["lower", "lower"]
+    assert table.loc["brain-tuned - pretrained", "difference"] == pytest.approx(-30)
+
+
+class _Probe:
+    primary = "macro_f1"
+
+    def __init__(self, scores):
+        self.scores = {"macro_f1": list(scores)}
+
+
+def test_downstream_effects_compare_each_models_best_layer(monkeypatch):
+    import bt_tutorial.downstream as downstream
+
+    monkeypatch.setattr(downstream, "best_layer", lambda by_layer: max(by_layer))
+    base = np.linspace(0.5, 0.6, 10)
+    results = {"pretrained": {"t": {1: _Probe(base), 2: _Probe(base)}},
+               "control": {"t": {1: _Probe(base + 0.2), 2: _Probe(base + 0.01)}},
+               "brain-tuned": {"t": {1: _Probe(base - 0.5), 2: _Probe(base + 0.05 + 0.001 * np.arange(10))}}}
+    table = downstream_effects(results, ["t"]).set_index("comparison")
+    assert table.loc["brain-tuned - pretrained", "verdict"] == "higher"
+    assert table.loc["brain-tuned - control", "difference"] == pytest.approx(0.0445)
+
+
+def test_downstream_summary_needs_every_semantic_task_and_no_phoneme_gain():
+    from bt_tutorial.effects import downstream_summary
+
+    def table(verdicts):
+        return pd.DataFrame([{"task": t, "comparison": "brain-tuned - control", "verdict": v}
+                             for t, v in verdicts.items()]
+                            + [{"task": "intent", "comparison": "brain-tuned - pretrained", "verdict": "lower"}])
+
+    good = downstream_summary(table({"intent": "higher", "sentence_type": "higher", "phonemes": "lower"}))
+    assert good["holds"] and good["n_improved"] == 2 and good["lowlevel"] == {"phonemes": "lower"}
+    assert not downstream_summary(table({"intent": "higher", "phonemes": "higher"}))["holds"]
+    assert not downstream_summary(table({"intent": "no clear difference", "phonemes": "lower"}))["holds"]
