@@ -271,3 +271,13 @@ def test_command_line_presets_and_overrides():
     assert tuning_config(parse_args(base + ["--no-mixed-precision"])).mixed_precision is False
     with pytest.raises(SystemExit):
         parse_args(base + ["--head-init", "zeros"])
+
+
+def test_optimizer_steps_and_schedule():
+    from bt_tutorial.training import lr_schedule, optimizer_steps
+
+    config = TuningConfig(batch_size=8, effective_batch=16, epochs=2)
+    assert optimizer_steps(666, config) == 2 * 42
+    backbone, head = lr_schedule(100, 0.1)
+    assert [backbone(s) for s in (0, 9, 10, 55, 99)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 1 / 90])
+    assert head(0) == head(99) == 1.0
