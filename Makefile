@@ -25,7 +25,7 @@ test: $(STAMP)
 
 book: $(STAMP) data
 	$(VENV)/bin/jupyter-book clean book
-	BT_PROGRESS=0 HF_HUB_DISABLE_PROGRESS_BARS=1 $(VENV)/bin/jupyter-book build book $(BOOK_FLAGS)
+	BT_PROGRESS=0 BT_INTERACTIVE=0 HF_HUB_DISABLE_PROGRESS_BARS=1 $(VENV)/bin/jupyter-book build book $(BOOK_FLAGS)
 
 # after editing a chapter's .md, refresh its paired .ipynb (for Colab)
 sync: $(STAMP)

@@ -1,7 +1,7 @@
 """Profiles (``demo`` offline, ``full`` online) and the data home.
 
 The profile is read from the environment variable ``BT_PROFILE`` and the data
-home from ``BT_DATA`` (``BT_MODEL`` and ``BT_PROGRESS`` are optional);
+home from ``BT_DATA`` (``BT_MODEL``, ``BT_PROGRESS`` and ``BT_INTERACTIVE`` are optional);
 :func:`get_config` turns them into one small object that chapters read, so the
 same code runs in both profiles.
 """
@@ -45,6 +45,9 @@ class Config:
         profile, ``openai/whisper-small`` in the full one).
     progress : bool
         Show progress bars (``BT_PROGRESS=0`` turns them off, as in book builds).
+    interactive : bool
+        Show widgets (``BT_INTERACTIVE=0`` turns them off in book builds: the static
+        book cannot show them, and executing them there can hang the notebook client).
     """
 
     profile: str = "demo"
@@ -52,6 +55,7 @@ class Config:
     subject: str = "UTS01"
     model: str | None = None
     progress: bool = True
+    interactive: bool = True
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -114,6 +118,7 @@ def get_config(**overrides) -> Config:
         values["data_home"] = Path(os.environ["BT_DATA"])
     if os.environ.get("BT_MODEL"):
         values["model"] = os.environ["BT_MODEL"]
-    values["progress"] = os.environ.get("BT_PROGRESS", "1").strip().lower() not in ("0", "false", "no")
+    for name in ("progress", "interactive"):
+        values[name] = os.environ.get(f"BT_{name.upper()}", "1").strip().lower() not in ("0", "false", "no")
     values.update(overrides)
     return Config(**values)

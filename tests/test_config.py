@@ -36,3 +36,10 @@ def test_profile_defaults_for_model_and_features(monkeypatch):
     assert demo.progress is False
     monkeypatch.setenv("BT_MODEL", "tiny-hubert")
     assert get_config().model_name == "tiny-hubert"
+
+
+def test_widgets_switch_reads_bt_interactive(monkeypatch):
+    monkeypatch.delenv("BT_INTERACTIVE", raising=False)
+    assert get_config().interactive is True
+    monkeypatch.setenv("BT_INTERACTIVE", "0")
+    assert get_config().interactive is False and get_config().progress in (True, False)
