@@ -379,6 +379,7 @@ def plot_training_history(histories: dict, title: str = "", initial: dict | None
     ax_r.axhline(0, color="0.7", lw=0.8)
     ax_r.set_ylabel("validation mean r")
     ax_r.set_xlabel("epoch (0: before training)" if initial else "epoch")
+    ax_r.xaxis.get_major_locator().set_params(integer=True)
     if ax_r.lines[1:]:
         ax_r.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
