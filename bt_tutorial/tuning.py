@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .encoding import pearson_r
 from .models import SAMPLE_RATE, SpeechModel
 from .noise_ceiling import cc_max, select_voxels
 from .timing import TR, zscore
@@ -189,10 +190,7 @@ def fit_ridge_head(x_train: np.ndarray, targets: list, x_val: np.ndarray, y_val:
 
 def mean_correlation(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean over columns of the Pearson r between two arrays of shape (n_rows, n_columns)."""
-    p = pred - pred.mean(axis=0)
-    t = target - target.mean(axis=0)
-    denom = np.sqrt((p ** 2).sum(axis=0) * (t ** 2).sum(axis=0))
-    return float(np.mean(np.divide((p * t).sum(axis=0), denom, out=np.zeros(p.shape[1]), where=denom > 0)))
+    return float(np.mean(pearson_r(pred, target)))
 
 
 def tr_windows(waveform: np.ndarray, tr_times: np.ndarray, window_trs: int = 5, tr: float = TR,
