@@ -17,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from bt_tutorial.downstream import SYNTHETIC_TASKS, TaskSpec, clip_features, make_synthetic_task
+from bt_tutorial.downstream import clip_features
+from bt_tutorial.synthetic import SYNTHETIC_TASKS, TaskSpec, make_synthetic_task
 from bt_tutorial.models import load_speech_model
 
 

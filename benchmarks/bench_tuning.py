@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from bt_tutorial.config import get_config
-from bt_tutorial.data import open_dataset
+from bt_tutorial.profiles import open_dataset
 from bt_tutorial.models import SAMPLE_RATE, load_speech_model
-from bt_tutorial.training import train_model
-from bt_tutorial.tuning import BrainTunedModel, TuningConfig, TuningData, tr_windows
+from bt_tutorial.brain_tuning import train_model
+from bt_tutorial.brain_tuning import BrainTunedModel, TuningConfig, TuningData, tr_windows
 
 
 class _StoryItems(torch.utils.data.Dataset):

@@ -43,7 +43,7 @@ ROIS = ["late_language", "early_auditory", "primary_auditory"]
 
 
 def tuning_settings(variant: str, overrides: dict, control):
-    from bt_tutorial.tuning import profile_tuning_config
+    from bt_tutorial.brain_tuning import profile_tuning_config
 
     changes = dict(VARIANTS[variant])
     preset = changes.pop("preset")
@@ -52,7 +52,7 @@ def tuning_settings(variant: str, overrides: dict, control):
 
 def train_pair(dataset, config, subject, variant, overrides, root: Path) -> dict:
     from bt_tutorial.models import load_speech_model
-    from bt_tutorial.training import brain_tune
+    from bt_tutorial.brain_tuning import brain_tune
 
     out = {}
     for label, control in (("brain-tuned", None), ("control", "chunk_permute")):
@@ -141,7 +141,8 @@ def lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories) -> 
 
 
 def downstream_effect(models) -> dict:
-    from bt_tutorial.downstream import SYNTHETIC_TASKS, ensure_task, probe_layers
+    from bt_tutorial.downstream import probe_layers
+    from bt_tutorial.synthetic import SYNTHETIC_TASKS, ensure_task
     from bt_tutorial.effects import downstream_effects
 
     t0 = time.perf_counter()
@@ -215,8 +216,8 @@ def main(argv=None) -> int:
         print(report(args.report))
         return 0
     from bt_tutorial.config import get_config
-    from bt_tutorial.data import open_dataset
-    from bt_tutorial.tuning import TuningConfig
+    from bt_tutorial.profiles import open_dataset
+    from bt_tutorial.brain_tuning import TuningConfig
 
     types = {f: type(v) for f, v in TuningConfig().__dict__.items()}
     overrides = {k: types[k](v) for k, v in (s.split("=", 1) for s in args.set)}

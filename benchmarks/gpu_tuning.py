@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from bt_tutorial.models import SpeechModel
-from bt_tutorial.training import train_model
-from bt_tutorial.tuning import BrainTunedModel, TuningConfig, TuningData
+from bt_tutorial.brain_tuning import train_model
+from bt_tutorial.brain_tuning import BrainTunedModel, TuningConfig, TuningData
 
 
 def make_model(tiny: bool) -> SpeechModel:

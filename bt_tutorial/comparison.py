@@ -11,7 +11,7 @@ import numpy as np
 
 from .noise_ceiling import normalized_alignment
 from .rois import compare_in_rois, roi_summary
-from .tuning import tuned_model_dir
+from .brain_tuning.settings import tuned_model_dir
 
 MODELS = ("pretrained", "brain-tuned", "control")
 USABLE_CEILING = 0.2  # ratios over smaller ceilings are mostly noise

@@ -15,6 +15,50 @@ from pathlib import Path
 PROFILES = ("demo", "full")
 
 
+@dataclass(frozen=True)
+class FeatureParams:
+    """How windows are cut.
+
+    Parameters
+    ----------
+    context : float
+        Seconds of audio per window (a multiple of 0.02 s).
+    stride : float
+        Seconds between consecutive window ends.
+    batch_size : int
+        Windows per forward pass.
+    pool : {"last", "stride"}
+        ``"last"``: the last frame of each window (the paper). ``"stride"``: the
+        mean of the frames of the last ``stride`` seconds, so that a coarse
+        stride still summarises all the audio between two window ends.
+    """
+
+    context: float = 16.0
+    stride: float = 0.1
+    batch_size: int = 16
+    pool: str = "last"
+
+    def __post_init__(self):
+        if self.context <= 0 or self.stride <= 0 or self.batch_size < 1:
+            raise ValueError(f"Invalid feature parameters: {self}.")
+        if self.pool not in ("last", "stride"):
+            raise ValueError(f"pool must be 'last' or 'stride', got {self.pool!r}.")
+        if abs(self.context * 50 - round(self.context * 50)) > 1e-6:
+            raise ValueError(f"context must be a multiple of 0.02 s, got {self.context}.")
+
+    def tag(self) -> str:
+        return f"c{self.context:g}_s{self.stride:g}" + ("" if self.pool == "last" else f"_{self.pool}")
+
+    def n_pooled_frames(self, n_frames: int) -> int:
+        """How many final frames of a window of ``n_frames`` frames are averaged."""
+        if self.pool == "last":
+            return 1
+        return max(1, min(n_frames, int(round(n_frames * self.stride / self.context))))
+
+
+PAPER_PARAMS = FeatureParams(context=16.0, stride=0.1)
+
+
 def default_data_home() -> Path:
     """Per-user cache folder used when ``BT_DATA`` is not set.
 
@@ -90,8 +134,6 @@ class Config:
         On the twin a 1 s stride gave the same alignment (within 0.01 r per ROI
         and layer) for twice the time.
         """
-        from .features import PAPER_PARAMS, FeatureParams
-
         if self.profile == "demo":
             return FeatureParams(context=8.0, stride=2.0, pool="stride")
         return PAPER_PARAMS
@@ -122,3 +164,16 @@ def get_config(**overrides) -> Config:
         values[name] = os.environ.get(f"BT_{name.upper()}", "1").strip().lower() not in ("0", "false", "no")
     values.update(overrides)
     return Config(**values)
+
+
+def resolve_data_home(data_home=None) -> Path:
+    """``data_home`` as a Path, or the configured one (``BT_DATA``) when it is None."""
+    return Path(data_home).expanduser() if data_home is not None else get_config().data_home
+
+
+def model_folder_name(model_name: str) -> str:
+    """A folder name for a model name or path (``openai/whisper-small`` -> ``openai--whisper-small``).
+
+    Long local paths keep their last 60 characters, enough to tell models apart.
+    """
+    return str(model_name).strip("/").replace("/", "--")[-60:]

@@ -34,6 +34,9 @@ PAPER_TRAIN_STORIES = (
     "theclosetthatateeverything", "tildeath", "undertheinfluence",
 )
 NAN_POLICIES = ("raise", "zero", "keep")
+# where a synthetic twin keeps what real data cannot give: the truth behind its responses
+GROUND_TRUTH_DIR = "ground_truth"
+TWIN_INFO = "twin.json"
 
 _HOW_TO_GET = (
     "For the offline twin run `python data_scripts/make_synthetic_twin.py --out {root}`; "
@@ -292,28 +295,25 @@ class LebelDataset:
         return Story(story, words, phones, self.n_scan_trs(story), self.tr_times(story), self)
 
 
-def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
-    """The dataset of the current profile.
+def load_ground_truth(root, subject: str | None = None, story: str | None = None) -> dict:
+    """Ground truth of a synthetic twin: its summary, a subject's voxels or a story's features.
 
-    Parameters
-    ----------
-    config : Config, optional
-        Default: :func:`bt_tutorial.config.get_config`.
-    ensure : bool
-        In the demo profile, generate the synthetic twin if it is missing.
+    The twin (:mod:`bt_tutorial.synthetic`) writes these files; the reader owns their layout.
 
     Returns
     -------
-    dataset : LebelDataset
+    truth : dict
+        ``twin.json`` content if neither subject nor story is given; else the
+        arrays of ``ground_truth/<subject>.npz`` or ``ground_truth/stories/<story>.npz``.
     """
-    from .config import get_config
-
-    config = config or get_config()
-    if config.profile == "demo" and ensure:
-        from .synthetic import ensure_twin
-
-        ensure_twin(config.dataset_root)
-    return LebelDataset(config.dataset_root)
+    gt = Path(root) / GROUND_TRUTH_DIR
+    if subject is None and story is None:
+        return json.loads((gt / TWIN_INFO).read_text())
+    path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
 
 
 def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:

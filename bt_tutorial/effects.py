@@ -268,3 +268,85 @@ def downstream_summary(table, lowlevel_tasks=LOWLEVEL_TASKS) -> dict:
     improved = sum(v == "higher" for v in semantic.values())
     holds = bool(semantic) and improved == len(semantic) and effect_holds("low-level task", lowlevel.values())
     return {"semantic": semantic, "lowlevel": lowlevel, "n_improved": improved, "holds": holds}
+
+
+def _holds(holds: bool) -> str:
+    return "holds" if holds else "does not hold"
+
+
+def describe_alignment(pairs, layer: int, rois=("late_language", "early_auditory", "primary_auditory")) -> str:
+    """Effect (a) in words: every ROI's differences at ``layer`` and the verdict on late language.
+
+    Parameters
+    ----------
+    pairs : pandas DataFrame
+        From :func:`~bt_tutorial.comparison.paired_table`, with ``"late_language"``.
+    layer : int
+    rois : sequence of str
+
+    Returns
+    -------
+    text : str
+        One line per ROI and comparison, then whether the effect holds and at how
+        many layers the brain-tuned model is above the control in late language.
+    """
+    lines = []
+    for roi in rois:
+        for comparison, row in alignment_effects(pairs, roi, layer).iterrows():
+            lines.append(f"{comparison} in {roi.replace('_', ' ')} at layer {layer}: {row['difference']:+.3f} "
+                         f"[{row['low']:+.3f}, {row['high']:+.3f}], p = {row['p_value']:.3g} -> {row['verdict']}")
+    holds = effect_holds("alignment", alignment_effects(pairs, "late_language", layer)["verdict"])
+    late = pairs[(pairs["comparison"] == "brain-tuned - control") & (pairs["roi"] == "late_language")]
+    n_higher = sum(verdict(row) == "higher" for _, row in late.iterrows())
+    lines += ["", f"Effect (a), late-language alignment above pretrained and control at layer {layer}: "
+                  f"{_holds(holds)} in this run.",
+              f"late language: brain-tuned above the control at {n_higher} of {len(late)} layers"]
+    return "\n".join(lines)
+
+
+def describe_lowlevel(table, layer: int, set_name: str, roi: str = "late language") -> str:
+    """Effect (b) in words, from :func:`lowlevel_effects`: each drop, the difference, the verdict."""
+    lines = [f"{roi}, layer {layer}, {set_name}: drop {row['drop_a']:.1f}% vs {row['drop_b']:.1f}%, "
+             f"{comparison} = {row['difference']:+.1f} percentage points [{row['low']:+.1f}, "
+             f"{row['high']:+.1f}] -> {row['verdict']}" for comparison, row in table.iterrows()]
+    holds = effect_holds("lowlevel", table["verdict"])
+    lines.append(f"Effect (b) with {set_name}, a lower drop for the brain-tuned model than for pretrained "
+                 f"and control: {_holds(holds)} in this run.")
+    return "\n".join(lines)
+
+
+def describe_downstream(table, lowlevel_tasks=LOWLEVEL_TASKS) -> str:
+    """Effect (c) in words, from :func:`downstream_effects`: each difference, then the verdict."""
+    lines = [f"{row['task']:>18}: {row['comparison']} = {row['difference']:+.3f} "
+             f"[{row['low']:+.3f}, {row['high']:+.3f}] -> {row['verdict']}" for _, row in table.iterrows()]
+    summary = downstream_summary(table, lowlevel_tasks)
+    lines.append("")
+    lines += [f"{task}: {'improves' if v == 'higher' else 'does not improve'} over the control ({v})"
+              for task, v in summary["semantic"].items()]
+    lines += [f"low-level control task {task}: {v} against the control"
+              + (" (no gain, as expected)" if v != "higher" else " (it improves too)")
+              for task, v in summary["lowlevel"].items()]
+    lines.append(f"Effect (c), semantic gains over the control without a low-level gain: "
+                 f"{_holds(summary['holds'])} in this run ({summary['n_improved']} of "
+                 f"{len(summary['semantic'])} semantic tasks improve).")
+    return "\n".join(lines)
+
+
+def control_share(table):
+    """How much of the brain-tuned model's downstream gain the control also has, per task.
+
+    Parameters
+    ----------
+    table : pandas DataFrame
+        From :func:`downstream_effects` with the pairs brain-tuned - pretrained and
+        control - pretrained.
+
+    Returns
+    -------
+    gains : pandas DataFrame
+        One row per task: the differences, and their ratio where the tuned model gains.
+    """
+    gains = table.pivot(index="task", columns="comparison", values="difference")
+    tuned, control = gains["brain-tuned - pretrained"], gains["control - pretrained"]
+    gains["share of the tuned model's gain that the control also has"] = (control / tuned).where(tuned > 0)
+    return gains.rename_axis(columns=None)

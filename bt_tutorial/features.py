@@ -11,58 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .config import PAPER_PARAMS, FeatureParams, model_folder_name, resolve_data_home  # noqa: F401 (re-exported)
 from .models import SAMPLE_RATE, SpeechModel
 
-
-@dataclass(frozen=True)
-class FeatureParams:
-    """How windows are cut.
-
-    Parameters
-    ----------
-    context : float
-        Seconds of audio per window (a multiple of 0.02 s).
-    stride : float
-        Seconds between consecutive window ends.
-    batch_size : int
-        Windows per forward pass.
-    pool : {"last", "stride"}
-        ``"last"``: the last frame of each window (the paper). ``"stride"``: the
-        mean of the frames of the last ``stride`` seconds, so that a coarse
-        stride still summarises all the audio between two window ends.
-    """
-
-    context: float = 16.0
-    stride: float = 0.1
-    batch_size: int = 16
-    pool: str = "last"
-
-    def __post_init__(self):
-        if self.context <= 0 or self.stride <= 0 or self.batch_size < 1:
-            raise ValueError(f"Invalid feature parameters: {self}.")
-        if self.pool not in ("last", "stride"):
-            raise ValueError(f"pool must be 'last' or 'stride', got {self.pool!r}.")
-        if abs(self.context * 50 - round(self.context * 50)) > 1e-6:
-            raise ValueError(f"context must be a multiple of 0.02 s, got {self.context}.")
-
-    def tag(self) -> str:
-        return f"c{self.context:g}_s{self.stride:g}" + ("" if self.pool == "last" else f"_{self.pool}")
-
-    def n_pooled_frames(self, n_frames: int) -> int:
-        """How many final frames of a window of ``n_frames`` frames are averaged."""
-        if self.pool == "last":
-            return 1
-        return max(1, min(n_frames, int(round(n_frames * self.stride / self.context))))
-
-
-PAPER_PARAMS = FeatureParams(context=16.0, stride=0.1)
 
 
 def window_end_times(duration: float, stride: float) -> np.ndarray:
@@ -161,12 +118,10 @@ def story_features(model: SpeechModel, dataset, story: str, layers, params: Feat
 
 def _cache_path(model, waveform, story, params, dtype, cache_dir) -> Path:
     if cache_dir is None:
-        from .config import get_config
-
-        cache_dir = get_config().data_home / "cache" / "features"
+        cache_dir = resolve_data_home() / "cache" / "features"
     audio_hash = hashlib.sha1(np.ascontiguousarray(waveform).tobytes()).hexdigest()[:10]
     name = f"{story}_{audio_hash}_{params.tag()}_{str(dtype).replace('torch.', '')}.npz"
-    return Path(cache_dir) / f"{model.name.replace('/', '--')}-{model.fingerprint()}" / name
+    return Path(cache_dir) / f"{model_folder_name(model.name)}-{model.fingerprint()}" / name
 
 
 def _read_cache(path: Path):

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import resolve_data_home
+
 SAMPLE_RATE = 16000
 FAMILIES = ("wav2vec2", "hubert", "whisper")
 WHISPER_SECONDS = 30.0
@@ -60,6 +62,12 @@ class SpeechModel:
     def n_layers(self) -> int:
         """Number of transformer layers; hidden states are numbered 0 (input) to n_layers."""
         return len(_layer_list(self.backbone, self.family))
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of every hidden state (``d_model`` for Whisper, ``hidden_size`` otherwise)."""
+        config = self.backbone.config
+        return config.d_model if self.family == "whisper" else config.hidden_size
 
     @property
     def device(self) -> torch.device:
@@ -244,6 +252,13 @@ def _cut_whisper_encoder(encoder: torch.nn.Module, n_positions: int) -> torch.nn
 
 
 # ------------------------------------------------------------------- loading
+def pick_device(device=None) -> str:
+    """``device`` if given, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device is not None:
+        return str(device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_speech_model(name: str, data_home=None, whisper_pad_to_30s: bool = False,
                       freeze_feature_encoder: bool = False, device=None) -> SpeechModel:
     """Load a speech model by name (see the module docstring for the names).
@@ -289,7 +304,7 @@ def _tiny_model(name: str) -> SpeechModel:
                                       encoder_ffn_dim=64, decoder_layers=1, decoder_attention_heads=4,
                                       decoder_ffn_dim=64, num_mel_bins=80, vocab_size=64,
                                       pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                                      decoder_start_token_id=1)
+                                      decoder_start_token_id=1, init_std=0.1)  # 0.02: the fixed position table drowns the audio
             backbone = tf.models.whisper.modeling_whisper.WhisperEncoder(config)
             extractor = tf.WhisperFeatureExtractor(feature_size=80)
         else:
@@ -361,11 +376,7 @@ def _converted_whisper_tiny(data_home=None) -> Path:
     """Convert the packaged Whisper tiny.en once into ``<data_home>/models/``."""
     from .whisper_ct2 import convert_whisper_ct2, default_ct2_dir
 
-    if data_home is None:
-        from .config import get_config
-
-        data_home = get_config().data_home
-    out = Path(data_home) / "models" / "whisper-tiny.en"
+    out = resolve_data_home(data_home) / "models" / "whisper-tiny.en"
     if not (out / "config.json").is_file():
         convert_whisper_ct2(default_ct2_dir(), out)
     return out

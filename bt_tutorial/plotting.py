@@ -117,7 +117,7 @@ def plot_repeats(repeats: np.ndarray, voxel: int, tr_times: np.ndarray, title: s
 
 def _surface_grid(values, vertex, hemi, views, draw):
     """A row of (left, right) inflated fsaverage5 panels per view; ``draw`` fills each panel."""
-    from .synthetic.cortex import fsaverage5_meshes, to_fsaverage5
+    from .surface import fsaverage5_meshes, to_fsaverage5
 
     meshes = fsaverage5_meshes()
     maps = to_fsaverage5(values, vertex, hemi)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import load_ground_truth
 from .encoding import fit_encoding_model
+from .rois import roi_means
 
 TRUTH_SETS = ("semantic", "lowlevel")
 
@@ -28,8 +30,6 @@ def truth_rows(twin_root, stories, set_name: str) -> dict:
     -------
     rows : dict of str -> ndarray, shape (n_rows, n_features)
     """
-    from .synthetic.twin import load_ground_truth
-
     if set_name not in TRUTH_SETS:
         raise ValueError(f"set_name must be one of {TRUTH_SETS}, got {set_name!r}.")
     return {s: np.asarray(load_ground_truth(twin_root, story=s)[set_name], np.float32) for s in stories}
@@ -93,3 +93,66 @@ def recovery_table(model_rows: dict, twin_root, train, test: str, sets=TRUTH_SET
             for k, r in recovery_scores(by_layer, truth, train, test, **kwargs).items():
                 rows.append({"model": name, "layer": k, "truth": set_name, "mean_r": float(np.mean(r))})
     return pd.DataFrame(rows)
+
+
+def recovery_gains(table, layer: int):
+    """Change of mean recovery r from the pretrained model, per true set, at one layer.
+
+    Parameters
+    ----------
+    table : pandas DataFrame
+        From :func:`recovery_table`.
+    layer : int
+
+    Returns
+    -------
+    gains : pandas DataFrame
+        Index the true sets, one column per model other than ``"pretrained"``.
+    """
+    at = table[table["layer"] == layer].pivot(index="truth", columns="model", values="mean_r")
+    if at.empty or "pretrained" not in at:
+        raise KeyError(f"No pretrained recovery at layer {layer}.")
+    return at.drop(columns="pretrained").sub(at["pretrained"], axis=0).rename_axis(columns=None)
+
+
+def true_lowlevel_share(twin_root, subject: str, masks: dict) -> dict:
+    """The share of each ROI's true signal that the twin drives by low-level features.
+
+    Returns
+    -------
+    share : dict of str -> float
+        Mean over each mask's voxels of ``1 - semantic_fraction``.
+    """
+    truth = load_ground_truth(twin_root, subject)
+    return roi_means(1 - np.asarray(truth["semantic_fraction"], float), masks)
+
+
+def lowlevel_share_check(drops, share: dict, layer: int, rois=("early_auditory", "late_language")):
+    """The twin's check of chapter 6: measured drops against the true low-level shares.
+
+    Parameters
+    ----------
+    drops : pandas DataFrame
+        From :func:`~bt_tutorial.lowlevel.drop_table`.
+    share : dict of str -> float
+        From :func:`true_lowlevel_share`.
+    layer : int
+    rois : (str, str)
+        An auditory ROI, then a language ROI: the twin predicts a larger drop in the first.
+
+    Returns
+    -------
+    check : pandas DataFrame
+        One row per model.
+    """
+    import pandas as pd
+
+    first, second = rois
+    rows = []
+    for model in drops.index.get_level_values("model").unique():
+        d = drops.loc[model, layer]
+        rows.append({"model": model, f"true low-level share, {first}": round(share[first], 2),
+                     f"true low-level share, {second}": round(share[second], 2),
+                     f"drop, {first} (%)": round(d[first], 1), f"drop, {second} (%)": round(d[second], 1),
+                     f"{first} drop larger": bool(d[first] > d[second])})
+    return pd.DataFrame(rows).set_index("model")

@@ -12,12 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import load_ground_truth
+
 # the paper's ROI sets (Glasser HCP-MMP1 names) and the twin's patches that stand for them
 PAPER_ROI_SETS = {
     "late_language": ("A5", "44", "45", "IFJa", "IFSp", "PGi", "PGp", "PGs", "TPOJ1", "TPOJ2",
                       "TPOJ3", "STGa", "STSda", "STSdp", "TA2", "STSva", "STSvp"),
     "primary_auditory": ("A1",),
     "early_auditory": ("A1", "LBelt", "PBelt", "MBelt", "RI", "A4"),
+}
+TWIN_ROI_SETS = {
+    "primary_auditory": ("A1",),
+    "early_auditory": ("A1", "Belt"),
+    "late_language": ("STGa", "STS", "TPOJ", "AG", "IFG", "IFJ"),
 }
 HEMISPHERES = ("L", "R")
 
@@ -31,7 +38,7 @@ def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None, hemi: np.n
         Index into ``roi_names`` (0 = no ROI).
     roi_names : sequence of str
     groups : dict of str -> sequence of str, optional
-        Named unions of ROIs (default: the twin's ``ROI_GROUPS``).
+        Named unions of ROIs (default: ``TWIN_ROI_SETS``).
     hemi : ndarray, shape (n_voxels,), int, optional
         0 for left, 1 for right; adds ``<name>_L`` and ``<name>_R`` for every mask.
 
@@ -39,11 +46,9 @@ def roi_masks(roi: np.ndarray, roi_names, groups: dict | None = None, hemi: np.n
     -------
     masks : dict of str -> ndarray of bool, shape (n_voxels,)
     """
-    from .synthetic.cortex import ROI_GROUPS
-
     names = [str(n) for n in roi_names]
     masks = {name: roi == i for i, name in enumerate(names) if i > 0}
-    for group, members in (ROI_GROUPS if groups is None else groups).items():
+    for group, members in (TWIN_ROI_SETS if groups is None else groups).items():
         masks[group] = np.isin(roi, [names.index(m) for m in members])
     masks["outside_rois"] = roi == 0
     return masks if hemi is None else split_hemispheres(masks, hemi)
@@ -70,8 +75,6 @@ def split_hemispheres(masks: dict, hemi: np.ndarray) -> dict:
 
 def twin_roi_masks(twin_root, subject: str, hemispheres: bool = True) -> dict:
     """The twin's ROI masks (ROIs, the paper's three groups, outside), from its ground truth."""
-    from .synthetic.twin import load_ground_truth
-
     truth = load_ground_truth(twin_root, subject)
     return roi_masks(truth["roi"], truth["roi_names"], hemi=truth["hemi"] if hemispheres else None)
 

@@ -210,10 +210,10 @@ def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4)) -> np.ndarray:
     return out
 
 
-def zscore(values: np.ndarray) -> np.ndarray:
-    """Z-score columns over rows; constant columns become 0."""
-    sd = values.std(axis=0)
-    return (values - values.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+def zscore(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Z-score along ``axis`` (columns over rows by default); constant columns become 0."""
+    sd = values.std(axis=axis, keepdims=True)
+    return (values - values.mean(axis=axis, keepdims=True)) / np.where(sd > 0, sd, 1.0)
 
 
 def to_response_rows(values: np.ndarray, times: np.ndarray, n_scan_trs: int, story: str = "?",

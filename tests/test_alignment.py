@@ -7,7 +7,7 @@ from bt_tutorial.data import LebelDataset
 from bt_tutorial.features import FeatureParams
 from bt_tutorial.models import load_speech_model
 from bt_tutorial.rois import roi_masks, roi_means
-from bt_tutorial.synthetic import load_ground_truth
+from bt_tutorial.data import load_ground_truth
 
 SMALL = FeatureParams(context=2.0, stride=1.0, batch_size=8, pool="stride")
 

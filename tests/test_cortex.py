@@ -1,6 +1,7 @@
 import numpy as np
 
-from bt_tutorial.synthetic.cortex import ROI_GROUPS, ROI_NAMES, build_cortex, roi_mask, to_fsaverage5
+from bt_tutorial.surface import to_fsaverage5
+from bt_tutorial.synthetic.cortex import ROI_GROUPS, ROI_NAMES, build_cortex, roi_mask
 
 
 def test_voxels_are_the_nested_fsaverage4_vertices():

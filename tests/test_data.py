@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bt_tutorial.data import BAD_WORDS, DatasetError, LebelDataset, open_dataset
-from bt_tutorial.synthetic.phonemes import ARPABET
+from bt_tutorial.data import BAD_WORDS, DatasetError, LebelDataset
+from bt_tutorial.profiles import open_dataset
+from bt_tutorial.lowlevel.phones import ARPABET
 
 SUBJECT = "UTS01"
 

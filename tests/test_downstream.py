@@ -26,13 +26,13 @@ from bt_tutorial.downstream import clips as C  # noqa: E402
 from bt_tutorial.downstream import probes as P  # noqa: E402
 from bt_tutorial.downstream import real as R  # noqa: E402
 from bt_tutorial.downstream import report  # noqa: E402
-from bt_tutorial.downstream import synthetic as S  # noqa: E402
-from bt_tutorial.downstream import vocab as V  # noqa: E402
+from bt_tutorial.synthetic import tasks as S  # noqa: E402
+from bt_tutorial.synthetic import vocab as V  # noqa: E402
 from bt_tutorial.downstream.tasks import Task, load_task, save_task  # noqa: E402
 from bt_tutorial.downstream.timit import (TIMIT_DROPPED, TIMIT_TO_ARPABET, fold_phones,  # noqa: E402
                                           load_timit)
 from bt_tutorial.models import load_speech_model  # noqa: E402
-from bt_tutorial.synthetic.phonemes import ARPABET  # noqa: E402
+from bt_tutorial.lowlevel.phones import ARPABET  # noqa: E402
 from bt_tutorial.synthetic.speech import synthesize  # noqa: E402
 
 TIMIT61 = ("b d g p t k dx q bcl dcl gcl pcl tcl kcl jh ch s sh z zh f th v dh m n ng em en eng nx "

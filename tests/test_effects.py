@@ -103,3 +103,60 @@ def test_downstream_summary_needs_every_semantic_task_and_no_phoneme_gain():
     assert good["holds"] and good["n_improved"] == 2 and good["lowlevel"] == {"phonemes": "lower"}
     assert not downstream_summary(table({"intent": "higher", "phonemes": "higher"}))["holds"]
     assert not downstream_summary(table({"intent": "no clear difference", "phonemes": "lower"}))["holds"]
+
+
+def _pairs(late_vs_control_low=0.01):
+    rows = []
+    for layer in (1, 2):
+        for roi in ("late_language", "early_auditory"):
+            rows.append({"comparison": "brain-tuned - pretrained", "layer": layer, "roi": roi, "n_voxels": 40,
+                         "difference": 0.05, "low": 0.02, "high": 0.08, "p_value": 0.001})
+            low = late_vs_control_low if layer == 2 else -0.02
+            rows.append({"comparison": "brain-tuned - control", "layer": layer, "roi": roi, "n_voxels": 40,
+                         "difference": 0.03, "low": low, "high": 0.06, "p_value": 0.01 if low > 0 else 0.2})
+    return pd.DataFrame(rows)
+
+
+def test_describe_alignment_states_the_numbers_and_the_verdict():
+    from bt_tutorial.effects import describe_alignment
+
+    text = describe_alignment(_pairs(), 2, ["late_language", "early_auditory"])
+    assert "brain-tuned - pretrained in late language at layer 2: +0.050 [+0.020, +0.080], p = 0.001 -> higher" in text
+    assert "at layer 2: holds in this run" in text
+    assert "brain-tuned above the control at 1 of 2 layers" in text
+    weak = describe_alignment(_pairs(late_vs_control_low=-0.01), 2, ["late_language"])
+    assert "at layer 2: does not hold in this run" in weak and "at 0 of 2 layers" in weak
+
+
+def test_describe_lowlevel_and_downstream():
+    from bt_tutorial.effects import control_share, describe_downstream, describe_lowlevel
+
+    table = pd.DataFrame({"drop_a": [20.0, 20.0], "drop_b": [30.0, 25.0], "difference": [-10.0, -5.0],
+                          "low": [-15.0, -9.0], "high": [-5.0, 1.0],
+                          "verdict": ["lower", "no clear difference"]},
+                         index=pd.Index(["brain-tuned - pretrained", "brain-tuned - control"], name="comparison"))
+    text = describe_lowlevel(table, 3, "spectrum+rates")
+    assert "drop 20.0% vs 30.0%, brain-tuned - pretrained = -10.0 percentage points [-15.0, -5.0] -> lower" in text
+    assert text.endswith("does not hold in this run.")
+    assert describe_lowlevel(table.iloc[:1], 3, "x").endswith(": holds in this run.")
+
+    effect = pd.DataFrame([
+        {"task": "intent", "comparison": "brain-tuned - control", "difference": 0.04, "low": 0.01, "high": 0.07,
+         "verdict": "higher"},
+        {"task": "phonemes", "comparison": "brain-tuned - control", "difference": 0.0, "low": -0.01,
+         "high": 0.01, "verdict": "no clear difference"},
+        {"task": "intent", "comparison": "brain-tuned - pretrained", "difference": 0.08, "low": 0.05,
+         "high": 0.1, "verdict": "higher"},
+        {"task": "intent", "comparison": "control - pretrained", "difference": 0.02, "low": 0.0, "high": 0.04,
+         "verdict": "no clear difference"},
+        {"task": "phonemes", "comparison": "brain-tuned - pretrained", "difference": -0.01, "low": -0.02,
+         "high": 0.0, "verdict": "no clear difference"},
+        {"task": "phonemes", "comparison": "control - pretrained", "difference": 0.01, "low": 0.0, "high": 0.02,
+         "verdict": "no clear difference"}])
+    text = describe_downstream(effect)
+    assert "intent: improves over the control (higher)" in text
+    assert "low-level control task phonemes: no clear difference against the control (no gain, as expected)" in text
+    assert "holds in this run (1 of 1 semantic tasks improve)" in text
+    share = control_share(effect)
+    assert share.loc["intent"].iloc[-1] == pytest.approx(0.25)
+    assert np.isnan(share.loc["phonemes"].iloc[-1])  # the tuned model does not gain: no share

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from himalaya.backend import get_backend, set_backend
 
+from bt_tutorial import encoding
 from bt_tutorial.encoding import (EncodingResult, fit_encoding_model, pearson_r, pick_backend,
                                   story_splits)
 
@@ -173,21 +176,45 @@ def test_feature_and_voxel_mismatches(planted):
         fit_encoding_model(**_bad(planted, X_train=planted["X"][:1], Y_train=planted["Y"][:1]))
 
 
-def test_pick_backend_on_cpu_and_both_cpu_backends_fit(planted):
+def test_pick_backend_auto_follows_its_documented_order(monkeypatch):
+    """pick_backend("auto"): torch_cuda with a GPU, else torch (CPU), else numpy without torch."""
+    torch = pytest.importorskip("torch")
     previous = get_backend().name
     try:
-        import torch
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    try:
+        # start from another backend each time, so a pick_backend that only
+        # reports the current one cannot pass
+        set_backend("numpy")
         name = pick_backend()
-        assert name == ("torch_cuda" if has_cuda else get_backend().name)
-        if not has_cuda:
-            assert name in ("numpy", "torch")
+        assert name == ("torch_cuda" if torch.cuda.is_available() else "torch")
+        assert get_backend().name == name
+
+        set_backend("numpy")
+        with monkeypatch.context() as m:
+            m.setattr(torch.cuda, "is_available", lambda: False)
+            assert pick_backend("auto") == "torch"
+        assert get_backend().name == "torch"
+
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+            assert pick_backend("auto") == "numpy"
+        assert get_backend().name == "numpy"
+
+        set_backend("torch")
+        assert pick_backend("numpy") == "numpy"
+
+        # with a GPU, "auto" asks for torch_cuda (recorded here, so this runs without one)
+        asked = []
+        with monkeypatch.context() as m:
+            m.setattr(torch.cuda, "is_available", lambda: True)
+            m.setattr(encoding, "set_backend", lambda name, on_error: asked.append(name) or get_backend())
+            pick_backend("auto")
+        assert asked == ["torch_cuda"]
     finally:
         set_backend(previous)
 
+
+def test_both_cpu_backends_fit_the_same(planted):
+    previous = get_backend().name
     args = (planted["X"][:3], [y[:, :50] for y in planted["Y"][:3]], planted["X_test"],
             planted["Y_test"][:, :50])
     results = {b: fit_encoding_model(*args, backend=b, dtype="float64") for b in ("numpy", "torch")}
@@ -195,3 +222,42 @@ def test_pick_backend_on_cpu_and_both_cpu_backends_fit(planted):
     assert results["numpy"].backend == "numpy" and results["torch"].backend == "torch"
     np.testing.assert_allclose(results["numpy"].scores, results["torch"].scores, atol=1e-6)
     np.testing.assert_array_equal(results["numpy"].alphas, results["torch"].alphas)
+
+
+def test_same_alphas_and_scores_as_himalaya_kernel_ridge_cv(planted):
+    """fit_encoding_model == KernelRidgeCV scored by R^2, on the same leave-stories-out folds."""
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.scoring import r2_score
+
+    alphas = np.logspace(0, 10, 11)
+    X, Y = planted["X"], planted["Y"]
+    # the folds written out here, not taken from story_splits: 6 stories dealt
+    # round-robin into 5 folds, so fold 0 holds out stories 0 and 5
+    story_of_row = np.repeat(np.arange(N_STORIES), N_TRS)
+    fold_of_story = np.array([0, 1, 2, 3, 4, 0])
+    folds = [(np.flatnonzero(fold_of_story[story_of_row] != k),
+              np.flatnonzero(fold_of_story[story_of_row] == k)) for k in range(5)]
+    X_all, Y_all = np.concatenate(X), np.concatenate(Y)
+    x_mean, y_mean = X_all.mean(0), Y_all.mean(0)  # KernelRidgeCV fits no intercept
+    previous = get_backend().name
+    try:
+        set_backend("numpy")
+        # score_func: KernelRidgeCV's default CV score is the negative squared
+        # error, which picks other alphas for some voxels
+        ref = KernelRidgeCV(alphas=alphas, cv=folds, solver_params=dict(score_func=r2_score),
+                            warn=False).fit(X_all - x_mean, Y_all - y_mean)
+        ref_predictions = ref.predict(planted["X_test"] - x_mean) + y_mean
+    finally:
+        set_backend(previous)
+    # best_alphas_ is exp(-log(alpha)): compare the grid values chosen
+    ref_alphas = alphas[np.abs(np.log(ref.best_alphas_)[:, None] - np.log(alphas)).argmin(1)]
+    assert len(np.unique(ref_alphas)) >= 3  # a real choice, not one alpha everywhere
+
+    for solver in ("kernel", "primal"):
+        ours = fit_encoding_model(X, Y, planted["X_test"], planted["Y_test"], alphas=alphas,
+                                  backend="numpy", solver=solver, dtype="float64")
+        np.testing.assert_array_equal(ours.alphas, ref_alphas, err_msg=solver)
+        np.testing.assert_allclose(ours.cv_scores, ref.cv_scores_, atol=1e-10, err_msg=solver)
+        np.testing.assert_allclose(ours.predictions, ref_predictions, atol=1e-9, err_msg=solver)
+        np.testing.assert_allclose(ours.scores, pearson_r(ref_predictions, planted["Y_test"]),
+                                   atol=1e-10, err_msg=solver)

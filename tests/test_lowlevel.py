@@ -15,7 +15,7 @@ from bt_tutorial.lowlevel import (ARTICULATION, ARTICULATORY_FEATURES, LOWLEVEL_
                                   ngram_vocabularies, percent_drop, phone_ngram_vocabulary,
                                   phone_ngrams, remove_lowlevel, spectrum_course)
 from bt_tutorial.stimulus import Intervals
-from bt_tutorial.synthetic.phonemes import VOWELS
+from bt_tutorial.lowlevel.phones import VOWELS
 
 
 def _intervals(items):
@@ -230,3 +230,20 @@ def test_lowlevel_impact_on_the_tiny_twin(tiny):
         lowlevel_impact(bad, ds, "UTS01", sets=("rates",), n_folds=2)
     with pytest.raises(KeyError, match="no story"):
         lowlevel_impact({0: {test: rows[0][test]}}, ds, "UTS01", sets=("rates",), n_folds=2)
+
+
+def test_drop_table_and_describe_sets():
+    from bt_tutorial.lowlevel import LowLevelImpact, describe_sets, drop_table
+
+    masks = {"a": np.array([True, True, False]), "b": np.array([False, False, True])}
+    r_orig = {1: np.array([0.4, 0.6, 0.5]), 2: np.array([0.2, 0.2, 0.4])}
+    r_resid = {(1, "spectrum"): np.array([0.2, 0.3, 0.5]), (2, "spectrum"): np.array([0.2, 0.2, 0.1])}
+    impact = LowLevelImpact("UTS01", "test", [1, 2], ("spectrum",), r_orig, r_resid)
+    assert impact.drop_by_layer(masks) == {"a": [50.0, 0.0], "b": [0.0, 75.0]}
+    table = drop_table({"pretrained": impact, "control": impact}, masks)
+    assert list(table.columns) == [1, 2] and table.loc[("control", "b"), 2] == 75.0
+    with pytest.raises(KeyError, match="rates"):
+        impact.drop_by_layer(masks, "rates")
+    rows = {"phonemes": np.zeros((5, 39)), "diphones": np.zeros((5, 2))}
+    sets = describe_sets(rows, {"diphones": [("AH", "B"), ("K", "AE")]})
+    assert sets.loc["phonemes", "features"] == 39 and sets.loc["diphones", "first columns"] == "AH-B, K-AE"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from bt_tutorial.noise_ceiling import cc_max, signal_power
+from bt_tutorial.noise_ceiling import (cc_max, explainable_variance, lebel_noise_ceiling_summary,
+                                        signal_power)
 
 
 def simulate(rng, snr, n_repeats=10, n_trs=2000):
@@ -18,6 +19,40 @@ def test_signal_power_and_ceiling_match_known_snr():
     assert np.allclose(signal_power(reps), sp_true, atol=0.02)
     ceiling_true = 1 / np.sqrt(1 + (1 / sp_true - 1) / 10)
     assert np.allclose(cc_max(reps), ceiling_true, atol=0.03)
+
+
+
+def _column_r(a, b):
+    """Pearson r of matching columns."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def test_ceiling_and_explainable_variance_match_their_empirical_counterparts():
+    """No formula here: the true signal is known, so measure what the estimates claim.
+
+    CC_max claims to be the correlation of the true signal with the mean of the
+    repeats; explainable variance, the fraction of one repeat's variance the
+    signal explains (its squared correlation with a repeat). 4 repeats, so that
+    an N off by one moves the ceiling by more than the tolerance.
+    """
+    rng = np.random.default_rng(3)
+    n_repeats, n_trs, per_level = 4, 1000, 100
+    levels = np.array([0.05, 0.1, 0.25, 0.5, 1.0, 3.0])
+    snr = np.repeat(levels, per_level)
+    signal = rng.standard_normal((n_trs, snr.size)) * np.sqrt(snr)
+    reps = signal + rng.standard_normal((n_repeats, n_trs, snr.size))
+
+    r_with_mean = _column_r(signal, reps.mean(0))
+    r2_with_one = np.mean([_column_r(signal, rep) ** 2 for rep in reps], axis=0)
+    ceiling, ev = cc_max(reps), explainable_variance(reps)
+    # per level, over 100 voxels: the estimates are unbiased to ~0.003 here
+    by_level = lambda x: x.reshape(len(levels), per_level).mean(1)
+    np.testing.assert_allclose(by_level(ceiling), by_level(r_with_mean), atol=0.01)
+    np.testing.assert_allclose(by_level(ev), by_level(r2_with_one), atol=0.005)
+    # and voxel by voxel, within sampling noise
+    assert np.median(np.abs(ceiling - r_with_mean)) < 0.02
+    assert np.median(np.abs(ev - r2_with_one)) < 0.02
 
 
 def test_pure_noise_voxels_get_zero_not_nan():
@@ -49,3 +84,31 @@ def test_normalized_alignment_explainable_variance_and_selection():
     assert list(select_voxels(np.array([0.1, 0.5, 0.41, 0.4]))) == [1, 2]
     with pytest.raises(ValueError, match="highest: 0.300 of 2 voxels"):
         select_voxels(np.array([0.1, 0.3]))
+
+
+def test_lebel_summary_is_complete_and_consistent():
+    """The shipped summary of the real ds003020 ceilings: 8 subjects, values that agree."""
+    summary = lebel_noise_ceiling_summary()
+    assert sorted(summary) == [f"UTS{i:02d}" for i in range(1, 9)]
+    levels = ["q10", "q25", "q50", "q75", "q90", "q99"]
+    for subject, s in summary.items():
+        assert isinstance(s["n_voxels"], int) and 50_000 < s["n_voxels"] < 150_000, subject
+        assert 0 <= s["frac_zero"] <= 1 and 0 <= s["frac_gt_0_4"] <= 1
+        assert s["frac_zero"] + s["frac_gt_0_4"] <= 1
+        assert s["n_gt_0_4"] == round(s["frac_gt_0_4"] * s["n_voxels"])
+        q = np.array([s["quantiles"][k] for k in levels])
+        assert sorted(s["quantiles"]) == sorted(levels)
+        assert np.all(np.diff(q) >= 0) and 0 <= q[0] and q[-1] <= s["max"] <= 1
+        assert 0 < s["mean"] < s["max"]
+        # the quantiles agree with the fractions: q_p is 0 exactly when more than a
+        # fraction p of voxels is at 0, and above 0.4 when fewer than p are at or below it
+        p = np.array([0.10, 0.25, 0.50, 0.75, 0.90, 0.99])
+        np.testing.assert_array_equal(q == 0, p < s["frac_zero"], err_msg=subject)
+        np.testing.assert_array_equal(q > 0.4, p > 1 - s["frac_gt_0_4"], err_msg=subject)
+        # the mean is the integral of the quantile function over p in [0, 1]: on each
+        # interval between levels it lies between the quantiles at the two ends
+        edges = np.concatenate([[0], p, [1]])
+        low = np.concatenate([[0], q])
+        high = np.concatenate([q, [s["max"]]])
+        width = np.diff(edges)
+        assert width @ low - 1e-3 <= s["mean"] <= width @ high + 1e-3, subject

@@ -12,7 +12,7 @@ from bt_tutorial import plotting  # noqa: E402
 from bt_tutorial import plotting_models as PM  # noqa: E402
 from bt_tutorial.comparison import paired_table, roi_layer_table  # noqa: E402
 from bt_tutorial.data import LebelDataset  # noqa: E402
-from bt_tutorial.synthetic import load_ground_truth  # noqa: E402
+from bt_tutorial.data import load_ground_truth  # noqa: E402
 
 
 def test_plot_transcript_labels_the_words_in_the_window(tiny_twin):

@@ -42,3 +42,42 @@ def test_truth_rows_match_the_response_rows(tiny_twin):
     table = recovery_table(rows, tiny_twin, split["train"], split["test"], sets=["semantic"]).set_index("model")
     assert list(table.columns) == ["layer", "truth", "mean_r"]
     assert table.loc["copy", "mean_r"] > 0.5 and table.loc["copy", "mean_r"] > table.loc["noise", "mean_r"] + 0.3
+
+
+def test_recovery_gains_are_changes_from_the_pretrained_model():
+    import pandas as pd
+
+    from bt_tutorial.recovery import recovery_gains
+
+    table = pd.DataFrame([{"model": m, "layer": k, "truth": t, "mean_r": r}
+                          for m, base in (("pretrained", 0.30), ("brain-tuned", 0.40), ("control", 0.25))
+                          for k in (1, 2) for t, r in (("semantic", base + k / 100), ("lowlevel", 0.5))])
+    gains = recovery_gains(table, 2)
+    assert gains.loc["semantic", "brain-tuned"] == pytest.approx(0.10)
+    assert gains.loc["semantic", "control"] == pytest.approx(-0.05)
+    assert gains.loc["lowlevel"].abs().max() < 1e-12 and "pretrained" not in gains
+    with pytest.raises(KeyError, match="layer 7"):
+        recovery_gains(table, 7)
+
+
+def test_lowlevel_share_check_against_the_twin(tiny_twin):
+    import pandas as pd
+
+    from bt_tutorial.data import load_ground_truth
+    from bt_tutorial.recovery import lowlevel_share_check, true_lowlevel_share
+    from bt_tutorial.rois import twin_roi_masks
+
+    masks = twin_roi_masks(tiny_twin, "UTS01", hemispheres=False)
+    share = true_lowlevel_share(tiny_twin, "UTS01", masks)
+    frac = load_ground_truth(tiny_twin, "UTS01")["semantic_fraction"]
+    assert share["late_language"] == pytest.approx(1 - frac[masks["late_language"]].mean())
+    assert share["early_auditory"] > share["late_language"]  # the twin's design
+    drops = pd.DataFrame({3: [40.0, 10.0, 5.0, 20.0]},
+                         index=pd.MultiIndex.from_tuples([("pretrained", "early_auditory"),
+                                                          ("pretrained", "late_language"),
+                                                          ("control", "early_auditory"),
+                                                          ("control", "late_language")], names=["model", "roi"]))
+    check = lowlevel_share_check(drops, share, 3)
+    assert check.loc["pretrained", "early_auditory drop larger"]
+    assert not check.loc["control", "early_auditory drop larger"]
+    assert check.loc["control", "drop, late_language (%)"] == 20.0

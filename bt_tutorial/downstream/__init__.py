@@ -1,8 +1,6 @@
 """Downstream tasks and linear probes on frozen speech-model features (chapter 7).
 
 - :mod:`~bt_tutorial.downstream.tasks`: the :class:`Task` structure shared by all tasks;
-- :mod:`~bt_tutorial.downstream.synthetic`: four offline tasks spoken by eSpeak NG
-  (semantic category, intent, sentence type, and phoneme presence as a low-level control);
 - :mod:`~bt_tutorial.downstream.real` and :mod:`~bt_tutorial.downstream.timit`: Speech
   Commands v2, SLURP, CREMA-D and TIMIT for the ``full`` profile;
 - :mod:`~bt_tutorial.downstream.clips`: time-averaged hidden states of every layer, cached;
@@ -15,13 +13,12 @@ from .clips import clip_features
 from .probes import DEFAULT_ALPHAS, ProbeResult, best_layer, fit_probe, probe_layer, probe_layers
 from .real import load_crema_d, load_slurp, load_speech_commands
 from .report import paired_difference, plot_probe_scores, summary_rows, summary_table
-from .synthetic import SYNTHETIC_TASKS, TaskSpec, ensure_task, make_synthetic_task
 from .tasks import Task, load_task, save_task
 from .timit import load_timit
 
 __all__ = [
-    "DEFAULT_ALPHAS", "SYNTHETIC_TASKS", "ProbeResult", "Task", "TaskSpec", "best_layer",
-    "clip_features", "ensure_task", "fit_probe", "load_crema_d", "load_slurp",
-    "load_speech_commands", "load_task", "load_timit", "make_synthetic_task", "paired_difference",
+    "DEFAULT_ALPHAS", "ProbeResult", "Task", "best_layer",
+    "clip_features", "fit_probe", "load_crema_d", "load_slurp",
+    "load_speech_commands", "load_task", "load_timit", "paired_difference",
     "plot_probe_scores", "probe_layer", "probe_layers", "save_task", "summary_rows", "summary_table",
 ]

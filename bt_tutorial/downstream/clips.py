@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..config import model_folder_name, resolve_data_home
 from ..models import SAMPLE_RATE, WHISPER_SECONDS, SpeechModel
 from .tasks import Task
 
@@ -77,11 +78,8 @@ def feature_cache_path(model: SpeechModel, task: Task, cache_dir=None) -> Path:
 
 def _model_dir(model: SpeechModel, cache_dir=None) -> Path:
     if cache_dir is None:
-        from ..config import get_config
-
-        cache_dir = get_config().data_home / "cache" / "downstream"
-    name = model.name.strip("/").replace("/", "--")[-60:]
-    return Path(cache_dir) / f"{name}-{model.fingerprint()}"
+        cache_dir = resolve_data_home() / "cache" / "downstream"
+    return Path(cache_dir) / f"{model_folder_name(model.name)}-{model.fingerprint()}"
 
 
 def _extract(model: SpeechModel, waveforms: list, batch_size: int, progress: bool, desc: str) -> list:
@@ -98,7 +96,7 @@ def _extract(model: SpeechModel, waveforms: list, batch_size: int, progress: boo
             for j, i in enumerate(idx):
                 out[i] = pooled[:, j]
     if not out:
-        return [np.zeros((0, _hidden_size(model)), np.float32)] * (model.n_layers + 1)
+        return [np.zeros((0, model.hidden_size), np.float32)] * (model.n_layers + 1)
     return list(np.stack(out, axis=1))
 
 
@@ -130,7 +128,3 @@ def _batch_inputs(model: SpeechModel, clips: list) -> tuple:
     n_valid = model.backbone._get_feat_extract_output_lengths(lengths)
     return padded, n_valid.cpu().numpy().astype(int)
 
-
-def _hidden_size(model: SpeechModel) -> int:
-    config = model.backbone.config
-    return config.d_model if model.family == "whisper" else config.hidden_size

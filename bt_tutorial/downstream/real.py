@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..config import resolve_data_home
 from ..download import DownloadError, download_file
 from .tasks import Task
 
@@ -35,11 +36,7 @@ _SLURP_SPLITS = {"train": "train", "devel": "train", "test": "test"}  # devel jo
 
 def default_root(dataset: str, data_home=None) -> Path:
     """``<data home>/downstream/<dataset>``, where downloads go by default."""
-    if data_home is None:
-        from ..config import get_config
-
-        data_home = get_config().data_home
-    return Path(data_home) / "downstream" / dataset
+    return resolve_data_home(data_home) / "downstream" / dataset
 
 
 # ------------------------------------------------------------ Speech Commands

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..synthetic.phonemes import ARPABET
+from ..lowlevel.phones import ARPABET
 from .tasks import Task
 
 TIMIT_TO_ARPABET = {

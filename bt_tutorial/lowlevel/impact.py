@@ -38,7 +38,7 @@ from ..alignment import DELAYS
 from ..encoding import fit_encoding_model, pick_backend, story_splits
 from ..rois import roi_means
 from ..timing import make_delayed
-from .features import LOWLEVEL_SETS, TOP_DIPHONES, TOP_TRIPHONES, check_sets, lowlevel_rows, stack_sets
+from .feature_sets import LOWLEVEL_SETS, TOP_DIPHONES, TOP_TRIPHONES, check_sets, lowlevel_rows, stack_sets
 
 LOWLEVEL_ALPHAS = np.logspace(-2, 7, 10)
 
@@ -238,6 +238,20 @@ class LowLevelImpact:
             raise KeyError(f"Layer {layer} was not fitted; layers: {self.layers}.")
         return {s: percent_drop(self.r_orig[layer], self.r_resid[(layer, s)], masks) for s in self.sets}
 
+    def drop_by_layer(self, masks: dict, set_name: str | None = None) -> dict:
+        """Percentage drop of one set in each ROI, at every fitted layer.
+
+        Returns
+        -------
+        drops : dict of str -> list of float
+            ``drops[roi][i]`` for ``self.layers[i]``.
+        """
+        set_name = set_name or (self.sets[0] if len(self.sets) == 1 else None)
+        if set_name not in self.sets:
+            raise KeyError(f"Set {set_name!r} was not fitted; sets: {self.sets}.")
+        by_layer = [self.percent_drop(masks, k)[set_name] for k in self.layers]
+        return {roi: [d[roi] for d in by_layer] for roi in masks}
+
     def summary(self) -> str:
         """One line per layer and set: mean r original, mean r residual."""
         lines = [f"LowLevelImpact({self.subject}, test {self.test_story})"]
@@ -332,3 +346,27 @@ def _check_model_rows(model_rows: dict, layers, n_rows: dict) -> None:
             if got != n:
                 raise ValueError(f"Story {story}: model_rows[{k}] has {got} rows but the responses "
                                  f"have {n}.")
+
+
+def drop_table(impacts: dict, masks: dict, set_name: str | None = None):
+    """Percentage drop per model, ROI and layer, as a table.
+
+    Parameters
+    ----------
+    impacts : dict of str -> LowLevelImpact
+        Per model, fitted on the same layers.
+    masks : dict of str -> ndarray of bool, shape (n_voxels,)
+    set_name : str, optional
+        Needed when the impacts hold several sets.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        Index ``(model, roi)``, one column per layer, values in percent.
+    """
+    import pandas as pd
+
+    rows = {(name, roi): drops for name, imp in impacts.items()
+            for roi, drops in imp.drop_by_layer(masks, set_name).items()}
+    layers = next(iter(impacts.values())).layers
+    return pd.DataFrame(rows, index=pd.Index(layers, name="layer")).T.rename_axis(["model", "roi"])

@@ -34,8 +34,14 @@ from collections import Counter
 
 import numpy as np
 
-from ..synthetic.phonemes import ARPABET
-
+# the 39 phones of the CMU dictionary, as LeBel et al.'s TextGrids label them (stress digits aside)
+ARPABET = (
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
+    "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P",
+    "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)
+VOWELS = frozenset(["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH",
+                    "IY", "OW", "OY", "UH", "UW"])
 PHONES = ARPABET
 ARTICULATORY_FEATURES = (
     "bilabial", "labiodental", "dental", "alveolar", "postalveolar", "velar", "glottal",

@@ -1,9 +1,13 @@
 """The synthetic twin of ds003020: the offline default dataset of the ``demo`` profile.
 
 :func:`ensure_twin` generates it once into the data home and reuses it after;
-:func:`make_synthetic_twin` writes it anywhere. See :mod:`bt_tutorial.synthetic.twin`.
+:func:`make_synthetic_twin` writes it anywhere. :mod:`~bt_tutorial.synthetic.tasks` speaks
+the offline downstream tasks of chapter 7 with the same synthesizer. See :mod:`bt_tutorial.synthetic.twin`.
 """
 
-from .twin import TwinSpec, ensure_twin, load_ground_truth, make_synthetic_twin
+from ..data import load_ground_truth
+from .tasks import SYNTHETIC_TASKS, TaskSpec, ensure_task, make_synthetic_task
+from .twin import TwinSpec, ensure_twin, make_synthetic_twin
 
-__all__ = ["TwinSpec", "ensure_twin", "load_ground_truth", "make_synthetic_twin"]
+__all__ = ["SYNTHETIC_TASKS", "TaskSpec", "TwinSpec", "ensure_task", "ensure_twin", "load_ground_truth",
+           "make_synthetic_task", "make_synthetic_twin"]

@@ -11,11 +11,12 @@ patches are larger on the left, as language is left-lateralised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-N_VERTICES_FSAVERAGE5 = 10242  # per hemisphere
+from ..rois import TWIN_ROI_SETS
+from ..surface import fsaverage5_meshes
+
 N_VOXELS_PER_HEMI = 2562  # fsaverage4 vertices nested in fsaverage5
 
 # name, group, centre of the left-hemisphere patch (MNI, mm), radius left, radius right
@@ -30,11 +31,7 @@ ROI_TABLE = (
     ("IFJ", "late_language", (-40, 10, 30), 11, 7),
 )
 ROI_NAMES = ("none",) + tuple(row[0] for row in ROI_TABLE)
-ROI_GROUPS = {
-    "primary_auditory": ("A1",),
-    "early_auditory": ("A1", "Belt"),
-    "late_language": tuple(r[0] for r in ROI_TABLE if r[1] == "late_language"),
-}
+ROI_GROUPS = TWIN_ROI_SETS  # the reader's names for the paper's three groups
 
 
 @dataclass(frozen=True)
@@ -64,28 +61,6 @@ class Cortex:
         return len(self.vertex)
 
 
-@lru_cache(maxsize=1)
-def fsaverage5_meshes() -> dict:
-    """Pial, inflated and sphere meshes and sulcal depth of fsaverage5 (offline, nilearn).
-
-    Returns
-    -------
-    meshes : dict
-        ``{"pial_left": (coords, faces), ..., "sulc_left": ndarray, ...}``.
-    """
-    from nilearn import datasets, surface
-
-    fs = datasets.fetch_surf_fsaverage("fsaverage5")
-    out = {}
-    for kind in ("pial", "infl", "sphere"):
-        for side in ("left", "right"):
-            mesh = surface.load_surf_mesh(fs[f"{kind}_{side}"])
-            out[f"{kind}_{side}"] = (np.asarray(mesh.coordinates), np.asarray(mesh.faces))
-    for side in ("left", "right"):
-        out[f"sulc_{side}"] = np.asarray(surface.load_surf_data(fs[f"sulc_{side}"]))
-    return out
-
-
 def build_cortex() -> Cortex:
     """Voxels (fsaverage4 vertices) and their ROI labels."""
     meshes = fsaverage5_meshes()
@@ -112,28 +87,3 @@ def roi_mask(roi: np.ndarray, names) -> np.ndarray:
     names = ROI_GROUPS.get(names, names) if isinstance(names, str) else names
     idx = [ROI_NAMES.index(n) for n in ([names] if isinstance(names, str) else names)]
     return np.isin(roi, idx)
-
-
-def to_fsaverage5(values: np.ndarray, vertex: np.ndarray, hemi: np.ndarray) -> dict:
-    """Spread voxel values to every fsaverage5 vertex (nearest voxel on the sphere).
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_voxels,)
-    vertex, hemi : ndarray, shape (n_voxels,)
-
-    Returns
-    -------
-    maps : dict
-        ``{"left": ndarray (10242,), "right": ndarray (10242,)}``.
-    """
-    from scipy.spatial import cKDTree
-
-    meshes = fsaverage5_meshes()
-    out = {}
-    for side_idx, side in enumerate(("left", "right")):
-        sphere = meshes[f"sphere_{side}"][0]
-        sel = np.flatnonzero(hemi == side_idx)
-        _, nearest = cKDTree(sphere[vertex[sel]]).query(sphere)
-        out[side] = np.asarray(values, float)[sel][nearest]
-    return out

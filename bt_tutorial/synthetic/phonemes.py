@@ -7,13 +7,7 @@ ARPAbet phones (``aI@`` in *fire* is AY ER); their duration is split evenly.
 
 from __future__ import annotations
 
-ARPABET = (
-    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
-    "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P",
-    "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
-)
-VOWELS = frozenset(["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH",
-                    "IY", "OW", "OY", "UH", "UW"])
+from ..lowlevel.phones import ARPABET, VOWELS  # noqa: F401 (the twin's phone set)
 
 ESPEAK_TO_ARPABET = {
     # consonants

@@ -153,9 +153,3 @@ def ar1_noise(rng, n_times: int, n_voxels: int, rho: float = 0.2) -> np.ndarray:
     """Unit-variance AR(1) noise, shape (n_times, n_voxels)."""
     e = rng.standard_normal((n_times, n_voxels)) * np.sqrt(1 - rho ** 2)
     return signal.lfilter([1.0], [1.0, -rho], e, axis=0)
-
-
-def zscore(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Z-score along ``axis`` (constant columns become 0)."""
-    sd = x.std(axis=axis, keepdims=True)
-    return (x - x.mean(axis=axis, keepdims=True)) / np.where(sd > 0, sd, 1.0)

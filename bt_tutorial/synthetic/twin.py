@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data import TEST_STORY, VALIDATION_STORY
-from ..timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times
+from ..data import GROUND_TRUTH_DIR, TEST_STORY, TWIN_INFO, VALIDATION_STORY
+from ..timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times, zscore
 from . import responses as R
 from .cortex import ROI_NAMES, build_cortex
 from .narrative import generate_sentences
@@ -85,7 +85,7 @@ class TwinSpec:
 
 
 def _info_path(root: Path) -> Path:
-    return Path(root) / "ground_truth" / "twin.json"
+    return Path(root) / GROUND_TRUTH_DIR / TWIN_INFO
 
 
 def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -> Path:
@@ -153,7 +153,7 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
 
     features = _stimulus_features(stories, respdict, spec, progress)
     cortex = build_cortex()
-    gt = out / "ground_truth"
+    gt = out / GROUND_TRUTH_DIR
     (gt / "stories").mkdir(parents=True, exist_ok=True)
     for name, f in features.items():
         np.savez(gt / "stories" / f"{name}.npz", semantic=_trim(f["semantic"]),
@@ -170,25 +170,6 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
             "generation_seconds": round(time.perf_counter() - t0, 1)}
     _info_path(out).write_text(json.dumps(info, indent=1))  # written last: marks completion
     return out
-
-
-def load_ground_truth(root, subject: str | None = None, story: str | None = None) -> dict:
-    """Ground truth of a twin: the summary, a subject's voxels or a story's features.
-
-    Returns
-    -------
-    truth : dict
-        ``twin.json`` content if neither subject nor story is given; else the
-        arrays of ``ground_truth/<subject>.npz`` or ``ground_truth/stories/<story>.npz``.
-    """
-    gt = Path(root) / "ground_truth"
-    if subject is None and story is None:
-        return json.loads(_info_path(root).read_text())
-    path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
 
 
 def _n_scan_trs(duration: float) -> int:
@@ -286,7 +267,7 @@ def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: T
     names = list(feats)
     sem = np.vstack([feats[n]["semantic"] for n in names]) @ w_sem
     low = np.vstack([feats[n]["lowlevel"] for n in names]) @ w_low
-    signal = np.sqrt(frac) * R.zscore(sem) + np.sqrt(1 - frac) * R.zscore(low)
+    signal = np.sqrt(frac) * zscore(sem) + np.sqrt(1 - frac) * zscore(low)
     bounds = np.cumsum([0] + [len(feats[n]["semantic"]) for n in names])
     test = names.index(TEST_STORY)
     # unit signal variance on the kept rows of the test story, where ceilings are defined
@@ -302,7 +283,7 @@ def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: T
         clean = signal[bounds[k]: bounds[k + 1]] * gain
         n_rep = spec.n_repeats if name == TEST_STORY else 1
         reps = np.stack([
-            R.zscore(_trim(clean + noise_gain * R.ar1_noise(rng, *clean.shape)))
+            zscore(_trim(clean + noise_gain * R.ar1_noise(rng, *clean.shape)))
             for _ in range(n_rep)
         ])
         write_responses(folder / f"{name}.hf5", reps.mean(0),

@@ -15,8 +15,9 @@ import torch
 from tqdm import tqdm
 
 from .distributed import Processes
-from .tuning import (BrainTunedModel, TuningConfig, TuningData, fit_ridge_head, pooled_outputs,
-                     prepare_tuning_data)
+from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
+from .samples import TuningData, prepare_tuning_data
+from .settings import TuningConfig
 
 CHECKPOINT = "checkpoint.pt"
 

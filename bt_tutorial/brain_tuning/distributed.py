@@ -15,6 +15,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from ..models import pick_device
+
 
 def launched_processes() -> int:
     """Number of processes of this run (``WORLD_SIZE``, set by ``accelerate launch``)."""
@@ -55,7 +57,7 @@ class Processes:
             self.device = self.accelerator.device
             self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         else:
-            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            self.device = torch.device(pick_device(device))
             self.rank, self.world = 0, 1
 
     @property

@@ -215,7 +215,7 @@ def ngram_vocabularies(dataset, train_stories, sets=LOWLEVEL_SETS, top_diphones:
 
 def lowlevel_rows(dataset, stories, train_stories, sets=LOWLEVEL_SETS, n_rows: dict | None = None,
                   top_diphones: int = TOP_DIPHONES, top_triphones: int = TOP_TRIPHONES,
-                  n_bands: int = N_SPECTRUM_BANDS, progress: bool = False) -> dict:
+                  n_bands: int = N_SPECTRUM_BANDS, progress: bool = False, vocabularies: dict | None = None) -> dict:
     """Low-level features of several stories, n-gram vocabularies from the training stories.
 
     Parameters
@@ -232,13 +232,17 @@ def lowlevel_rows(dataset, stories, train_stories, sets=LOWLEVEL_SETS, n_rows: d
         Vocabulary sizes.
     n_bands : int
     progress : bool
+    vocabularies : dict, optional
+        From :func:`ngram_vocabularies`, when already computed (then ``train_stories``
+        and the sizes are not used).
 
     Returns
     -------
     rows : dict of str -> dict of str -> ndarray, shape (n_rows, n_features)
         ``rows[story][set]``.
     """
-    vocabularies = ngram_vocabularies(dataset, train_stories, sets, top_diphones, top_triphones)
+    if vocabularies is None:
+        vocabularies = ngram_vocabularies(dataset, train_stories, sets, top_diphones, top_triphones)
     return {story: lowlevel_features(dataset, story, sets, vocabularies,
                                      None if n_rows is None else n_rows[story], n_bands)
             for story in tqdm(stories, desc="low-level features", disable=not progress)}
@@ -286,3 +290,25 @@ def stack_sets(features: dict, set_name: str) -> np.ndarray:
     if missing:
         raise ValueError(f"Set {missing[0]!r} was not computed; have {sorted(features)}.")
     return np.hstack([features[p] for p in parts])
+
+
+def describe_sets(rows: dict, vocabularies: dict | None = None, n_first: int = 5):
+    """The feature sets of one story: how many columns each has, and the first column names.
+
+    Parameters
+    ----------
+    rows : dict of str -> ndarray, shape (n_rows, n_features)
+        One story's sets, ``lowlevel_rows(...)[story]``.
+    vocabularies : dict, optional
+        The n-gram vocabularies the rows were built with.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        Index the set names; columns ``features`` and ``first columns``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame({"features": [rows[s].shape[1] for s in rows],
+                         "first columns": [", ".join(map(str, feature_names(s, vocabularies)[:n_first]))
+                                           for s in rows]}, index=list(rows))

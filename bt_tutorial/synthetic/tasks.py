@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..config import resolve_data_home
 from ..models import SAMPLE_RATE
-from ..synthetic.phonemes import ARPABET
-from ..synthetic.speech import synthesize
+from ..downstream.tasks import Task, load_task, save_task, split_by_groups
+from ..lowlevel.phones import ARPABET
 from . import vocab as V
-from .tasks import Task, load_task, save_task, split_by_groups
+from .speech import synthesize
 
 GENERATOR_VERSION = 1  # bump whenever the generated clips or labels change
 SYNTHETIC_TASKS = ("semantic_category", "intent", "sentence_type", "phonemes")
@@ -121,12 +122,8 @@ def make_synthetic_task(name: str, spec: TaskSpec = TaskSpec(), progress: bool =
 
 def task_path(name: str, spec: TaskSpec = TaskSpec(), data_home=None) -> Path:
     """Cache file of a synthetic task: ``<data_home>/downstream/<name>_v<version>[_<hash>].npz``."""
-    if data_home is None:
-        from ..config import get_config
-
-        data_home = get_config().data_home
     suffix = "" if spec == TaskSpec() else "_" + spec.tag().split("-")[1]
-    return Path(data_home) / "downstream" / f"{name}_v{GENERATOR_VERSION}{suffix}.npz"
+    return resolve_data_home(data_home) / "downstream" / f"{name}_v{GENERATOR_VERSION}{suffix}.npz"
 
 
 def ensure_task(name: str, spec: TaskSpec = TaskSpec(), data_home=None, progress: bool = True) -> Task:

@@ -1,0 +1,28 @@
+"""Brain-tuning: fine-tune a speech model to predict fMRI responses (Moussa et al., 2025).
+
+Four parts, in the order a run uses them:
+
+- :mod:`~bt_tutorial.brain_tuning.settings`: :class:`TuningConfig`, the recipes
+  (``TUNING_PRESETS``) and where runs are saved;
+- :mod:`~bt_tutorial.brain_tuning.samples`: the audio window of every response row,
+  its z-scored targets, and the shuffled-fMRI controls;
+- :mod:`~bt_tutorial.brain_tuning.model`: the speech model with a linear head, and the
+  ridge fit that can start the head;
+- :mod:`~bt_tutorial.brain_tuning.loop`: the training loop (mixed precision, gradient
+  accumulation, checkpoints, resume), with :mod:`~bt_tutorial.brain_tuning.distributed`
+  for several processes and :mod:`~bt_tutorial.brain_tuning.cli` behind
+  ``python -m bt_tutorial.tune``.
+"""
+
+from .loop import TuningResult, brain_tune, evaluate, lr_schedule, optimizer_steps, train_model
+from .model import BrainTunedModel, fit_ridge_head, mean_correlation, pooled_outputs
+from .samples import TuningData, control_targets, prepare_tuning_data, tr_windows
+from .settings import (CONTROLS, DEMO_SIZES, TUNING_PRESETS, TuningConfig, profile_tuning_config,
+                       tuned_model_dir)
+
+__all__ = [
+    "CONTROLS", "DEMO_SIZES", "TUNING_PRESETS", "BrainTunedModel", "TuningConfig", "TuningData",
+    "TuningResult", "brain_tune", "control_targets", "evaluate", "fit_ridge_head", "lr_schedule",
+    "mean_correlation", "optimizer_steps", "pooled_outputs", "prepare_tuning_data",
+    "profile_tuning_config", "tr_windows", "train_model", "tuned_model_dir",
+]

@@ -1,0 +1,88 @@
+"""Command line: brain-tune a speech model on one subject.
+
+    python -m bt_tutorial.tune --model whisper-tiny.en --subject UTS01 --out runs/tuned
+    python -m bt_tutorial.tune --model facebook/wav2vec2-base --subject UTS03 \\
+        --data ~/.cache/bt_tutorial/ds003020 --out /content/drive/MyDrive/bt/w2v --resume
+
+Rerun the same command with ``--resume`` after an interruption. On several GPUs,
+launch the same command with Hugging Face accelerate (one process per GPU; each
+optimizer step's samples are split between them, the effective batch stays)::
+
+    accelerate launch --multi_gpu --num_processes 4 -m bt_tutorial.tune --model ... --out ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .settings import CONTROLS, HEAD_INITS, SELECT_BY, TUNING_PRESETS, TuningConfig, profile_tuning_config
+
+CHOICES = {"head_init": HEAD_INITS, "select_by": SELECT_BY}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bt_tutorial.tune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model name, hub name or local folder")
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="checkpoints and the tuned backbone")
+    parser.add_argument("--data", type=Path, help="dataset root (default: the profile's, BT_PROFILE)")
+    parser.add_argument("--control", choices=[c for c in CONTROLS if c], default=None,
+                        help="shuffled-fMRI control")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--preset", choices=sorted(TUNING_PRESETS), default="paper",
+                        help="recipe: 'paper' (default) or 'lag-ridge' (window 2 TRs earlier, ridge-fitted "
+                             "head); the flags below override it")
+    for f in fields(TuningConfig):
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"default: {f.default}")
+        elif f.name != "control":
+            parser.add_argument(flag, type=type(f.default), default=None, choices=CHOICES.get(f.name),
+                                help=f"default: {f.default}")
+    return parser.parse_args(argv)
+
+
+def tuning_config(args) -> TuningConfig:
+    """The run's settings: the preset at the paper's sizes, then the flags that were given."""
+    given = {f.name: getattr(args, f.name) for f in fields(TuningConfig)
+             if f.name != "control" and getattr(args, f.name) is not None}
+    return profile_tuning_config("full", args.preset, control=args.control, **given)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from ..config import get_config
+    from ..data import LebelDataset
+    from ..models import load_speech_model
+    from ..profiles import open_dataset
+    from .loop import brain_tune
+
+    try:
+        config = tuning_config(args)
+        dataset = LebelDataset(args.data) if args.data else open_dataset(get_config())
+        model = load_speech_model(args.model)
+        result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
+                            device=args.device)
+    except (ValueError, OSError) as exc:  # bad settings, missing data: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        return 0
+    for h in result.history:
+        print(f"epoch {h['epoch']}: train {h['train_loss']:.4f}, validation {h['val_loss']:.4f} "
+              f"(mean r {h.get('val_r', float('nan')):.3f}), "
+              f"{h['samples_per_s']:.1f} samples/s")
+    print(f"best epoch {result.best_epoch}; tuned backbone in {result.backbone_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Training samples: the audio window of every response row, its z-scored targets, the controls.
+
+The shuffled-fMRI controls keep the audio and break its link with the responses,
+either by giving each story another story's responses or by permuting chunks of
+a story's own TRs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..models import SAMPLE_RATE
+from ..noise_ceiling import cc_max, select_voxels
+from ..timing import TR, zscore
+from .settings import TuningConfig
+
+
+def tr_windows(waveform: np.ndarray, tr_times: np.ndarray, window_trs: int = 5, tr: float = TR,
+               multiple: int = 320, lag_trs: int = 0) -> np.ndarray:
+    """Audio of the ``window_trs`` TRs ending with each response row (or ``lag_trs`` TRs earlier).
+
+    The window of a row ends at the end of its TR (``tr_times + tr / 2``), minus
+    ``lag_trs * tr``. Audio
+    before the story onset or after its end is zeros, so a story shorter than a
+    window still gives full windows. The length is rounded up to a multiple of
+    ``multiple`` samples (Whisper needs 20 ms steps).
+
+    Parameters
+    ----------
+    waveform : ndarray, shape (n_samples,)
+        16 kHz audio.
+    tr_times : ndarray, shape (n_rows,)
+
+    Returns
+    -------
+    windows : ndarray, shape (n_rows, n_window_samples), a read-only view
+    """
+    n = int(math.ceil(window_trs * tr * SAMPLE_RATE / multiple) * multiple)
+    ends = np.round((np.asarray(tr_times) + tr / 2 - lag_trs * tr) * SAMPLE_RATE).astype(int)
+    after = max(0, int(ends.max()) - len(waveform))
+    padded = np.concatenate([np.zeros(n, np.float32), np.asarray(waveform, np.float32),
+                             np.zeros(after, np.float32)])
+    return np.lib.stride_tricks.sliding_window_view(padded, n)[np.maximum(ends, 0)]
+
+
+def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> list:
+    """Targets of the shuffled-fMRI control (unchanged when ``control`` is None).
+
+    Parameters
+    ----------
+    targets : list of ndarray, each (n_rows_i, n_voxels)
+    control : {None, "other_story", "chunk_permute"}
+    chunk_trs : int
+    rng : numpy Generator
+
+    Returns
+    -------
+    targets : list of ndarray with the same shapes
+    """
+    if control is None:
+        return targets
+    if control == "other_story":
+        if len(targets) < 2:
+            raise ValueError("The 'other_story' control needs at least 2 training stories.")
+        return [np.resize(targets[(k + 1) % len(targets)], t.shape) for k, t in enumerate(targets)]
+    out = []
+    for t in targets:
+        chunks = np.array_split(np.arange(len(t)), max(1, int(math.ceil(len(t) / chunk_trs))))
+        out.append(t[np.concatenate([chunks[i] for i in rng.permutation(len(chunks))])])
+    return out
+
+
+@dataclass
+class TuningData:
+    """Windows and targets of a set of stories, indexed by (story, row)."""
+
+    windows: list
+    targets: list
+    index: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.index = np.array([(s, r) for s, t in enumerate(self.targets) for r in range(len(t))])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, rows: np.ndarray) -> tuple:
+        pairs = self.index[rows]
+        x = np.stack([self.windows[s][r] for s, r in pairs])
+        y = np.stack([self.targets[s][r] for s, r in pairs])
+        return x, torch.from_numpy(y)
+
+
+def prepare_tuning_data(speech_model, dataset, subject: str, config: TuningConfig) -> tuple:
+    """Select the voxels and build training and validation data.
+
+    Returns
+    -------
+    train, validation : TuningData
+    voxels : ndarray of int
+        Response columns used as targets (noise ceiling above the threshold).
+    """
+    split = dataset.split(subject)
+    voxels = select_voxels(cc_max(dataset.load_repeats(subject, split["test"])), config.ceiling_threshold)
+    rng = np.random.default_rng(config.seed)
+
+    def load(stories):
+        windows, targets = [], []
+        for story in stories:
+            audio = dataset.load_audio(story, SAMPLE_RATE).waveform
+            windows.append(tr_windows(audio, dataset.tr_times(story), config.window_trs, dataset.tr,
+                                      lag_trs=config.lag_trs))
+            targets.append(zscore(dataset.load_responses(subject, story)[:, voxels]).astype(np.float32))
+        return windows, targets
+
+    train_w, train_t = load(split["train"])
+    train_w = [w[::config.row_step] for w in train_w]
+    train_t = [t[::config.row_step] for t in train_t]
+    val_w, val_t = load([split["validation"]])
+    train_t = control_targets(train_t, config.control, config.chunk_trs, rng)
+    if config.control is not None:  # the control is selected on shuffled targets too
+        val_t = control_targets(val_t, "chunk_permute", config.chunk_trs, rng)
+    return TuningData(train_w, train_t), TuningData(val_w, val_t), voxels

@@ -1,0 +1,100 @@
+"""What each profile plugs into the pipeline: the dataset, its ROI masks, the downstream tasks.
+
+``demo`` uses the synthetic twin (:mod:`bt_tutorial.synthetic`), generated on first use;
+``full`` uses ds003020, the Glasser-atlas masks built by ``data_scripts/build_roi_masks.py``
+and the real downstream datasets. This is the only module outside ``synthetic/`` that
+imports it, so the rest of the package reads real and synthetic data the same way.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .atlas import default_roi_path, load_roi_masks
+from .config import get_config
+from .data import LebelDataset
+from .rois import twin_roi_masks
+
+
+def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
+    """The dataset of the current profile.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Default: :func:`bt_tutorial.config.get_config`.
+    ensure : bool
+        In the demo profile, generate the synthetic twin if it is missing.
+
+    Returns
+    -------
+    dataset : LebelDataset
+    """
+    config = config or get_config()
+    if config.profile == "demo" and ensure:
+        from .synthetic import ensure_twin
+
+        ensure_twin(config.dataset_root, progress=config.progress)
+    return LebelDataset(config.dataset_root)
+
+
+def profile_roi_masks(dataset: LebelDataset, subject: str, n_voxels: int, hemispheres: bool = True,
+                      config=None) -> dict:
+    """ROI masks of a subject: the twin's ground truth (demo) or the atlas file (full).
+
+    Parameters
+    ----------
+    dataset : LebelDataset
+    subject : str
+    n_voxels : int
+        Response columns; the atlas file is checked against it.
+    hemispheres : bool
+        Add ``_L`` / ``_R`` masks (the atlas file always has them).
+    config : Config, optional
+
+    Returns
+    -------
+    masks : dict of str -> ndarray of bool, shape (n_voxels,)
+        The paper's three ROI groups, the ROIs themselves and ``outside_rois``.
+    """
+    config = config or get_config()
+    if config.profile == "demo":
+        masks = twin_roi_masks(dataset.root, subject, hemispheres)
+        n_labelled = len(next(iter(masks.values())))
+        if n_labelled != n_voxels:
+            raise ValueError(f"The twin's ROI labels cover {n_labelled} voxels, the responses "
+                             f"{n_voxels}: regenerate the twin (delete {dataset.root}).")
+        return masks
+    return load_roi_masks(default_roi_path(dataset.root, subject), n_voxels=n_voxels)
+
+
+def profile_downstream_tasks(config=None, timit_root=None) -> dict:
+    """The downstream tasks of chapter 7 for the profile, each a :class:`~bt_tutorial.downstream.Task`.
+
+    ``demo``: the four tasks spoken by eSpeak NG (generated once into the data home).
+    ``full``: Speech Commands v2, SLURP and CREMA-D (downloaded on first use), and TIMIT's
+    phonemes and sentence type when ``timit_root`` (default ``$TIMIT_ROOT``) points to a
+    licensed copy.
+
+    Returns
+    -------
+    tasks : dict of str -> Task
+    """
+    config = config or get_config()
+    if config.profile == "demo":
+        from .synthetic import SYNTHETIC_TASKS, ensure_task
+
+        return {name: ensure_task(name, data_home=config.data_home, progress=config.progress)
+                for name in SYNTHETIC_TASKS}
+    from .downstream import load_crema_d, load_slurp, load_speech_commands, load_timit
+
+    progress = config.progress
+    tasks = {"speech_commands": load_speech_commands(download=True, max_per_class=300, progress=progress),
+             "slurp": load_slurp(download=True, max_per_class=100, progress=progress),
+             "crema_d": load_crema_d(download=True, progress=progress)}
+    timit_root = timit_root or os.environ.get("TIMIT_ROOT")
+    if timit_root:
+        for kind in ("phonemes", "sentence_type"):
+            task = load_timit(timit_root, kind, max_clips=3000)
+            tasks[task.name] = task
+    return tasks
