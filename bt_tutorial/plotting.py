@@ -270,8 +270,17 @@ def plot_prediction(tr_times: np.ndarray, measured: np.ndarray, predicted: np.nd
     return fig
 
 
-def plot_ceiling_scatter(estimated: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None):
+def plot_ceiling_scatter(estimated: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None,
+                         n_repeats: int | None = None):
     """Estimated against true noise ceiling, one dot per voxel.
+
+    Parameters
+    ----------
+    estimated, true : ndarray, shape (n_voxels,)
+    groups : ndarray, shape (n_voxels,), optional
+        Colours the dots.
+    n_repeats : int, optional
+        Repeats behind the estimate, for the axis label.
 
     Returns
     -------
@@ -282,7 +291,7 @@ def plot_ceiling_scatter(estimated: np.ndarray, true: np.ndarray, groups: np.nda
     ax.scatter(true, estimated, s=3, alpha=0.3, c=groups, cmap="coolwarm" if groups is not None else None)
     ax.plot([0, 1], [0, 1], color="0.3", lw=0.8)
     ax.set_xlabel("true noise ceiling (ground truth)")
-    ax.set_ylabel("estimated CC_max (10 repeats)")
+    ax.set_ylabel("estimated CC_max" + (f" ({n_repeats} repeats)" if n_repeats else ""))
     ax.set_xlim(-0.02, 1)
     ax.set_ylim(-0.02, 1)
     fig.tight_layout()
@@ -317,7 +326,8 @@ def plot_resampling(times: np.ndarray, values: np.ndarray, tr_times: np.ndarray,
     return fig
 
 
-def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, title: str = ""):
+def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, title: str = "",
+                           threshold: float | None = 0.4):
     """Histogram of noise ceilings, with the real data's quantiles for comparison.
 
     Parameters
@@ -325,6 +335,8 @@ def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, t
     ceiling : ndarray, shape (n_voxels,)
     reference : dict, optional
         One subject of :func:`~bt_tutorial.noise_ceiling.lebel_noise_ceiling_summary`.
+    threshold : float, optional
+        Voxel selection threshold to mark (the paper's 0.4); None for no line.
 
     Returns
     -------
@@ -337,7 +349,8 @@ def plot_ceiling_histogram(ceiling: np.ndarray, reference: dict | None = None, t
         for name, q in reference["quantiles"].items():
             ax.axvline(q, color="tab:red", lw=0.8, ls="--")
         ax.plot([], [], color="tab:red", ls="--", label="real data quantiles (10-99%)")
-    ax.axvline(0.4, color="k", lw=1)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", lw=1, label=f"threshold {threshold:g}")
     ax.set_xlabel("noise ceiling CC_max")
     ax.set_ylabel("voxels")
     ax.set_title(title)

@@ -1,5 +1,6 @@
 """The book: chapters paired with their Colab notebooks, toc, Colab setup cell."""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -64,3 +65,46 @@ def test_student_notebooks_have_no_solutions(tmp_path):
         assert len(exercises) == len(original)
         with pytest.raises(NotImplementedError, match="Exercise"):
             exec(exercises[0], {})
+
+
+def chapter_imports(chapter) -> dict:
+    """``bt_tutorial`` names a chapter imports: name -> module."""
+    import ast
+
+    names = {}
+    for kind, src, _ in cells(chapter):
+        if kind != "code":
+            continue
+        tree = ast.parse("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bt_tutorial"):
+                names.update({a.name: node.module for a in node.names})
+    return names
+
+
+def test_chapter_imports_are_read_from_the_code_cells():
+    names = chapter_imports(BOOK / "05_semantic_roi_alignment.md")
+    assert names["choose_layer"] == "bt_tutorial.effects" and names["open_dataset"] == "bt_tutorial.profiles"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_package_name_a_chapter_imports_is_tested(chapter):
+    import re
+
+    tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py") if p.name != "test_book.py")
+    untested = sorted(f"{module}.{name}" for name, module in chapter_imports(chapter).items()
+                      if not name.isupper() and not re.search(rf"\b{re.escape(name)}\b", tests))
+    assert untested == [], f"{chapter.name} uses names no test mentions: {untested}"
+
+
+def test_demo_feature_settings_quoted_in_the_docs_match_the_config():
+    from bt_tutorial.config import get_config
+
+    params = get_config(profile="demo").feature_params
+    quoted = f"{params.context:g} s windows every {params.stride:g} s"
+    root = BOOK.parent
+    for doc in (root / "README.md", BOOK / "instructors.md"):
+        text = doc.read_text()
+        assert quoted in text, f"{doc.name} does not say '{quoted}'"
+        for stride in re.findall(r"windows every\s+(\d+(?:\.\d+)?) s", text):
+            assert float(stride) in (params.stride, 0.1), f"{doc.name} quotes a stride of {stride} s"

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from bt_tutorial.comparison import (normalized_scores, paired_table, roi_layer_table, tuned_backbone_dirs,
                                     verdict)
@@ -82,3 +83,21 @@ def test_compact_pairs_star_clear_differences_only():
         cell = table.loc[(row["comparison"], row["roi"]), row["layer"]]
         assert cell.endswith("*") == (verdict(row) in ("higher", "lower"))
         assert abs(float(cell.rstrip("*")) - row["difference"]) < 5e-4
+
+
+def test_load_compared_models_loads_pretrained_tuned_and_control(tmp_path):
+    from bt_tutorial.brain_tuning import tuned_model_dir
+    from bt_tutorial.comparison import MODELS, load_compared_models
+    from bt_tutorial.models import load_speech_model
+
+    for control, shift in ((None, 1.0), ("chunk_permute", 2.0)):
+        model = load_speech_model("tiny-hubert")
+        with torch.no_grad():
+            next(model.backbone.parameters()).add_(shift)
+        model.save_pretrained(tuned_model_dir(tmp_path, "tiny-hubert", "UTS01", control) / "backbone")
+    models = load_compared_models(tmp_path, "tiny-hubert", "UTS01", device="cpu")
+    assert tuple(models) == MODELS
+    prints = {name: m.fingerprint() for name, m in models.items()}
+    assert len(set(prints.values())) == 3 and prints["pretrained"] == load_speech_model("tiny-hubert").fingerprint()
+    first = {name: next(m.backbone.parameters()).detach() for name, m in models.items()}
+    assert torch.allclose(first["control"] - first["pretrained"], torch.full_like(first["control"], 2.0), atol=1e-5)

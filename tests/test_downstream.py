@@ -504,3 +504,17 @@ def test_timit_phone_folding_covers_all_61_labels():
     assert folded == set(ARPABET)
     with pytest.raises(ValueError, match="Unknown TIMIT phone"):
         fold_phones(["xx"])
+
+
+def test_probe_layers_probes_every_hidden_state_and_task_summary(tiny_tasks, tmp_path):
+    model = load_speech_model("tiny-hubert")
+    task = tiny_tasks["sentence_type"]
+    results = P.probe_layers(model, task, seeds=2, cache_dir=tmp_path, progress=False)
+    assert sorted(results) == list(range(model.n_layers + 1))
+    assert all(r.layer == k and r.task == task.name for k, r in results.items())
+    assert sorted(P.probe_layers(model, task, layers=[2], seeds=2, cache_dir=tmp_path)) == [2]
+    n_train = int((task.split == "train").sum())
+    summary = task.summary()
+    assert summary.startswith(f"sentence_type: {len(task)} clips ({n_train} train, {len(task) - n_train} test)")
+    assert f"{len(task.label_names)} classes" in summary
+    assert f"{len(set(task.groups[task.split == 'train']))} train / " in summary

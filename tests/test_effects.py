@@ -160,3 +160,30 @@ def test_describe_lowlevel_and_downstream():
     share = control_share(effect)
     assert share.loc["intent"].iloc[-1] == pytest.approx(0.25)
     assert np.isnan(share.loc["phonemes"].iloc[-1])  # the tuned model does not gain: no share
+
+
+def test_ablation_table_reads_each_run_at_its_chosen_layer(tmp_path):
+    import json
+
+    from bt_tutorial.effects import ablation_table, load_tuning_ablation
+
+    def row(comparison, difference):
+        return {"comparison": comparison, "difference": difference, "low": difference - 0.01,
+                "high": difference + 0.01, "verdict": "higher" if difference > 0.01 else "no clear difference"}
+
+    run = {"variant": "lag-ridge", "subject": "UTS02",
+           "tuning": {"brain-tuned": {"seconds": 100.0, "initial": {"val_r": 0.0734}},
+                      "control": {"seconds": 90.0, "initial": {}}},
+           "measures": {"layer": 2, "alignment": {"late_language": {
+               "2": [row("brain-tuned - control", 0.04)], "3": [row("brain-tuned - control", -0.5)]}}}}
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"runs": [run]}))
+    table = ablation_table(load_tuning_ablation(path))
+    assert table.to_dict("records") == [{
+        "recipe": "lag 2 TRs + ridge head", "subject": "UTS02", "layer": 2, "comparison": "brain-tuned - control",
+        "difference": 0.04, "low": 0.03, "high": 0.05, "verdict": "higher", "tuning_s": 190.0,
+        "head_start_r": 0.073}]
+    assert ablation_table(load_tuning_ablation(path), layer=3)["difference"].tolist() == [-0.5]
+    packaged = load_tuning_ablation()
+    assert {"command", "date", "machine", "runs"} <= set(packaged)
+    assert set(ablation_table(packaged)["comparison"]) >= {"brain-tuned - pretrained", "brain-tuned - control"}

@@ -53,12 +53,21 @@ def test_line_bar_prediction_and_histogram_plots():
     t = np.arange(20.0)
     fig = plotting.plot_prediction(t, np.sin(t), np.sin(t))
     assert "r = 1.00" in fig.axes[0].get_legend().get_texts()[1].get_text()
-    fig = plotting.plot_ceiling_histogram(np.linspace(0, 1, 50), {"quantiles": {"q50": 0.3, "q90": 0.6}})
+    fig = plotting.plot_ceiling_histogram(np.linspace(0, 1, 50), {"quantiles": {"q50": 0.3, "q90": 0.6}},
+                                          threshold=0.25)
     assert sum(p.get_height() for p in fig.axes[0].patches) == 50
-    fig = plotting.plot_ceiling_scatter(np.array([0.1, 0.5]), np.array([0.2, 0.4]))
-    assert len(fig.axes) == 1
+    vertical = sorted(line.get_xdata()[0] for line in fig.axes[0].lines if len(line.get_xdata()))
+    assert vertical == [0.25, 0.3, 0.6]  # the threshold and the two reference quantiles
+    fig = plotting.plot_ceiling_histogram(np.linspace(0, 1, 50), threshold=None)
+    assert not [line for line in fig.axes[0].lines if len(line.get_xdata())]
+    fig = plotting.plot_ceiling_scatter(np.array([0.1, 0.5]), np.array([0.2, 0.4]), n_repeats=5)
+    points = fig.axes[0].collections[0].get_offsets()
+    assert np.allclose(points, [[0.2, 0.1], [0.4, 0.5]])  # x: true, y: estimated
+    assert fig.axes[0].get_ylabel() == "estimated CC_max (5 repeats)"
     fig = plotting.plot_resampling(t, np.cos(t), t[::2], np.cos(t[::2]))
-    assert len(fig.axes[0].lines) == 2
+    fine, coarse = (line.get_ydata() for line in fig.axes[0].lines)
+    np.testing.assert_allclose(fine, (np.cos(t) - np.cos(t).mean()) / np.cos(t).std())
+    np.testing.assert_allclose(coarse, np.cos(t[::2]))
 
 
 def test_plot_surface_map_nan_values_and_colour_range(tiny_twin):
@@ -67,6 +76,10 @@ def test_plot_surface_map_nan_values_and_colour_range(tiny_twin):
     values[:10] = np.nan
     fig = plotting.plot_surface_map(values, gt["vertex"], gt["hemi"], symmetric=True, title="x")
     assert fig._suptitle.get_text() == "x" and len(fig.axes) >= 2
+    expected = np.percentile(np.abs(values[10:]), 98)  # NaN ignored
+    colorbar = [c for ax in fig.axes for c in ax.collections if c.get_clim() != (None, None)]
+    low, high = colorbar[0].get_clim()
+    assert high == pytest.approx(expected) and low == pytest.approx(-expected)
 
 
 def test_plot_training_history_draws_train_and_validation_per_run():
