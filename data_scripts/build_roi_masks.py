@@ -280,7 +280,7 @@ def summary(rois: dict, n_voxels: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the script; return the exit code (0 on success, 1 on an error)."""
+    """Run the script; return the exit code (0 on success, 2 with a one-line message on an expected error)."""
     args = parse_args(argv)
     if args.dry_run:
         print(format_plan(plan_inputs(args), args.out))
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         out = build(args)
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"Wrote {out}")
     return 0
 

@@ -29,12 +29,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     spec = TwinSpec(seed=args.seed)
     t0 = time.perf_counter()
-    if args.out is None:
-        root = ensure_twin(get_config(profile="demo").dataset_root, spec, progress=not args.no_progress)
-    else:
-        if args.out.exists() and any(args.out.iterdir()):
-            parser.error(f"{args.out} exists and is not empty; choose a new folder.")
-        root = make_synthetic_twin(args.out, spec, progress=not args.no_progress)
+    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        print(f"error: {args.out} exists and is not an empty folder; choose a new folder.", file=sys.stderr)
+        return 2
+    try:
+        if args.out is None:
+            root = ensure_twin(get_config(profile="demo").dataset_root, spec, progress=not args.no_progress)
+        else:
+            root = make_synthetic_twin(args.out, spec, progress=not args.no_progress)
+    except (OSError, ValueError) as exc:  # a folder in the way, a full disk: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"synthetic twin ready at {root} ({time.perf_counter() - t0:.1f} s)")
     return 0
 

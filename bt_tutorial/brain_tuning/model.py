@@ -97,5 +97,10 @@ def fit_ridge_head(x_train: np.ndarray, targets: list, x_val: np.ndarray, y_val:
 
 
 def mean_correlation(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean over columns of the Pearson r between two arrays of shape (n_rows, n_columns)."""
-    return float(np.mean(pearson_r(pred, target)))
+    """Mean over columns of the Pearson r between two arrays of shape (n_rows, n_columns).
+
+    A constant column has no correlation (NaN from :func:`~bt_tutorial.encoding.pearson_r`)
+    and counts as r = 0, as in :func:`~bt_tutorial.brain_tuning.loop.evaluate`.
+    """
+    r = np.asarray(pearson_r(pred, target), float)
+    return float(np.mean(np.where(np.isfinite(r), r, 0.0)))

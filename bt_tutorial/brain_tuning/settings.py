@@ -15,6 +15,7 @@ make a run resumable; the shuffled-fMRI control uses the same loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,22 @@ class TuningConfig:
             raise ValueError(f"select_by must be one of {SELECT_BY}, got {self.select_by!r}.")
         if not 0 <= self.lag_trs < 20:
             raise ValueError(f"lag_trs must be between 0 and 19 TRs, got {self.lag_trs}.")
-        if self.batch_size < 1 or self.effective_batch < self.batch_size:
-            raise ValueError("Need 1 <= batch_size <= effective_batch.")
+        counts = {name: getattr(self, name) for name in ("epochs", "patience", "row_step", "window_trs",
+                                                          "chunk_trs", "batch_size")}
+        for name, value in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if self.effective_batch % self.batch_size or self.effective_batch < self.batch_size:
+            raise ValueError(f"effective_batch ({self.effective_batch}) must be a multiple of batch_size "
+                             f"({self.batch_size}): gradients are accumulated over whole batches.")
+        for name in ("lr_backbone", "lr_head"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+        if not (isinstance(self.warmup_fraction, (int, float)) and 0 <= self.warmup_fraction < 1):
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}.")
+        if not 0 <= self.ceiling_threshold < 1:
+            raise ValueError(f"ceiling_threshold must be in [0, 1), got {self.ceiling_threshold!r}.")
 
 
 TUNING_PRESETS = {

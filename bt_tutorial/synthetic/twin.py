@@ -10,6 +10,7 @@ per story the true semantic and low-level features on the response rows.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +40,7 @@ VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f4", "en-us+m5", "en-us+lin
 # per subject: fraction of signal-free voxels outside ROIs, lowest ceiling of the others
 SUBJECT_NOISE = ((0.64, 0.45), (0.60, 0.45), (0.56, 0.45))
 WAV_RATE = 44100
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,17 +113,33 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
         saved = json.loads(info.read_text())
         if saved.get("spec") == asdict(spec) and saved.get("version") == GENERATOR_VERSION:
             return root
+        _check_only_twin_files(root, saved)
+        log.warning("The synthetic twin in %s is of another version or spec: generating it again there.", root)
     elif root.exists() and any(root.iterdir()):
         raise FileExistsError(
             f"{root} exists and is not a synthetic twin (no {info}); move it away or "
             "set BT_DATA to another folder."
         )
+    else:
+        log.warning("Generating the synthetic twin in %s (a new folder; about 1 minute, once).", root)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     make_synthetic_twin(tmp, spec, progress=progress)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     return root
+
+
+def _check_only_twin_files(root: Path, saved: dict) -> None:
+    """Refuse to replace a twin folder that holds files the twin did not write."""
+    written = set(saved.get("files", ())) | {str(_info_path(Path()).as_posix())}
+    present = {str(f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file()}
+    foreign = sorted(present - written)
+    if "files" not in saved or foreign:
+        shown = ", ".join(foreign[:5]) if "files" in saved else "(this twin lists no files)"
+        raise FileExistsError(
+            f"{root} holds a synthetic twin of another version or spec, and files it did not write: "
+            f"{shown}. Move those files away or delete the folder, then run again.")
 
 
 def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True) -> Path:
@@ -167,7 +185,8 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
             "stories": list(spec.stories), "tr": TR,
             "voices": {n: s["voice"] for n, s in stories.items()},
             "roi_names": list(ROI_NAMES), "lowlevel_names": list(R.LOWLEVEL_NAMES),
-            "generation_seconds": round(time.perf_counter() - t0, 1)}
+            "generation_seconds": round(time.perf_counter() - t0, 1),
+            "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())}
     _info_path(out).write_text(json.dumps(info, indent=1))  # written last: marks completion
     return out
 

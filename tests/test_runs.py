@@ -1,0 +1,178 @@
+"""A run's output folder: locks, refusals, atomic writes, safe checkpoints, what resume compares."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bt_tutorial.brain_tuning import TuningConfig, TuningData, brain_tune, train_model
+from bt_tutorial.brain_tuning import runs
+from bt_tutorial.brain_tuning.runs import RunFolderError
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.models import load_speech_model
+
+QUICK = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2, patience=5, lr_head=1e-2,
+                     mixed_precision=False)
+
+
+def data(shift=0.0, n_rows=8, seed=0):
+    rng = np.random.default_rng(seed)
+    windows = [rng.standard_normal((n_rows, 1600)).astype(np.float32) for _ in range(3)]
+    targets = [(rng.standard_normal((n_rows, 2)) + shift).astype(np.float32) for _ in range(3)]
+    return TuningData(windows[:2], targets[:2]), TuningData(windows[2:], targets[2:])
+
+
+def run(out, config=QUICK, model="tiny-hubert", shift=0.0, **kwargs):
+    train, val = data(shift)
+    return train_model(load_speech_model(model), train, val, np.arange(2), out, config, device="cpu",
+                       progress=False, **kwargs)
+
+
+def test_checkpoints_load_without_running_code(tmp_path):
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"model": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(RunFolderError, match="Cannot load .*evil.pt safely"):
+        runs.load_checkpoint(tmp_path / "evil.pt", "cpu")
+    assert not marker.exists()
+    result = run(tmp_path / "ok", TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
+    saved = runs.load_checkpoint(tmp_path / "ok" / runs.CHECKPOINT, "cpu")  # weights_only=True
+    assert saved["epoch"] == 1 and torch.equal(saved["voxels"], torch.arange(2))
+    assert saved["run"]["model"] == "tiny-hubert" and result.completed
+
+
+def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path):
+    with runs.locked(tmp_path):
+        with pytest.raises(RunFolderError, match=f"{tmp_path} is in use by another run"):
+            run(tmp_path)
+    assert not (tmp_path / runs.CHECKPOINT).exists()
+
+
+def test_a_fresh_run_refuses_a_folder_with_a_run_unless_resume_or_overwrite(tmp_path):
+    run(tmp_path)
+    first = (tmp_path / "history.json").read_text()
+    with pytest.raises(RunFolderError, match="holds a finished or partial run.*--resume.*--overwrite"):
+        run(tmp_path)
+    assert (tmp_path / "history.json").read_text() == first  # nothing lost
+    assert run(tmp_path, resume=True).completed
+    again = run(tmp_path, overwrite=True, shift=3.0)
+    assert again.completed and (tmp_path / "history.json").read_text() != first
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file"):
+        run(tmp_path / "file")
+
+
+def test_a_failed_backbone_write_keeps_the_previous_epoch(tmp_path, monkeypatch):
+    from bt_tutorial import models
+
+    real, calls, epoch_one = models.SpeechModel.save_pretrained, [], {}
+
+    def save_then_fail(self, path):
+        calls.append(path)
+        if len(calls) == 1:
+            out = real(self, path)
+            epoch_one["weights"] = {k: v.clone() for k, v in self.backbone.state_dict().items()}
+            return out
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.json").write_text("{half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(models.SpeechModel, "save_pretrained", save_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        run(tmp_path, shift=3.0)  # the targets' offset is learnt: epoch 2 is better and is written
+    monkeypatch.undo()
+    assert len(calls) == 2 and not list(tmp_path.glob("*.tmp")), list(tmp_path.glob("*.tmp"))
+    kept = load_speech_model(str(tmp_path / "backbone")).backbone.state_dict()
+    assert all(torch.equal(kept[k], v) for k, v in epoch_one["weights"].items())  # epoch 1's backbone
+    assert runs.load_checkpoint(tmp_path / runs.CHECKPOINT, "cpu")["epoch"] == 1
+    assert run(tmp_path, shift=3.0, resume=True).completed  # and the run goes on from there
+
+
+def test_a_backbone_caught_between_two_renames_is_put_back(tmp_path):
+    run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
+    (tmp_path / "backbone").rename(tmp_path / "backbone.old.tmp")
+    (tmp_path / "backbone.new.tmp").mkdir()
+    (tmp_path / "stale.3.tmp").write_text("x")
+    runs.sweep_temporary(tmp_path)
+    assert (tmp_path / "backbone" / "config.json").is_file() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_write_atomic_removes_its_temporary_file_on_failure(tmp_path):
+    def half(tmp):
+        tmp.write_text("half")
+        raise OSError("kill")
+
+    (tmp_path / "history.json").write_text("[1]")
+    with pytest.raises(OSError):
+        runs.write_atomic(tmp_path / "history.json", half)
+    assert (tmp_path / "history.json").read_text() == "[1]" and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("change,expected", [
+    (dict(model="tiny-wav2vec2"), "model: checkpoint 'tiny-hubert', now 'tiny-wav2vec2'"),
+    (dict(subject="UTS02"), "subject: checkpoint 'UTS01', now 'UTS02'"),
+    (dict(shift=1.0), "data: checkpoint"),
+])
+def test_resume_compares_model_subject_and_data(tmp_path, change, expected):
+    run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}), subject="UTS01")
+    kwargs = {"subject": "UTS01", **change}
+    with pytest.raises(RunFolderError, match=expected):
+        run(tmp_path, resume=True, **kwargs)
+
+
+def test_resume_notices_other_weights_under_the_same_name(tmp_path):
+    run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
+    train, val = data()
+    other = load_speech_model("tiny-hubert")
+    with torch.no_grad():
+        next(other.backbone.parameters()).add_(1.0)
+    with pytest.raises(RunFolderError, match="fingerprint: checkpoint"):
+        train_model(other, train, val, np.arange(2), tmp_path, QUICK, resume=True, device="cpu", progress=False)
+
+
+def test_a_non_finite_loss_stops_with_the_epoch_and_step(tmp_path):
+    train, val = data()
+    train.targets[1][3, 0] = np.inf
+    with pytest.raises(FloatingPointError, match=r"loss is (inf|nan) at epoch 1, step \d"):
+        train_model(load_speech_model("tiny-hubert"), train, val, np.arange(2), tmp_path, QUICK,
+                    device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("row_step", 0), ("window_trs", 0), ("chunk_trs", 0),
+                                         ("lr_backbone", math.nan), ("lr_head", -1.0), ("lr_head", math.inf),
+                                         ("warmup_fraction", 1.0), ("effective_batch", 12), ("batch_size", 2.5)])
+def test_settings_are_checked_up_front(field, value):
+    with pytest.raises(ValueError, match=field):
+        TuningConfig(**{"batch_size": 8, field: value})
+
+
+def test_a_bad_device_fails_before_any_data_loads(tmp_path):
+    class Untouchable(LebelDataset):
+        def __init__(self):
+            pass
+
+        def split(self, subject):
+            raise AssertionError("data were loaded")
+
+    with pytest.raises(ValueError, match="Unknown device 'gpu0'"):
+        brain_tune(load_speech_model("tiny-hubert"), Untouchable(), "UTS01", tmp_path, QUICK, device="gpu0")
+
+
+def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "bt_tutorial.tune", "--model", "tiny-hubert", "--subject", "UTS01",
+           "--data", str(tiny_twin), "--device", "cpu", "--epochs", "1"]
+    bad = subprocess.run(cmd + ["--out", str(tmp_path / "a"), "--lr-head", "nan"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: lr_head")
+    assert "Traceback" not in bad.stderr and "tuned backbone in" not in bad.stdout
+    (tmp_path / "file").write_text("x")
+    busy = subprocess.run(cmd + ["--out", str(tmp_path / "file")], capture_output=True, text=True, timeout=300)
+    assert busy.returncode == 2 and "is a file" in busy.stderr
