@@ -9,6 +9,7 @@ Settings and data
     ``timing``         the TR grid of a story, the HRF, resampling features onto response rows
     ``data``           the reader of the ds003020 layout (responses, repeats, stories, split)
     ``download``       resumable, verified downloads of ds003020 files
+    ``file_formats``   what a complete file of each format starts with, MD5 of S3 objects
     ``profiles``       what each profile plugs in: the dataset, ROI masks, downstream tasks
     ``synthetic``      the offline twin of ds003020 and the offline downstream tasks
 Speech models and their features

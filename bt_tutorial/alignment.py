@@ -42,14 +42,21 @@ class AlignmentResult:
 
     @property
     def scores(self) -> np.ndarray:
-        """Test correlation of every layer, shape (n_layers, n_voxels)."""
+        """Test correlation of every layer, shape (n_layers, n_voxels); NaN for constant voxels."""
         return np.stack([self.results[k].scores for k in self.layers])
 
     def best_layer(self, mask: np.ndarray | None = None) -> int:
-        """Layer with the highest mean test r over ``mask`` (all voxels by default)."""
-        means = [np.mean(self.results[k].scores[mask if mask is not None else slice(None)])
-                 for k in self.layers]
-        return self.layers[int(np.argmax(means))]
+        """Layer with the highest mean test r over ``mask`` (all voxels by default).
+
+        Voxels without an r (NaN: constant test responses) are left out of the
+        means; a mask that selects no voxel with an r is a ValueError.
+        """
+        scores = self.scores if mask is None else self.scores[:, np.asarray(mask)]
+        usable = np.isfinite(scores).all(axis=0)
+        if not usable.any():
+            raise ValueError(f"No voxel with a test r to choose a layer: the mask selects {scores.shape[1]} "
+                             "voxels, none with a finite r in every layer.")
+        return self.layers[int(np.argmax(scores[:, usable].mean(axis=1)))]
 
 
 def story_feature_rows(model, dataset, stories, layers, params: FeatureParams = PAPER_PARAMS,
@@ -114,8 +121,8 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
     rows = story_feature_rows(model, dataset, train + [test], layers, params, n_rows, cache_dir, progress)
     results = {}
     for k in layers:
-        x_train = [make_delayed(rows[k][s], delays) for s in train]
-        x_test = make_delayed(rows[k][test], delays)
+        x_train = [make_delayed(rows[k][s], delays, f"Story {s}") for s in train]
+        x_test = make_delayed(rows[k][test], delays, f"Story {test}")
         results[k] = fit_encoding_model(x_train, y_train, x_test, y_test, **fit_kwargs)
     return AlignmentResult(subject, model.name, layers, results, test, y_test)
 

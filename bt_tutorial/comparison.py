@@ -56,7 +56,10 @@ def load_compared_models(data_home, model_name: str, subject: str, control: str 
 
 
 def normalized_scores(alignments: dict, ceiling: np.ndarray, min_ceiling: float = USABLE_CEILING) -> dict:
-    """Normalised alignment ``r / CC_max`` of every model and layer (NaN where the ceiling is too low).
+    """Normalised alignment ``r / CC_max`` of every model and layer.
+
+    NaN where the ceiling is too low and where r is NaN (constant test
+    responses); :func:`roi_layer_table` and :func:`paired_table` leave NaN voxels out.
 
     Parameters
     ----------

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .stimulus import BAD_WORDS, Audio, Intervals, read_audio, read_textgrid  # noqa: F401 (re-exported)
+from .stimulus import (BAD_WORDS, Audio, Intervals, StimulusFileError, read_audio,  # noqa: F401 (re-exported)
+                       read_textgrid)
 from .timing import RESPONSE_TRIM, TR, response_tr_times
 
 TEST_STORY = "wheretheressmoke"
@@ -27,13 +28,14 @@ VALIDATION_STORY = "stagefright"
 EXCLUDED_STORIES = ("life",)  # left out of the paper's training set
 # the 27 stories all subjects heard, minus life, stagefright and wheretheressmoke
 PAPER_TRAIN_STORIES = (
-    "adollshouse", "adventuresinsayingyes", "alternateithicatom", "avatar", "buck", "exorcism",
-    "eyespy", "fromboyhoodtofatherhood", "hangtime", "haveyoumethimyet", "howtodraw",
-    "inamoment", "itsabox", "legacy", "myfirstdaywiththeyankees", "naked", "odetostepfather",
-    "sloth", "souls", "swimmingwithastronauts", "thatthingonmyarm",
-    "theclosetthatateeverything", "tildeath", "undertheinfluence",
-)
+    "adollshouse", "adventuresinsayingyes", "alternateithicatom", "avatar", "buck", "exorcism", "eyespy",
+    "fromboyhoodtofatherhood", "hangtime", "haveyoumethimyet", "howtodraw", "inamoment", "itsabox", "legacy",
+    "myfirstdaywiththeyankees", "naked", "odetostepfather", "sloth", "souls", "swimmingwithastronauts",
+    "thatthingonmyarm", "theclosetthatateeverything", "tildeath", "undertheinfluence")
 NAN_POLICIES = ("raise", "zero", "keep")
+# audio may end this many TRs before the end of the story's last response row (Lanczos
+# resampling reaches 3 TRs around each row, so a small shortfall only dims its edge)
+AUDIO_SHORTFALL_TRS = 1.0
 # where a synthetic twin keeps what real data cannot give: the truth behind its responses
 GROUND_TRUTH_DIR = "ground_truth"
 TWIN_INFO = "twin.json"
@@ -47,6 +49,17 @@ _HOW_TO_GET = (
 
 class DatasetError(ValueError):
     """A dataset file exists but its content is not what ds003020 promises."""
+
+
+def refetch_hint(root, path=None) -> str:
+    """How to replace a damaged file of the dataset at ``root``: regenerate the twin or download again."""
+    root = Path(root)
+    if (root / GROUND_TRUTH_DIR / TWIN_INFO).is_file():
+        return (f"This is a synthetic twin: delete the folder {root} and it is regenerated on next use "
+                f"(or run `python data_scripts/make_synthetic_twin.py --out {root}`).")
+    what = f"delete {path} and " if path is not None else ""
+    return (f"To download it again, {what}run `python data_scripts/download_lebel.py --subject <UTSxx> "
+            f"--stories <N> --out {root}` (it fetches only missing or incomplete files).")
 
 
 @dataclass
@@ -80,9 +93,7 @@ class Story:
 def require_file(path: Path, root: Path, what: str = "File") -> Path:
     """Return ``path`` or raise FileNotFoundError saying how to get it."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{what} not found: {path}. " + _HOW_TO_GET.format(root=root)
-        )
+        raise FileNotFoundError(f"{what} not found: {path}. " + _HOW_TO_GET.format(root=root))
     return path
 
 
@@ -95,6 +106,10 @@ class LebelDataset:
         Folder that contains ``derivative/`` and ``stimuli/``.
     tr : float
         Repetition time used for the simulated TR grid.
+    strict : bool
+        What :meth:`stories` does with a story that has stimulus files but no
+        response file for the subject: warn and leave it out (False), or raise
+        (True, e.g. for the full profile).
 
     Examples
     --------
@@ -102,14 +117,13 @@ class LebelDataset:
     >>> Y = ds.load_responses("UTS01", "wheretheressmoke")  # doctest: +SKIP
     """
 
-    def __init__(self, root, tr: float = TR):
+    def __init__(self, root, tr: float = TR, strict: bool = False):
         self.root = Path(root).expanduser()
         self.tr = tr
+        self.strict = strict
         if not (self.root / "derivative").is_dir():
-            raise FileNotFoundError(
-                f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'}). "
-                + _HOW_TO_GET.format(root=self.root)
-            )
+            raise FileNotFoundError(f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'}). "
+                                    + _HOW_TO_GET.format(root=self.root))
 
     def __repr__(self) -> str:
         return f"LebelDataset(root={str(self.root)!r})"
@@ -123,10 +137,25 @@ class LebelDataset:
     # ----------------------------------------------------------------- listing
     @cached_property
     def respdict(self) -> dict:
-        """Story name -> number of scanner TRs, from ``derivative/respdict.json``."""
+        """Story name -> number of scanner TRs, from ``derivative/respdict.json``.
+
+        Raises DatasetError, naming the file and how to replace it, if it is not a
+        JSON object of integers above 20 (a story keeps ``respdict - 20`` rows).
+        """
         path = require_file(self.root / "derivative" / "respdict.json", self.root)
-        with open(path) as f:
-            return {k: int(v) for k, v in json.load(f).items()}
+        try:
+            raw = json.loads(path.read_text())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DatasetError(f"{path} is not valid JSON ({exc}). {refetch_hint(self.root, path)}") from None
+        if not isinstance(raw, dict):
+            raise DatasetError(f"{path} should map stories to TR counts, got a {type(raw).__name__}. "
+                               + refetch_hint(self.root, path))
+        bad = [(k, v) for k, v in raw.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+               or not float(v).is_integer() or v <= RESPONSE_TRIM]
+        if bad:
+            raise DatasetError(f"{path}: {len(bad)} of {len(raw)} TR counts are not integers above "
+                               f"{RESPONSE_TRIM}, e.g. {bad[0][0]!r}: {bad[0][1]!r}. " + refetch_hint(self.root, path))
+        return {k: int(v) for k, v in raw.items()}
 
     @property
     def subjects(self) -> list:
@@ -134,40 +163,53 @@ class LebelDataset:
         base = self.root / "derivative" / "preprocessed_data"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
-    def stories(self, subject: str | None = None) -> list:
-        """Stories with responses for ``subject`` (all stories of respdict if None)."""
+    def stories(self, subject: str | None = None, strict: bool | None = None) -> list:
+        """Stories with responses for ``subject`` (all stories of respdict if None).
+
+        A story of respdict.json with a TextGrid, audio or ``.hf5.part`` but no
+        response file for ``subject`` is left out with a warning naming it and
+        the file, or raises FileNotFoundError if ``strict`` (default: the
+        dataset's). Stories with none of their files were not downloaded
+        (ds003020's respdict.json lists all 84): they are left out silently.
+        """
         if subject is None:
             return sorted(self.respdict)
         folder = self.root / "derivative" / "preprocessed_data" / subject
         if not folder.is_dir():
-            raise FileNotFoundError(
-                f"No responses for subject {subject!r} at {folder}; "
-                f"subjects here: {self.subjects}. " + _HOW_TO_GET.format(root=self.root)
-            )
-        return sorted(p.stem for p in folder.glob("*.hf5"))
+            raise FileNotFoundError(f"No responses for subject {subject!r} at {folder}; subjects here: "
+                                    f"{self.subjects}. " + _HOW_TO_GET.format(root=self.root))
+        have = sorted(p.stem for p in folder.glob("*.hf5"))
+        missing = [s for s in sorted(set(self.respdict) - set(have)) if self._has_stimulus(subject, s)]
+        if missing:
+            paths = ", ".join(str(self.response_path(subject, s)) for s in missing[:3])
+            msg = (f"{len(missing)} stories of respdict.json have stimulus files but no responses for "
+                   f"{subject}: {missing[:10]} (missing {paths}{', ...' if len(missing) > 3 else ''}). "
+                   f"{refetch_hint(self.root)}")
+            if self.strict if strict is None else strict:
+                raise FileNotFoundError(msg)
+            warnings.warn(msg + " They are left out; pass strict=True to make this an error.", stacklevel=2)
+        return have
 
-    def split(self, subject: str) -> dict:
+    def _has_stimulus(self, subject: str, story: str) -> bool:
+        part = self.response_path(subject, story).with_suffix(".hf5.part")  # an interrupted download
+        return any(p.is_file() for p in (self.textgrid_path(story), self.audio_path(story), part))
+
+    def split(self, subject: str, strict: bool | None = None) -> dict:
         """The paper's split of the stories a subject has.
 
         Returns
         -------
         split : dict
             ``{"train": [...], "validation": "stagefright", "test": "wheretheressmoke"}``;
-            training stories are all others except ``life``.
+            training stories are all others except ``life``. ``strict``: see :meth:`stories`.
         """
-        have = self.stories(subject)
+        have = self.stories(subject, strict)
         for story in (TEST_STORY, VALIDATION_STORY):
             if story not in have:
-                raise FileNotFoundError(
-                    f"Subject {subject} has no responses for {story!r}, which the "
-                    "paper's split needs. " + _HOW_TO_GET.format(root=self.root)
-                )
+                raise FileNotFoundError(f"Subject {subject} has no responses for {story!r}, which the paper's "
+                                        "split needs. " + _HOW_TO_GET.format(root=self.root))
         skip = {TEST_STORY, VALIDATION_STORY, *EXCLUDED_STORIES}
-        return {
-            "train": [s for s in have if s not in skip],
-            "validation": VALIDATION_STORY,
-            "test": TEST_STORY,
-        }
+        return {"train": [s for s in have if s not in skip], "validation": VALIDATION_STORY, "test": TEST_STORY}
 
     def n_scan_trs(self, story: str) -> int:
         """Scanner TRs of ``story`` according to respdict."""
@@ -191,15 +233,15 @@ class LebelDataset:
         ----------
         subject, story : str
         nan_policy : {"raise", "zero", "keep"}
-            What to do with NaN values (real data has some): ``"raise"`` a
-            DatasetError naming the voxels, replace them by ``"zero"`` (with one
-            warning that says how many), or ``"keep"`` them.
+            What to do with non-finite values, NaN or inf (real data has NaN):
+            ``"raise"`` a DatasetError naming the voxels, replace them by
+            ``"zero"`` (with one warning that says how many), or ``"keep"`` them.
 
         Returns
         -------
         responses : ndarray, shape (respdict - 20, n_voxels), float32
         """
-        data = self._read_hdf5(subject, story, "data")
+        data = self._read_hdf5(subject, story, "data", ("TRs", "voxels"))
         self._check_rows(subject, story, data.shape[0])
         return _apply_nan_policy(data, nan_policy, self.response_path(subject, story))
 
@@ -210,35 +252,40 @@ class LebelDataset:
         -------
         repeats : ndarray, shape (n_repeats, respdict - 20, n_voxels), float32
         """
-        reps = self._read_hdf5(subject, story, "individual_repeats")
-        if reps.ndim != 3:
-            raise DatasetError(
-                f"{self.response_path(subject, story)}: 'individual_repeats' should be "
-                f"(n_repeats, TRs, voxels), got shape {reps.shape}."
-            )
+        reps = self._read_hdf5(subject, story, "individual_repeats", ("n_repeats", "TRs", "voxels"))
+        if reps.shape[0] < 2:
+            raise DatasetError(f"{self.response_path(subject, story)}: 'individual_repeats' holds "
+                               f"{reps.shape[0]} repeat; a noise ceiling needs at least 2.")
         self._check_rows(subject, story, reps.shape[1])
         return _apply_nan_policy(reps, nan_policy, self.response_path(subject, story))
 
-    def _read_hdf5(self, subject: str, story: str, key: str) -> np.ndarray:
+    def _read_hdf5(self, subject: str, story: str, key: str, axes: tuple) -> np.ndarray:
+        """Dataset ``key`` of a response file as float32, with one dimension per name in ``axes``."""
         import h5py
 
         path = require_file(self.response_path(subject, story), self.root, "Responses")
-        with h5py.File(path, "r") as f:
-            if key not in f:
-                raise DatasetError(
-                    f"{path} has no dataset {key!r} (keys: {sorted(f.keys())}). "
-                    "The file is not a ds003020 response file or is damaged; download it again."
-                )
-            return np.asarray(f[key], dtype=np.float32)
+        try:
+            with h5py.File(path, "r") as f:
+                data = np.asarray(f[key], dtype=np.float32) if key in f else None
+                keys = sorted(f.keys())
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+            # h5py: OSError for a truncated, empty or non-HDF5 file; the others for odd content
+            raise DatasetError(f"{path} cannot be read as HDF5 {key!r} ({type(exc).__name__}: {exc}); it is "
+                               f"damaged or not a response file. {refetch_hint(self.root, path)}") from None
+        if data is None:
+            raise DatasetError(f"{path} has no dataset {key!r} (keys: {keys}). The file is not a ds003020 "
+                               f"response file or is damaged. {refetch_hint(self.root, path)}")
+        if data.ndim != len(axes):
+            raise DatasetError(f"{path}: {key!r} should be ({', '.join(axes)}), got shape {data.shape}. "
+                               + refetch_hint(self.root, path))
+        return data
 
     def _check_rows(self, subject: str, story: str, n_rows: int) -> None:
         expected = self.n_scan_trs(story) - RESPONSE_TRIM
         if n_rows != expected:
-            raise DatasetError(
-                f"Responses of {subject}/{story} have {n_rows} rows but respdict.json says "
-                f"{self.n_scan_trs(story)} TRs, i.e. {expected} rows after trimming 20. "
-                "Check that respdict.json and the .hf5 file come from the same release."
-            )
+            raise DatasetError(f"Responses of {subject}/{story} have {n_rows} rows but respdict.json says "
+                               f"{self.n_scan_trs(story)} TRs, i.e. {expected} rows after trimming 20. "
+                               "Check that respdict.json and the .hf5 file come from the same release.")
 
     def mask_path(self, subject: str) -> Path:
         """Path of the subject's cortical mask in the pycortex database."""
@@ -271,7 +318,8 @@ class LebelDataset:
     def load_transcript(self, story: str) -> tuple:
         """Words and phones of a story from its TextGrid.
 
-        Tier 0 holds phones, tier 1 words. Non-speech labels (``BAD_WORDS``) are
+        Tiers found by name (``phone(s)``, ``word(s)``), else tier 0 phones and
+        tier 1 words; see :func:`read_textgrid`. Non-speech labels (``BAD_WORDS``) are
         dropped, words are lower-cased, phones upper-cased without stress digits.
 
         Returns
@@ -279,15 +327,32 @@ class LebelDataset:
         words, phones : Intervals
         """
         path = require_file(self.textgrid_path(story), self.root, "TextGrid")
-        return read_textgrid(path)
+        try:
+            return read_textgrid(path)
+        except StimulusFileError as exc:
+            raise DatasetError(f"{exc} {refetch_hint(self.root, path)}") from None
 
     def load_audio(self, story: str, sample_rate: int = 16000) -> Audio:
         """A story's audio, mono, float32, resampled to ``sample_rate``.
 
         The rate of the file is kept in ``Audio.source_rate`` (44.1 kHz in ds003020).
+        Audio ending more than ``AUDIO_SHORTFALL_TRS`` TRs before the end of the last
+        response row (truncated, or from another release) raises DatasetError with
+        both durations, instead of features silently zero at the end (stories
+        missing from respdict.json are not checked).
         """
         path = require_file(self.audio_path(story), self.root, "Stimulus audio")
-        return read_audio(path, sample_rate)
+        try:
+            audio = read_audio(path, sample_rate)
+        except StimulusFileError as exc:
+            raise DatasetError(f"{exc} {refetch_hint(self.root, path)}") from None
+        needed = float(self.tr_times(story)[-1]) + self.tr / 2 if story in self.respdict else 0.0
+        if audio.duration < needed - AUDIO_SHORTFALL_TRS * self.tr:
+            raise DatasetError(f"{path} lasts {audio.duration:.1f} s but the TR grid of {story} needs "
+                               f"{needed:.1f} s of audio (respdict.json: {self.n_scan_trs(story)} TRs; tolerance "
+                               f"{AUDIO_SHORTFALL_TRS:g} TR): the file is truncated or from another release. "
+                               + refetch_hint(self.root, path))
+        return audio
 
     def load_story(self, story: str) -> Story:
         """Words, phones and TR times of a story in one object."""
@@ -308,7 +373,10 @@ def load_ground_truth(root, subject: str | None = None, story: str | None = None
     """
     gt = Path(root) / GROUND_TRUTH_DIR
     if subject is None and story is None:
-        return json.loads((gt / TWIN_INFO).read_text())
+        try:
+            return json.loads((gt / TWIN_INFO).read_text())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DatasetError(f"{gt / TWIN_INFO} is not valid JSON ({exc}). {refetch_hint(root)}") from None
     path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
@@ -333,15 +401,14 @@ def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:
 def _apply_nan_policy(data: np.ndarray, policy: str, path: Path) -> np.ndarray:
     if policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {policy!r}.")
-    bad = np.isnan(data)
+    bad = ~np.isfinite(data)
     if policy == "keep" or not bad.any():
         return data
     voxels = np.flatnonzero(bad.reshape(-1, data.shape[-1]).any(axis=0))
     if policy == "raise":
-        raise DatasetError(
-            f"{path} has NaN in {voxels.size} voxels (first: {voxels[:5].tolist()}). "
-            "Pass nan_policy='zero' to replace them with 0 (a zero column is then "
-            "predicted at chance), or nan_policy='keep' to handle them yourself."
-        )
-    warnings.warn(f"{path}: replaced NaN by 0 in {voxels.size} voxels.", stacklevel=3)
+        raise DatasetError(f"{path} has non-finite values (NaN or inf) in {voxels.size} voxels (first: "
+                           f"{voxels[:5].tolist()}). Pass nan_policy='zero' to replace them with 0 (a zero "
+                           "column then gets a test r of NaN), or nan_policy='keep' to handle them yourself.")
+    warnings.warn(f"{path}: replaced non-finite values (NaN or inf) by 0 in {voxels.size} voxels.",
+                  stacklevel=3)
     return np.where(bad, np.float32(0), data)

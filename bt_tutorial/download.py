@@ -1,8 +1,10 @@
 """Download part of the LeBel et al. (2023) dataset (OpenNeuro ds003020).
 
 Files come over plain HTTPS from OpenNeuro's public S3 bucket. Each one is written to
-``<file>.part``, resumed with an HTTP range request after an interruption, and renamed
-to its final name only once its size matches the size announced by the server.
+``<file>.part``, its ETag and Last-Modified to ``<file>.part.json``, and resumed after an
+interruption with a range request carrying ``If-Range``: a file changed on the server
+restarts from zero instead of being spliced. It gets its final name once its size, its
+first bytes (:mod:`bt_tutorial.file_formats`) and, where the ETag is an MD5, its MD5 match.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from urllib.error import HTTPError, URLError
 from tqdm import tqdm
 
 from .data import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from .file_formats import discard_part, is_complete, read_part_record, verify_file, write_part_record
 
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
 
 
 _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_LENGTH_RE = re.compile(r"\s*([0-9]+)\s*")
 _CHUNK_SIZE = 1 << 20
 
 
@@ -33,6 +37,10 @@ class DownloadError(RuntimeError):
 
 class _TransientError(Exception):
     """A failure worth retrying: HTTP 5xx or a transfer cut short."""
+
+
+class _BadContent(_TransientError):
+    """The finished file has the wrong content for its format or checksum; it was deleted."""
 
 
 _TRANSIENT_ERRORS = (_TransientError, URLError, HTTPException, ConnectionError, TimeoutError)
@@ -85,11 +93,14 @@ def format_size(n_bytes: int) -> str:
     return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
-def _open(url: str, timeout: float, method: str = "GET", first: int | None = None, last: int | None = None):
+def _open(url: str, timeout: float, method: str = "GET", first: int | None = None, last: int | None = None,
+          if_range: str | None = None):  # fmt: skip
     """Send one request; turn HTTP errors into DownloadError or _TransientError."""
     headers = {"User-Agent": "bt-tutorial-downloader"}
     if first is not None:
         headers["Range"] = f"bytes={first}-{'' if last is None else last}"
+        if if_range:
+            headers["If-Range"] = if_range
     request = urllib.request.Request(url, headers=headers, method=method)
     try:
         return urllib.request.urlopen(request, timeout=timeout)
@@ -108,10 +119,16 @@ def _open(url: str, timeout: float, method: str = "GET", first: int | None = Non
         raise DownloadError(f"HTTP {exc.code} {exc.reason} for {url}.") from None
 
 
+def _content_length(headers) -> int | None:
+    """The Content-Length header as an int; None if missing, negative or malformed."""
+    match = _LENGTH_RE.fullmatch(headers.get("Content-Length") or "")
+    return int(match.group(1)) if match else None
+
+
 def remote_size(url: str, timeout: float = 60) -> int:
     """Ask the server for the size of a file.
 
-    Sends a HEAD request; if HEAD is refused (HTTP 405 or 501) or gives no
+    Sends a HEAD request; if HEAD is refused (HTTP 405 or 501) or gives no valid
     Content-Length, gets the first byte only and reads the total from Content-Range.
 
     Parameters
@@ -123,22 +140,31 @@ def remote_size(url: str, timeout: float = 60) -> int:
     Returns
     -------
     size : int
-        Size of the file in bytes.
+
+    Raises
+    ------
+    DownloadError
+        If there is no valid Content-Length (none, negative) nor Content-Range.
     """
     try:
         with _open(url, timeout, method="HEAD") as response:
-            length = response.headers.get("Content-Length")
+            length = _content_length(response.headers)
     except HTTPError:
         length = None
     if length is not None:
-        return int(length)
+        return length
     with _open(url, timeout, first=0, last=0) as response:
         match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
         if response.status == 206 and match and match.group(3) != "*":
             return int(match.group(3))
-        if response.status == 200 and response.headers.get("Content-Length") is not None:
-            return int(response.headers["Content-Length"])
-    raise DownloadError(f"The server did not report the size of {url}.")
+        length = _content_length(response.headers)
+        if response.status == 200 and length is not None:
+            return length
+        got = response.headers.get("Content-Length")
+    raise DownloadError(
+        f"The server did not report a valid size for {url} (Content-Length: {got!r}, "
+        "no usable Content-Range). Check --base-url, or try again later."
+    )
 
 
 def _retry(attempt: Callable, retries: int, backoff: float):
@@ -161,13 +187,9 @@ def _size_with_retries(url: str, retries: int, backoff: float, timeout: float) -
         ) from exc
 
 
-def _size_on_disk(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
-
-
 def _part_size(dest: Path, part: Path, expected: int) -> int:
     """Size of ``part``; a part bigger than ``expected`` cannot be resumed, so delete it and raise."""
-    size = _size_on_disk(part)
+    size = part.stat().st_size if part.exists() else 0
     if size > expected:
         part.unlink()
         raise DownloadError(
@@ -177,28 +199,54 @@ def _part_size(dest: Path, part: Path, expected: int) -> int:
     return size
 
 
-def _fetch_once(url: str, dest: Path, part: Path, expected: int, timeout: float, bar) -> None:
-    """Make one attempt at completing ``part``, resuming from its current size."""
-    offset = _part_size(dest, part, expected)
-    if offset == expected:
-        part.touch()  # An empty file needs no request but must still exist.
-        return
-    with _open(url, timeout, first=offset or None) as response:
-        if offset and response.status != 206:
-            offset = 0  # The server ignored the Range header and sends the whole file.
-        elif offset:
-            match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
-            if match is None or int(match.group(1)) != offset:
-                raise DownloadError(f"The server sent the wrong byte range of {url} to resume at {offset}.")
-        bar.reset(total=expected)
-        bar.update(offset)
-        with open(part, "ab" if offset else "wb") as handle:
-            while chunk := response.read(_CHUNK_SIZE):
-                handle.write(chunk)
-                bar.update(len(chunk))
-    received = _part_size(dest, part, expected)
-    if received < expected:
-        raise _TransientError(f"the connection closed after {received} of {expected} bytes")
+class _Transfer:
+    """One file's download across attempts; its size follows the server's if the file changes."""
+
+    def __init__(self, url: str, dest: Path, expected: int, timeout: float, bar):
+        self.url, self.dest, self.expected, self.timeout, self.bar = url, dest, expected, timeout, bar
+        self.part = dest.with_name(dest.name + ".part")
+
+    def attempt(self) -> None:
+        """Make one attempt at completing and checking ``part``, resuming from its current size."""
+        url, part = self.url, self.part
+        offset = _part_size(self.dest, part, self.expected)
+        record = read_part_record(part, url, self.expected) if offset else None
+        offset = offset if record else 0  # Without the version's validators a resume could splice two.
+        if offset == self.expected:
+            part.touch()  # A complete part, or an empty file: no request, but the file must exist.
+            return self._verify(record)
+        if_range = record and (record["etag"] or record["last_modified"])
+        with _open(url, self.timeout, first=offset or None, if_range=if_range) as response:
+            if offset and response.status == 206:
+                match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+                if match is None or int(match.group(1)) != offset:
+                    raise DownloadError(f"The server sent the wrong byte range of {url} to resume at {offset}.")
+                etag = response.headers.get("ETag")
+                if match.group(3) not in ("*", str(self.expected)) or (etag and record["etag"] not in (None, etag)):
+                    discard_part(part)  # The server ignored If-Range: do not splice the new version.
+                    raise _TransientError(f"{url} changed on the server; restarting it from zero")
+            else:
+                offset = 0  # A fresh start, or the server sends the whole (maybe changed) file.
+                length = _content_length(response.headers)
+                self.expected = self.expected if length is None else length
+                record = write_part_record(part, url, self.expected, response.headers)
+            self.bar.reset(total=self.expected)
+            self.bar.update(offset)
+            with open(part, "ab" if offset else "wb") as handle:
+                while chunk := response.read(_CHUNK_SIZE):
+                    handle.write(chunk)
+                    self.bar.update(len(chunk))
+        received = _part_size(self.dest, part, self.expected)
+        if received < self.expected:
+            raise _TransientError(f"the connection closed after {received} of {self.expected} bytes")
+        self._verify(record)
+
+    def _verify(self, record: dict | None) -> None:
+        """Check the complete ``part``'s format and MD5; delete it and raise _BadContent if wrong."""
+        problem = verify_file(self.part, self.dest.name, record and record["md5"])
+        if problem:
+            discard_part(self.part)
+            raise _BadContent(f"the downloaded file {problem}")
 
 
 def download_file(
@@ -212,13 +260,16 @@ def download_file(
     url : str
         URL of the file.
     dest : str or Path
-        Final path, skipped if it already has the expected size. Data goes to
-        ``dest + ".part"``, renamed once complete.
+        Final path, skipped if it already has the expected size and starts like its
+        format. Data goes to ``dest + ".part"`` (its version in ``dest + ".part.json"``),
+        renamed once complete and checked.
     expected_size : int, optional
-        Size in bytes; asked from the server when None.
+        Size in bytes; asked from the server when None. A whole body sent with
+        another Content-Length (the file changed on the server) replaces it.
     retries : int
-        Retries after a connection error, timeout, short transfer or HTTP 5xx,
-        each resuming from the bytes on disk.
+        Retries after a connection error, timeout, short transfer, HTTP 5xx or a
+        file with the wrong content or MD5, each resuming from the bytes on disk
+        when the server's file is unchanged, else restarting from zero.
     backoff : float
         Seconds to wait before the first retry, doubled for each next one.
     timeout : float
@@ -233,27 +284,37 @@ def download_file(
     Raises
     ------
     DownloadError
-        If the file does not exist on the server (raised at once) or cannot be
-        completed with the expected size.
+        If the file does not exist on the server (raised at once), ``dest`` is a
+        folder, or the file cannot be completed with the expected size and content.
     """
     dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
     if expected_size is None:
         expected_size = _size_with_retries(url, retries, backoff, timeout)
-    if _is_complete(dest, expected_size):
+    if is_complete(dest, expected_size):
         return dest
+    if dest.is_dir():
+        raise DownloadError(f"Cannot download {url} to {dest}: it is a folder.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     bar_options = dict(desc=dest.name, unit="B", unit_scale=True, leave=False, disable=not progress)
     with tqdm(total=expected_size, **bar_options) as bar:
+        transfer = _Transfer(url, dest, expected_size, timeout, bar)
         try:
-            _retry(lambda: _fetch_once(url, dest, part, expected_size, timeout, bar), retries, backoff)
-        except _TRANSIENT_ERRORS as exc:
+            _retry(transfer.attempt, retries, backoff)
+        except _BadContent as exc:
             raise DownloadError(
-                f"{dest}: expected {expected_size} bytes but got {_size_on_disk(part)} after "
-                f"{retries + 1} attempts to download {url} (last error: {exc}). "
-                f"The partial file {part.name} was kept; run again to resume."
+                f"{dest}: {exc}, after {retries + 1} attempts to download {url}. It was deleted. "
+                "Check the network (log in to its portal if it has one) and run the same command "
+                "again to download the file again."
             ) from exc
-    part.replace(dest)
+        except _TRANSIENT_ERRORS as exc:
+            got = transfer.part.stat().st_size if transfer.part.exists() else 0
+            raise DownloadError(
+                f"{dest}: expected {transfer.expected} bytes but got {got} after "
+                f"{retries + 1} attempts to download {url} (last error: {exc}). "
+                f"The partial file {transfer.part.name} was kept; run again to resume."
+            ) from exc
+    transfer.part.replace(dest)
+    discard_part(transfer.part)
     return dest
 
 
@@ -277,15 +338,11 @@ def plan_lebel(
     return plan
 
 
-def _is_complete(path: Path, size: int) -> bool:
-    return path.is_file() and path.stat().st_size == size
-
-
 def format_plan(plan: list[PlannedFile], out_dir: str | Path) -> str:
     """Render a plan as ``size  path`` lines, marking files complete in ``out_dir``, and a total."""
     lines, left = [], 0
     for item in plan:
-        done = _is_complete(Path(out_dir) / item.relpath, item.size)
+        done = is_complete(Path(out_dir) / item.relpath, item.size)
         left += 0 if done else item.size
         lines.append(f"{format_size(item.size):>9}  {item.relpath}{'  (already downloaded)' if done else ''}")
     total = format_size(sum(item.size for item in plan))
@@ -325,9 +382,13 @@ def download_lebel(
     ValueError
         If ``subject`` or ``n_train_stories`` is invalid.
     DownloadError
-        If a file is missing on the server or cannot be completed.
+        If ``out_dir`` or a folder above it is a file, or a file is missing on the
+        server or cannot be completed.
     """
     out_dir = Path(out_dir)
+    existing = next((folder for folder in (out_dir, *out_dir.parents) if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DownloadError(f"Cannot download into {out_dir}: {existing} is a file, not a folder.")
     plan = plan_lebel(subject, n_train_stories, base_url, retries, backoff, timeout)
     print(format_plan(plan, out_dir))
     if dry_run:
@@ -337,7 +398,7 @@ def download_lebel(
     with tqdm(total=total, desc="total", unit="B", unit_scale=True, disable=not progress) as bar:
         for item in plan:
             dest = out_dir / item.relpath
-            if _is_complete(dest, item.size):
+            if is_complete(dest, item.size):
                 tqdm.write(f"Skipping {item.relpath}: already complete.")
             else:
                 download_file(item.url, dest, item.size, retries, backoff, timeout, progress)

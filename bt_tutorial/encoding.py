@@ -27,6 +27,7 @@ from himalaya.kernel_ridge import solve_multiple_kernel_ridge_random_search
 from himalaya.ridge import solve_group_ridge_random_search
 
 MAX_FOLDS = 5
+MIN_TEST_ROWS = 3  # Pearson r over fewer rows is +-1 or undefined
 # elements of the (n_alphas, n_val_trs, n_voxels) prediction block scored at once
 _BLOCK_ELEMENTS = 2**27
 
@@ -104,8 +105,9 @@ def pearson_r(a, b):
     Returns
     -------
     r : ndarray, shape (n_columns,), or float for 1-D inputs
-        0 where either column is constant. Computed in float32 for float32
-        inputs, else in float64.
+        NaN where either column is constant (r is undefined there) or holds
+        a non-finite value (NaN or inf); average with ``np.nanmean`` or drop
+        those columns. Computed in float32 for float32 inputs, else in float64.
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim not in (1, 2):
@@ -113,12 +115,15 @@ def pearson_r(a, b):
     dtype = np.result_type(a.dtype, b.dtype, np.float32)
     a2, b2 = a.reshape(len(a), -1).astype(dtype), b.reshape(len(b), -1).astype(dtype)
     # ptp rather than a zero sum of squares: the mean of equal floats can be inexact
-    varies = (a2.max(0) > a2.min(0)) & (b2.max(0) > b2.min(0))
-    a2 = a2 - a2.mean(0)
-    b2 = b2 - b2.mean(0)
+    ok = np.isfinite(a2).all(0) & np.isfinite(b2).all(0)
+    ok &= (a2.max(0, initial=-np.inf) > a2.min(0, initial=np.inf))
+    ok &= (b2.max(0, initial=-np.inf) > b2.min(0, initial=np.inf))
+    a2, b2 = np.where(ok, a2, 0), np.where(ok, b2, 0)  # keep NaN and inf out of the sums
+    a2 -= a2.sum(0) / max(len(a2), 1)
+    b2 -= b2.sum(0) / max(len(b2), 1)
     den = np.sqrt(np.einsum("ij,ij->j", a2, a2) * np.einsum("ij,ij->j", b2, b2))
-    ok = varies & (den > 0)
-    r = np.where(ok, np.einsum("ij,ij->j", a2, b2) / np.where(ok, den, 1), 0)
+    ok &= den > 0
+    r = np.where(ok, np.einsum("ij,ij->j", a2, b2) / np.where(ok, den, 1), np.nan).astype(dtype)
     r = np.clip(r, -1, 1)
     return float(r[0]) if a.ndim == 1 else r
 
@@ -132,7 +137,9 @@ class EncodingResult:
     alphas : ndarray, shape (n_voxels,)
         Regularisation chosen for each voxel (a value of the grid).
     scores : ndarray, shape (n_voxels,)
-        Pearson r between predictions and the test responses.
+        Pearson r between predictions and the test responses; NaN for a voxel
+        whose test responses (or predictions) are constant, so average with
+        ``np.nanmean`` (:meth:`summary` does).
     predictions : ndarray, shape (n_test_trs, n_voxels)
         Predicted test responses, in the units of the training responses.
     backend : str
@@ -151,11 +158,14 @@ class EncodingResult:
     cv_scores: np.ndarray
 
     def summary(self):
-        """One line: sizes, solver, backend, mean and max r, median alpha."""
+        """One line: sizes, solver, backend, mean and max r (NaN voxels left out), median alpha."""
         n_test, n_voxels = self.predictions.shape
+        finite = self.scores[np.isfinite(self.scores)]
+        mean, top = (finite.mean(), finite.max()) if finite.size else (np.nan, np.nan)
+        undefined = f", {n_voxels - finite.size} constant voxels without r" if finite.size < n_voxels else ""
         return (f"EncodingResult({n_voxels} voxels, {n_test} test TRs, solver={self.solver!r}, "
-                f"backend={self.backend!r}: mean r={self.scores.mean():.3f}, "
-                f"max r={self.scores.max():.3f}, median alpha={np.median(self.alphas):.3g})")
+                f"backend={self.backend!r}: mean r={mean:.3f}, max r={top:.3f}{undefined}, "
+                f"median alpha={np.median(self.alphas):.3g})")
 
     __repr__ = summary
 
@@ -184,9 +194,11 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
         Responses of each training story, rows aligned with ``X_train``.
     X_test : ndarray, shape (n_test_trs, n_features)
     Y_test : ndarray, shape (n_test_trs, n_voxels)
-        Test responses, the mean over repeats.
+        Test responses, the mean over repeats; at least ``MIN_TEST_ROWS`` rows.
+        All inputs must be finite (else a ValueError naming the input and
+        counting its NaN and inf values).
     alphas : array_like, shape (n_alphas,)
-        Candidate alphas. The default, 1 to 1e10 one decade apart, suits
+        Candidate alphas, finite and > 0. The default, 1 to 1e10 one decade apart, suits
         z-scored features: with p features and a voxel explaining a fraction
         R^2 of its variance, the best alpha is about p (1 - R^2) / R^2, e.g.
         1e6 for p = 10 000 and R^2 = 0.01; pure-noise voxels take the top.
@@ -207,10 +219,7 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
         numpy arrays, whatever the backend.
     """
     X, Y, lengths, X_test, Y_test = _check_inputs(X_train, Y_train, X_test, Y_test, dtype)
-    alphas = np.asarray(alphas, dtype=np.float64).ravel()
-    if len(alphas) == 0 or not np.all(alphas > 0):
-        raise ValueError(f"alphas must be positive, got {alphas}.")
-    alphas = np.unique(alphas)
+    alphas = check_alphas(alphas)
     n_samples, n_features = X.shape
     if solver == "auto":
         solver = "kernel" if n_samples < n_features else "primal"
@@ -238,6 +247,16 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     return EncodingResult(alphas=best, scores=pearson_r(predictions, Y_test).astype(np.float64),
                           predictions=predictions, backend=name, solver=solver,
                           cv_scores=cv_scores.astype(np.float64))
+
+
+def check_alphas(alphas) -> np.ndarray:
+    """A ridge alpha grid as a sorted float64 array of unique values; ValueError unless finite and > 0."""
+    alphas = np.asarray(alphas, dtype=np.float64).ravel()
+    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
+    if len(alphas) == 0 or bad.size:
+        raise ValueError(f"alphas must be finite and > 0; got {len(alphas)} values, {bad.size} of them bad "
+                         f"(e.g. {bad[:3].tolist()}).")
+    return np.unique(alphas)
 
 
 def _fit_predict(X, Y, X_test, alphas, splits, solver, batch, progress):
@@ -316,6 +335,9 @@ def _check_inputs(X_train, Y_train, X_test, Y_test, dtype):
                                  f"{arrays[0].shape[1]}.")
     if len(X_test) != len(Y_test):
         raise ValueError(f"X_test has {len(X_test)} rows but Y_test has {len(Y_test)}.")
+    if len(Y_test) < MIN_TEST_ROWS:
+        raise ValueError(f"Y_test has {len(Y_test)} rows; test scores need at least {MIN_TEST_ROWS} "
+                         "(a correlation over 2 rows is always +1 or -1).")
     return (np.concatenate(Xs), np.concatenate(Ys), [len(x) for x in Xs], X_test, Y_test)
 
 
@@ -327,6 +349,6 @@ def _as_2d(a, name, dtype):
     if bad.any():
         row, col = np.argwhere(bad)[0]
         kind = "NaN" if np.isnan(a[row, col]) else "inf"
-        raise ValueError(f"{name} has {int(bad.sum())} non-finite values; the first is {kind} "
+        raise ValueError(f"{name} has {int(bad.sum())} non-finite values (NaN or inf); the first is {kind} "
                          f"at row {row}, column {col}.")
     return a

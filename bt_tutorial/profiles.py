@@ -29,13 +29,15 @@ def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
     Returns
     -------
     dataset : LebelDataset
+        Strict in the full profile: a story whose stimulus is present but whose response
+        file is missing is an error (the demo warns).
     """
     config = config or get_config()
     if config.profile == "demo" and ensure:
         from .synthetic import ensure_twin
 
         ensure_twin(config.dataset_root, progress=config.progress)
-    return LebelDataset(config.dataset_root)
+    return LebelDataset(config.dataset_root, strict=config.profile == "full")
 
 
 def profile_roi_masks(dataset: LebelDataset, subject: str, n_voxels: int, hemispheres: bool = True,

@@ -53,7 +53,8 @@ def recovery_scores(model_rows: dict, truth: dict, train, test: str, alphas=np.l
     Returns
     -------
     scores : dict of int -> ndarray, shape (n_true_features,)
-        Pearson r on the test story per true feature.
+        Pearson r on the test story per true feature; NaN for a feature that is
+        constant on the test story (no r).
     """
     for story in list(train) + [test]:
         for k, rows in model_rows.items():
@@ -82,7 +83,9 @@ def recovery_table(model_rows: dict, twin_root, train, test: str, sets=TRUTH_SET
     Returns
     -------
     table : pandas DataFrame
-        Columns ``model, layer, truth, mean_r``.
+        Columns ``model, layer, truth, mean_r``; ``mean_r`` leaves out true
+        features without an r (NaN: constant on the test story), and is NaN
+        if none has one.
     """
     import pandas as pd
 
@@ -91,7 +94,9 @@ def recovery_table(model_rows: dict, twin_root, train, test: str, sets=TRUTH_SET
         truth = truth_rows(twin_root, list(train) + [test], set_name)
         for name, by_layer in model_rows.items():
             for k, r in recovery_scores(by_layer, truth, train, test, **kwargs).items():
-                rows.append({"model": name, "layer": k, "truth": set_name, "mean_r": float(np.mean(r))})
+                finite = r[np.isfinite(r)]
+                rows.append({"model": name, "layer": k, "truth": set_name,
+                             "mean_r": float(finite.mean()) if finite.size else float("nan")})
     return pd.DataFrame(rows)
 
 

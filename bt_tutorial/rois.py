@@ -80,7 +80,7 @@ def twin_roi_masks(twin_root, subject: str, hemispheres: bool = True) -> dict:
 
 
 def roi_means(values: np.ndarray, masks: dict) -> dict:
-    """Mean of ``values`` over each mask, ignoring NaN.
+    """Mean of ``values`` over each mask, ignoring NaN and inf (e.g. the NaN r of constant voxels).
 
     Parameters
     ----------

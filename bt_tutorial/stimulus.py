@@ -12,6 +12,13 @@ BAD_WORDS = frozenset(
     ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
 )
 SILENT_PHONES = frozenset(["", "SP", "SIL", "NS", "LG", "BR", "LS"])
+# tier names (compared lower-cased, stripped) that identify a TextGrid's tiers
+PHONE_TIER_NAMES = ("phone", "phones")
+WORD_TIER_NAMES = ("word", "words")
+
+
+class StimulusFileError(ValueError):
+    """A stimulus file (audio or TextGrid) exists but cannot be read as one; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,26 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
     Returns
     -------
     audio : Audio
+
+    Raises
+    ------
+    StimulusFileError
+        The file is not a sound file libsndfile can read (empty, truncated
+        header, a text or HTML page saved as ``.wav``), has no samples, or
+        has non-finite (NaN or inf) samples; the message names the file.
     """
     import soundfile as sf
 
-    wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as exc:  # LibsndfileError is both
+        raise StimulusFileError(f"{path} is not a readable sound file ({exc}).") from None
+    if wav.size == 0:
+        raise StimulusFileError(f"{path} is a sound file with no samples.")
     wav = wav.mean(axis=1)
+    bad = int(np.count_nonzero(~np.isfinite(wav)))
+    if bad:
+        raise StimulusFileError(f"{path} has {bad} non-finite (NaN or inf) samples.")
     if rate != sample_rate:
         import torch
         import torchaudio.functional as AF
@@ -95,24 +117,65 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
 
 
 def read_textgrid(path) -> tuple:
-    """Words and phones of a LeBel-style TextGrid (tier 0 phones, tier 1 words).
+    """Words and phones of a LeBel-style TextGrid.
 
-    Non-speech labels (``BAD_WORDS``) are dropped, words lower-cased, phones
-    upper-cased without their stress digits.
+    Tiers are found by name, case-insensitive: ``phone`` or ``phones``, and
+    ``word`` or ``words``. A tier not found by name falls back to its position
+    in LeBel's files (tier 0 phones, tier 1 words); a positional guess whose
+    "phones" are fewer than its "words" is refused, since every word has at
+    least one phone. Non-speech labels (``BAD_WORDS``) are dropped, words
+    lower-cased, phones upper-cased without their stress digits.
 
     Returns
     -------
     words, phones : Intervals
+
+    Raises
+    ------
+    StimulusFileError
+        The file cannot be parsed as a TextGrid, its tiers cannot be told
+        apart, or it has no words; the message names the file.
     """
     from praatio import textgrid
 
-    tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False,
-                               duplicateNamesMode="rename")
-    if len(tg.tierNames) < 2:
-        raise ValueError(f"{path} has tiers {tg.tierNames}; expected phones then words.")
-    phones = _intervals(tg.getTier(tg.tierNames[0]).entries, _clean_phone, SILENT_PHONES)
-    words = _intervals(tg.getTier(tg.tierNames[1]).entries, _clean_word, BAD_WORDS)
+    try:
+        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False,
+                                   duplicateNamesMode="rename")
+    except Exception as exc:  # praatio raises many types (ValueError, IndexError, decode errors, ...)
+        raise StimulusFileError(f"{path} cannot be parsed as a TextGrid "
+                                f"({type(exc).__name__}: {exc}).") from None
+    names = list(tg.tierNames)
+    phone_tier, word_tier = _find_tier(names, PHONE_TIER_NAMES), _find_tier(names, WORD_TIER_NAMES)
+    by_position = phone_tier is None or word_tier is None
+    rest = [n for n in names if n not in (phone_tier, word_tier)]
+    if by_position and len(rest) < (phone_tier is None) + (word_tier is None):
+        raise StimulusFileError(f"{path} has tiers {names}; expected a phone tier and a word tier "
+                                f"(named {PHONE_TIER_NAMES} and {WORD_TIER_NAMES}, or in that order).")
+    if phone_tier is None:
+        phone_tier = rest.pop(0)
+    if word_tier is None:
+        word_tier = rest.pop(0)
+    try:
+        phones = _intervals(tg.getTier(phone_tier).entries, _clean_phone, SILENT_PHONES)
+        words = _intervals(tg.getTier(word_tier).entries, _clean_word, BAD_WORDS)
+    except (AttributeError, TypeError, ValueError) as exc:  # e.g. a point tier where intervals belong
+        raise StimulusFileError(f"{path}: tiers {phone_tier!r} / {word_tier!r} are not interval tiers "
+                                f"of phones and words ({exc}).") from None
+    if len(words) == 0:
+        raise StimulusFileError(f"{path}: the word tier {word_tier!r} has no words.")
+    if by_position and len(phones) < len(words):
+        raise StimulusFileError(
+            f"{path}: tiers {names} are not named {PHONE_TIER_NAMES[0]!r} and {WORD_TIER_NAMES[0]!r}, "
+            f"and by position tier {phone_tier!r} has fewer intervals ({len(phones)}) than tier "
+            f"{word_tier!r} ({len(words)}), so they look swapped; rename the tiers.")
     return words, phones
+
+
+def _find_tier(names, wanted):
+    for name in names:
+        if name.strip().lower() in wanted:
+            return name
+    return None
 
 
 def _clean_word(label: str) -> str:

@@ -184,7 +184,7 @@ def lanczos_resample(values: np.ndarray, old_times: np.ndarray, new_times: np.nd
     return kernel @ values
 
 
-def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4)) -> np.ndarray:
+def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4), name: str = "values") -> np.ndarray:
     """Stack copies of the features shifted later by each delay (FIR model).
 
     Row ``t`` of the block for delay ``d`` holds the features of row ``t - d``
@@ -194,19 +194,32 @@ def make_delayed(values: np.ndarray, delays=(1, 2, 3, 4)) -> np.ndarray:
     Parameters
     ----------
     values : ndarray, shape (n_trs, n_features)
+        More rows than the largest delay: a story with fewer would get a
+        block of zeros, so that is a ValueError naming ``name``.
     delays : sequence of int
+    name : str
+        What ``values`` are (e.g. the story), for error messages.
 
     Returns
     -------
     delayed : ndarray, shape (n_trs, n_features * len(delays))
     """
+    values = np.asarray(values)
+    delays = [int(d) for d in delays]
+    if values.ndim != 2 or not delays:
+        raise ValueError(f"{name}: need 2-D values (n_trs, n_features) and at least one delay, got shape "
+                         f"{values.shape} and delays {delays}.")
+    longest = max(abs(d) for d in delays)
+    if values.shape[0] <= longest:
+        raise ValueError(f"{name} has {values.shape[0]} rows, not more than the largest delay ({longest} "
+                         "TRs): that delay's features would be all zeros. Use longer stories or smaller delays.")
     out = np.zeros((values.shape[0], values.shape[1] * len(delays)), dtype=values.dtype)
     for k, d in enumerate(delays):
         block = out[:, k * values.shape[1]:(k + 1) * values.shape[1]]
         if d >= 0:
-            block[d:] = values[: max(0, values.shape[0] - d)]
+            block[d:] = values[: values.shape[0] - d]
         else:
-            block[:d] = values[min(-d, values.shape[0]):]
+            block[:d] = values[-d:]
     return out
 
 

@@ -37,6 +37,23 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
     assert result.best_layer() in (0, 2)
 
 
+def test_best_layer_leaves_out_voxels_without_r():
+    """A constant test voxel has r = NaN (pearson_r): the layer means must not all become NaN."""
+    from bt_tutorial.alignment import AlignmentResult
+    from bt_tutorial.encoding import EncodingResult
+
+    def result(scores):
+        scores = np.asarray(scores, float)
+        return EncodingResult(np.ones(3), scores, np.zeros((5, 3)), "numpy", "primal", np.zeros(3))
+
+    align = AlignmentResult("UTS01", "m", [0, 1], {0: result([0.1, np.nan, 0.1]), 1: result([0.3, np.nan, 0.2])},
+                            "wheretheressmoke", np.zeros((5, 3)))
+    assert align.best_layer() == 1
+    assert align.best_layer(np.array([True, False, False])) == 1
+    with pytest.raises(ValueError, match="the mask selects 1 voxels, none with a finite r"):
+        align.best_layer(np.array([False, True, False]))
+
+
 def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     """Acceptance: on the demo twin, late-language r is clearly above r outside all ROIs."""
     config = get_config(profile="demo")

@@ -103,7 +103,7 @@ def test_nan_policies(twin_copy):
     path = ds.response_path(SUBJECT, "stagefright")
     with h5py.File(path, "r+") as f:
         f["data"][2, 7] = np.nan
-    with pytest.raises(DatasetError, match="NaN in 1 voxels.*nan_policy='zero'"):
+    with pytest.raises(DatasetError, match=r"non-finite values \(NaN or inf\) in 1 voxels.*nan_policy='zero'"):
         ds.load_responses(SUBJECT, "stagefright")
     with pytest.warns(UserWarning, match="1 voxels"):
         y = ds.load_responses(SUBJECT, "stagefright", nan_policy="zero")
@@ -128,7 +128,8 @@ def test_unknown_subject_and_missing_test_story(twin_copy):
     with pytest.raises(FileNotFoundError, match="UTS09.*subjects here"):
         ds.stories("UTS09")
     ds.response_path(SUBJECT, "wheretheressmoke").unlink()
-    with pytest.raises(FileNotFoundError, match="wheretheressmoke"):
+    with pytest.warns(UserWarning, match="wheretheressmoke"), pytest.raises(FileNotFoundError,
+                                                                           match="wheretheressmoke"):
         ds.split(SUBJECT)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.server
 import json
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,6 +32,7 @@ from bt_tutorial.download import (
     lebel_file_list,
     remote_size,
 )
+from bt_tutorial.file_formats import HDF5_SIGNATURE, content_problem, md5_from_etag, write_part_record
 
 SUBJECT = "UTS01"
 N_TRAIN = 1
@@ -72,14 +75,33 @@ def build_mirror(twin: Path, root: Path, subject: str, stories: list[str]) -> li
     return sorted(files)
 
 
+PORTAL_PAGE = b"<!DOCTYPE html>\n<html><head><title>Log in to the Wi-Fi</title></head><body>Log in</body></html>\n"
+
+
+def etag_of(data: bytes, mode: str | None) -> str | None:
+    """The ETag the mirror sends for ``data``: like S3 (``md5``, ``multipart``, ``kms``) or other servers."""
+    md5, other = hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()[:32]
+    return {"md5": f'"{md5}"', "multipart": f'"{other}-3"', "opaque": f'"v{md5[:12]}"',
+            "weak": f'W/"{other}"', "kms": f'"{other}"', None: None}[mode]  # fmt: skip
+
+
 class MirrorHandler(http.server.BaseHTTPRequestHandler):
-    """Serve files under ``root`` with HEAD, GET and single byte ranges.
+    """Serve files under ``root`` with HEAD, GET, single byte ranges and If-Range, like S3.
+
+    Every response carries an ETag (``state["etag"]`` picks its kind, see :func:`etag_of`;
+    S3's single-part MD5 by default) and the file's mtime as Last-Modified. A range
+    request whose If-Range matches neither gets the whole file (200), as RFC 9110 says.
 
     ``state`` switches on misbehaviours: ``cut_after`` {path: n} cuts the first
-    GET of a path after n bytes, ``missing`` answers 404, ``short_by`` {path: n}
-    never sends the last n bytes of a file while announcing them, ``ignore_range``
-    answers 200 to range requests and ``no_head`` answers 405 to HEAD. Every
-    request is recorded in ``requests`` as (method, path, Range header).
+    GET of a path after n bytes, ``change_after_cut`` {path: bytes} then replaces the
+    served file, ``missing`` answers 404, ``short_by`` {path: n} never sends the last n
+    bytes of a file while announcing them, ``ignore_range`` answers 200 to range requests,
+    ``ignore_if_range`` honours Range whatever If-Range says, ``no_head`` answers 405 to
+    HEAD, ``portal`` {path: n} answers the next n GETs with an HTML page (a captive
+    portal), ``corrupt`` {path: [n, offset]} flips the bytes at ``offset`` in the next n
+    GETs while keeping the size and headers, and ``bad_length`` {path: value} sends
+    Content-Length ``value`` (None: no Content-Length). Every request is recorded in
+    ``requests`` as (method, path, Range header, If-Range header).
     """
 
     root: Path
@@ -96,35 +118,64 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, send_body: bool) -> None:
         relpath = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
-        state, range_header = self.state, self.headers.get("Range")
-        state["requests"].append((self.command, relpath, range_header))
+        state, range_header, if_range = self.state, self.headers.get("Range"), self.headers.get("If-Range")
+        state["requests"].append((self.command, relpath, range_header, if_range))
         path = self.root / relpath
         if relpath in state["missing"] or not path.is_file():
             return self.send_error(404)
         if not send_body and state["no_head"]:
             return self.send_error(405)
+        if send_body and state["portal"].get(relpath, 0) > 0:
+            state["portal"][relpath] -= 1
+            return self._send(200, {"Content-Type": "text/html", "Content-Length": str(len(PORTAL_PAGE))}, PORTAL_PAGE)
         data = path.read_bytes()
+        etag = etag_of(data, state["etag"])
+        last_modified = email.utils.formatdate(path.stat().st_mtime, usegmt=True)
         first, last, status = 0, len(data) - 1, 200
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header or "")
-        if match and relpath not in state["ignore_range"]:
+        if_range_ok = if_range is None or if_range in (etag, last_modified) and not if_range.startswith("W/")
+        if match and relpath not in state["ignore_range"] and (if_range_ok or relpath in state["ignore_if_range"]):
             first, status = int(match.group(1)), 206
             last = min(int(match.group(2) or last), last)
             if first >= len(data):
                 return self.send_error(416)
-        self.send_response(status)
-        self.send_header("Content-Length", str(last + 1 - first))
-        self.send_header("Accept-Ranges", "bytes")
+        headers = {"Content-Length": str(last + 1 - first), "Accept-Ranges": "bytes", "Last-Modified": last_modified}
+        if etag:
+            headers["ETag"] = etag
+        if state["etag"] == "kms":  # S3 with KMS: a 32-hex ETag that is not the MD5
+            headers["x-amz-server-side-encryption"] = "aws:kms"
         if status == 206:
-            self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+        if relpath in state["bad_length"]:
+            headers["Content-Length"] = state["bad_length"][relpath]
+        self._send(status, headers, self._body(relpath, data, first, last) if send_body else b"")
+
+    def _send(self, status: int, headers: dict, body: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            if value is not None:
+                self.send_header(key, value)
         self.end_headers()
-        if send_body:
-            self.wfile.write(self._body(relpath, data, first, last))
+        try:
+            self.wfile.write(body)
+        except ConnectionError:
+            pass  # The client stopped reading: a range GET answered 200, or a restart.
 
     def _body(self, relpath: str, data: bytes, first: int, last: int) -> bytes:
         end = min(last + 1, len(data) - self.state["short_by"].get(relpath, 0))
-        body = data[first:end]
+        data = bytearray(data)
+        if self.state["corrupt"].get(relpath, [0])[0] > 0:
+            self.state["corrupt"][relpath][0] -= 1
+            offset = self.state["corrupt"][relpath][1]
+            data[offset : offset + 4] = bytes(b ^ 0xFF for b in data[offset : offset + 4])
+        body = bytes(data[first:end])
         if relpath in self.state["cut_after"]:
             body = body[: self.state["cut_after"].pop(relpath)]
+            if relpath in self.state["change_after_cut"]:
+                path = self.root / relpath
+                mtime = path.stat().st_mtime
+                path.write_bytes(self.state["change_after_cut"].pop(relpath))
+                os.utime(path, (mtime + 10, mtime + 10))  # Last-Modified has a resolution of 1 s.
         return body
 
 
@@ -147,7 +198,8 @@ def mirror(tmp_path, tiny_twin):
 @pytest.fixture
 def server(mirror):
     """Serve ``mirror`` on 127.0.0.1; yield its dataset URL, state and dataset root."""
-    state = dict(requests=[], cut_after={}, missing=set(), short_by={}, ignore_range=set(), no_head=False)
+    state = dict(requests=[], cut_after={}, missing=set(), short_by={}, ignore_range=set(), no_head=False,
+                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={})
     handler = type("Handler", (MirrorHandler,), {"root": mirror, "state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
@@ -166,7 +218,13 @@ def sha256(path: Path) -> str:
 def gets(state: dict, relpath: str) -> list:
     """Range headers of the GET requests made for ``ds003020/<relpath>``."""
     served = f"ds003020/{relpath}"
-    return [rng for method, path, rng in state["requests"] if method == "GET" and path == served]
+    return [rng for method, path, rng, _ in state["requests"] if method == "GET" and path == served]
+
+
+def if_ranges(state: dict, relpath: str) -> list:
+    """If-Range headers of the GET requests made for ``ds003020/<relpath>``."""
+    served = f"ds003020/{relpath}"
+    return [if_range for method, path, _, if_range in state["requests"] if method == "GET" and path == served]
 
 
 WAV = f"stimuli/{TEST_STORY}.wav"
@@ -189,19 +247,22 @@ def test_second_run_skips_complete_files(server, tmp_path, capsys):
     download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
     server.state["requests"].clear()
     download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
-    assert [method for method, _, _ in server.state["requests"]] == ["HEAD"] * 11
+    assert [request[0] for request in server.state["requests"]] == ["HEAD"] * 11
     output = capsys.readouterr().out
     assert "already complete" in output and "0 B left to download" in output
 
 
 def test_existing_part_file_is_resumed(server, tmp_path):
     source = server.root / WAV
-    dest = tmp_path / "a.wav"
+    dest, url, size = tmp_path / "a.wav", f"{server.url}/{WAV}", source.stat().st_size
     Path(f"{dest}.part").write_bytes(source.read_bytes()[:12345])
-    download_file(f"{server.url}/{WAV}", dest, source.stat().st_size, **FAST)
+    etag = etag_of(source.read_bytes(), "md5")
+    write_part_record(Path(f"{dest}.part"), url, size, {"ETag": etag})
+    download_file(url, dest, size, **FAST)
     assert gets(server.state, WAV) == ["bytes=12345-"]
+    assert if_ranges(server.state, WAV) == [etag]
     assert sha256(dest) == sha256(source)
-    assert not Path(f"{dest}.part").exists()
+    assert not Path(f"{dest}.part").exists() and not Path(f"{dest}.part.json").exists()
 
 
 def test_cut_connection_is_retried_and_resumed(server, tmp_path):
@@ -214,9 +275,10 @@ def test_cut_connection_is_retried_and_resumed(server, tmp_path):
 
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
     server.state["ignore_range"].add(SERVED_WAV)
-    dest = tmp_path / "a.wav"
+    dest, url, source = tmp_path / "a.wav", f"{server.url}/{WAV}", server.root / WAV
     Path(f"{dest}.part").write_bytes(b"stale bytes")
-    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    write_part_record(Path(f"{dest}.part"), url, source.stat().st_size, {"ETag": etag_of(source.read_bytes(), "md5")})
+    download_file(url, dest, **FAST)
     assert gets(server.state, WAV) == ["bytes=11-"]
     assert sha256(dest) == sha256(server.root / WAV)
 
@@ -324,7 +386,8 @@ def test_cli_dry_run(server, tmp_path):
 def test_cli_failure_exits_with_message(server, tmp_path):
     bad_url = f"{server.url}/nowhere"
     result = run_cli("--subject", SUBJECT, "--stories", "1", "--out", str(tmp_path), "--base-url", bad_url)
-    assert result.returncode == 1
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert bad_url in result.stderr and "Traceback" not in result.stderr
 
 
@@ -342,3 +405,310 @@ def test_downloaded_tree_reads_with_the_dataset_reader(server, tmp_path):
     assert y.shape[0] == ds.respdict[split["train"][0]] - 20
     mask = np.asarray(nib.load(str(ds.mask_path(SUBJECT))).dataobj)
     assert ds.voxel_columns(SUBJECT).size == int(mask.sum())
+
+
+# ------------------------------------------------ versions: If-Range, no splicing
+HF5 = f"derivative/preprocessed_data/{SUBJECT}/{TEST_STORY}.hf5"
+SERVED_HF5 = f"ds003020/{HF5}"
+
+
+def new_version(data: bytes, extra: int = 0) -> bytes:
+    """Another version of a WAV file: same header, other samples, ``extra`` more bytes."""
+    return data[:44] + bytes(reversed(data[44:])) + b"\x01" * extra
+
+
+def cut_download(server, dest: Path, at: int = 50_000) -> None:
+    """Start downloading WAV to ``dest`` and lose the connection after ``at`` bytes, with no retry."""
+    server.state["cut_after"][SERVED_WAV] = at
+    with pytest.raises(DownloadError, match="was kept; run again to resume"):
+        download_file(f"{server.url}/{WAV}", dest, retries=0, **FAST)
+    assert Path(f"{dest}.part").stat().st_size == at and Path(f"{dest}.part.json").is_file()
+
+
+@pytest.mark.parametrize("etag_mode", ["md5", "opaque", None])
+def test_file_changed_between_runs_restarts_from_zero(server, tmp_path, etag_mode):
+    server.state["etag"] = etag_mode
+    source, dest = server.root / WAV, tmp_path / "a.wav"
+    old = source.read_bytes()
+    old_validator = etag_of(old, etag_mode) or email.utils.formatdate(source.stat().st_mtime, usegmt=True)
+    cut_download(server, dest)
+    new = new_version(old)  # same size: only the validator tells the versions apart
+    source.write_bytes(new)
+    os.utime(source, (source.stat().st_mtime + 10,) * 2)
+    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    assert gets(server.state, WAV) == [None, "bytes=50000-"]
+    assert if_ranges(server.state, WAV) == [None, old_validator]  # the server then answered 200
+    assert dest.read_bytes() == new
+    assert not Path(f"{dest}.part").exists() and not Path(f"{dest}.part.json").exists()
+
+
+def test_unchanged_file_resumes_with_if_range(server, tmp_path):
+    dest = tmp_path / "a.wav"
+    cut_download(server, dest)
+    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    assert gets(server.state, WAV) == [None, "bytes=50000-"]
+    assert if_ranges(server.state, WAV) == [None, etag_of((server.root / WAV).read_bytes(), "md5")]
+    assert sha256(dest) == sha256(server.root / WAV)
+
+
+@pytest.mark.parametrize("extra", [0, 1000, -1000])
+def test_file_changed_during_download_restarts_from_zero(server, tmp_path, extra):
+    old = (server.root / WAV).read_bytes()
+    new = new_version(old, extra) if extra >= 0 else new_version(old)[:extra]
+    server.state["cut_after"][SERVED_WAV] = 50_000
+    server.state["change_after_cut"][SERVED_WAV] = new
+    dest = download_file(f"{server.url}/{WAV}", tmp_path / "a.wav", **FAST)
+    assert gets(server.state, WAV) == [None, "bytes=50000-"]
+    assert if_ranges(server.state, WAV) == [None, etag_of(old, "md5")]
+    assert dest.read_bytes() == new
+
+
+def test_server_ignoring_if_range_is_not_spliced(server, tmp_path):
+    server.state["etag"] = "opaque"  # no MD5 to catch a splice at the end
+    server.state["ignore_if_range"].add(SERVED_WAV)
+    source, dest = server.root / WAV, tmp_path / "a.wav"
+    cut_download(server, dest)
+    new = new_version(source.read_bytes())
+    source.write_bytes(new)
+    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    assert gets(server.state, WAV) == [None, "bytes=50000-", None]  # 206 with another ETag: restart
+    assert dest.read_bytes() == new
+
+
+@pytest.mark.parametrize("record", ["none", "other url", "other size", "no validator", "not json"])
+def test_part_without_a_matching_record_restarts_from_zero(server, tmp_path, record):
+    server.state["etag"] = "opaque"
+    source, dest, url = server.root / WAV, tmp_path / "a.wav", f"{server.url}/{WAV}"
+    part, size = Path(f"{dest}.part"), source.stat().st_size
+    part.write_bytes(new_version(source.read_bytes())[:12345])  # from another version of the file
+    etag = etag_of(source.read_bytes(), "opaque")
+    if record == "other url":
+        write_part_record(part, f"{url}?v=1", size, {"ETag": etag})
+    elif record == "other size":
+        write_part_record(part, url, size + 1, {"ETag": etag})
+    elif record == "no validator":
+        write_part_record(part, url, size, {"ETag": f"W/{etag}"})
+    elif record == "not json":
+        Path(f"{part}.json").write_text("{not json")
+    download_file(url, dest, **FAST)
+    assert gets(server.state, WAV) == [None]
+    assert sha256(dest) == sha256(source)
+
+
+# ------------------------------------------------ content: signatures and MD5
+def test_captive_portal_page_is_detected_and_refetched(server, tmp_path):
+    server.state["portal"][SERVED_HF5] = 1
+    dest = download_file(f"{server.url}/{HF5}", tmp_path / "a.hf5", **FAST)
+    assert len(gets(server.state, HF5)) == 2
+    assert sha256(dest) == sha256(server.root / HF5)
+
+
+def test_html_served_as_hf5_fails_clearly(server, tmp_path):
+    (server.root / HF5).write_bytes(PORTAL_PAGE)  # its MD5 ETag matches: only the signature tells
+    dest = tmp_path / "a.hf5"
+    with pytest.raises(DownloadError) as info:
+        download_file(f"{server.url}/{HF5}", dest, retries=1, **FAST)
+    message = str(info.value)
+    assert str(dest) in message and "not an HDF5 file" in message and "HTML page" in message
+    assert "after 2 attempts" in message and "run the same command again" in message
+    assert len(gets(server.state, HF5)) == 2
+    assert list(tmp_path.iterdir()) == [tmp_path / "mirror"]  # nothing left behind
+
+
+def test_same_size_corruption_is_caught_by_the_md5_etag(server, tmp_path):
+    size = (server.root / HF5).stat().st_size
+    server.state["corrupt"][SERVED_HF5] = [1, size // 2]
+    dest = download_file(f"{server.url}/{HF5}", tmp_path / "a.hf5", **FAST)
+    assert len(gets(server.state, HF5)) == 2
+    assert sha256(dest) == sha256(server.root / HF5)
+
+
+def test_persistent_corruption_fails_with_the_md5_mismatch(server, tmp_path):
+    size = (server.root / HF5).stat().st_size
+    server.state["corrupt"][SERVED_HF5] = [99, size // 2]
+    dest = tmp_path / "a.hf5"
+    with pytest.raises(DownloadError, match=r"a\.hf5: the downloaded file does not match the MD5 checksum"):
+        download_file(f"{server.url}/{HF5}", dest, retries=1, **FAST)
+    assert not dest.exists() and not Path(f"{dest}.part").exists()
+
+
+@pytest.mark.parametrize("relpath", [HF5, WAV, f"derivative/TextGrids/{TEST_STORY}.TextGrid"])
+def test_corrupted_signature_is_caught_without_md5(server, tmp_path, relpath):
+    server.state["etag"] = "opaque"
+    server.state["corrupt"][f"ds003020/{relpath}"] = [1, 0]
+    dest = download_file(f"{server.url}/{relpath}", tmp_path / Path(relpath).name, **FAST)
+    assert len(gets(server.state, relpath)) == 2
+    assert sha256(dest) == sha256(server.root / relpath)
+
+
+@pytest.mark.parametrize("etag_mode", ["multipart", "opaque", "weak", "kms"])
+def test_etags_that_are_not_md5_are_not_checked_as_md5(server, tmp_path, etag_mode):
+    server.state["etag"] = etag_mode
+    source, dest = server.root / WAV, tmp_path / "a.wav"
+    cut_download(server, dest)
+    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    validator = etag_of(source.read_bytes(), etag_mode)
+    if etag_mode == "weak":  # a weak ETag may not go in If-Range: Last-Modified does
+        validator = email.utils.formatdate(source.stat().st_mtime, usegmt=True)
+    assert if_ranges(server.state, WAV) == [None, validator]
+    assert sha256(dest) == sha256(source)
+
+
+def test_second_run_refetches_same_size_corrupted_files(server, tmp_path, capsys):
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    broken = {HF5: b"\0" * (server.root / HF5).stat().st_size,
+              "derivative/respdict.json": b"x" * (server.root / "derivative/respdict.json").stat().st_size}
+    for relpath, data in broken.items():
+        (tmp_path / relpath).write_bytes(data)
+    server.state["requests"].clear()
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    fetched = sorted(path for method, path, _, _ in server.state["requests"] if method == "GET")
+    assert fetched == sorted(f"ds003020/{relpath}" for relpath in broken)
+    for relpath in broken:
+        assert sha256(tmp_path / relpath) == sha256(server.root / relpath)
+    assert capsys.readouterr().out.count("already complete") == 9
+
+
+TEXTGRID = 'File type = "ooTextFile"\nObject class = "TextGrid"\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "problem"),
+    [("a.TextGrid", TEXTGRID.encode(), None),
+     ("a.TextGrid", b"\xef\xbb\xbf" + TEXTGRID.encode(), None),
+     ("a.TextGrid", TEXTGRID.encode("utf-16"), None),  # with a BOM
+     ("a.TextGrid", TEXTGRID.encode("utf-16-be"), None),  # without one
+     ("a.TextGrid", TEXTGRID.replace("ooTextFile", "ooTextFile short").replace("\n", "\r\n").encode(), None),
+     ("a.TextGrid", PORTAL_PAGE, "is not a Praat TextGrid (it looks like an HTML page"),
+     ("a.TextGrid", b'File type = "ooBinaryFile"', "is not a Praat TextGrid"),
+     ("a.wav", b"RIFF\0\0\0\0WAVEfmt ", None),
+     ("a.wav", b"RIFF\0\0\0\0AVI LIST", "is not a WAV file"),
+     ("a.hf5", HDF5_SIGNATURE + b"\0" * 100, None),
+     ("a.H5", b"\0" * 512 + HDF5_SIGNATURE + b"\0" * 100, None),  # after a user block
+     ("a.hf5", b"\0" * 2000, "is not an HDF5 file (its first bytes are"),
+     ("a.hf5", PORTAL_PAGE, "is not an HDF5 file (it looks like an HTML page"),
+     ("a.json", b'{"a": 1}', None),
+     ("a.json", b'{"a": 1', "is not valid JSON"),
+     ("a.nii.gz", b"\x1f\x8b\x08\0", None),
+     ("a.nii.gz", PORTAL_PAGE, "is not a gzip file"),
+     ("a.bin", PORTAL_PAGE, "is not the expected file (it looks like an HTML page"),
+     ("a.bin", b"\0\1\2", None),
+     ("a.html", PORTAL_PAGE, None)],
+)  # fmt: skip
+def test_content_problem(tmp_path, name, data, problem):
+    path = tmp_path / "file.part"
+    path.write_bytes(data)
+    found = content_problem(path, name)
+    assert found is None if problem is None else found.startswith(problem), found
+
+
+def test_md5_from_etag():
+    md5 = "0123456789abcdef0123456789ABCDEF"
+    assert md5_from_etag(f'"{md5}"') == md5.lower() and md5_from_etag(md5) == md5.lower()
+    for etag in (f'"{md5}-3"', f'W/"{md5}"', '"v0123"', "", None):
+        assert md5_from_etag(etag) is None
+
+
+# ------------------------------------------------ sizes and places
+@pytest.mark.parametrize("length", ["-1", None, "12abc"])
+def test_bad_content_length_falls_back_to_content_range(server, tmp_path, length):
+    server.state["bad_length"][SERVED_WAV] = length
+    url, source = f"{server.url}/{WAV}", server.root / WAV
+    assert remote_size(url, timeout=5) == source.stat().st_size
+    assert gets(server.state, WAV) == ["bytes=0-0"]
+    dest = download_file(url, tmp_path / "a.wav", **FAST)
+    assert sha256(dest) == sha256(source)
+
+
+@pytest.mark.parametrize("length", ["-1", None, "12abc"])
+def test_no_valid_size_is_a_clear_error(server, tmp_path, length):
+    server.state["bad_length"][SERVED_WAV] = length
+    server.state["ignore_range"].add(SERVED_WAV)  # no Content-Range either
+    url = f"{server.url}/{WAV}"
+    with pytest.raises(DownloadError, match=f"did not report a valid size for {re.escape(url)}"):
+        remote_size(url, timeout=5)
+    with pytest.raises(DownloadError, match="did not report a valid size"):
+        download_file(url, tmp_path / "a.wav", **FAST)
+    assert not (tmp_path / "a.wav").exists()
+
+
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_out_that_is_a_file_is_a_clear_error(server, tmp_path, where):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    out = afile if where == "out" else afile / "ds003020"
+    with pytest.raises(DownloadError, match=f"{re.escape(str(afile))} is a file, not a folder"):
+        download_lebel(SUBJECT, N_TRAIN, out, base_url=server.url, **FAST)
+    assert server.state["requests"] == [] and afile.read_text() == "not a folder"
+
+
+def test_dest_that_is_a_folder_is_a_clear_error(server, tmp_path):
+    (tmp_path / "a.wav").mkdir()
+    with pytest.raises(DownloadError, match="it is a folder"):
+        download_file(f"{server.url}/{WAV}", tmp_path / "a.wav", **FAST)
+
+
+# ------------------------------------------------ the command line
+@pytest.fixture(scope="module")
+def cli():
+    import importlib.util
+
+    script = REPO_ROOT / "data_scripts" / "download_lebel.py"
+    spec = importlib.util.spec_from_file_location("download_lebel_cli", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [("out is a file", "is a file, not a folder"), ("bad subject", "Unknown subject"),
+     ("stories out of range", "0 to 24"), ("stories not a number", "invalid int value"),
+     ("negative retries", "must be 0 or more"), ("missing on server", "does not exist on the server"),
+     ("no valid size", "did not report a valid size"), ("html served", "not an HDF5 file"),
+     ("disk error", "No space left on device"), ("unknown option", "unrecognized arguments")],
+)  # fmt: skip
+def test_cli_expected_errors_print_one_line_and_exit_2(server, tmp_path, cli, capsys, monkeypatch, case, message):
+    out = tmp_path / "out"
+    args = {"--subject": SUBJECT, "--stories": "1", "--out": str(out), "--base-url": server.url, "--retries": "0"}
+    extra = ["--no-progress"]
+    if case == "out is a file":
+        out.write_text("")
+    elif case == "bad subject":
+        args["--subject"] = "UTS9"
+    elif case == "stories out of range":
+        args["--stories"] = "99"
+    elif case == "stories not a number":
+        args["--stories"] = "two"
+    elif case == "negative retries":
+        args["--retries"] = "-1"
+    elif case == "missing on server":
+        server.state["missing"].add(SERVED_WAV)
+    elif case == "no valid size":
+        server.state["bad_length"][SERVED_WAV] = "-5"
+        server.state["ignore_range"].add(SERVED_WAV)
+    elif case == "html served":
+        (server.root / HF5).write_bytes(PORTAL_PAGE)
+    elif case == "disk error":
+        def full_disk(*a, **k):
+            raise OSError(28, "No space left on device", str(out / HF5))
+        monkeypatch.setattr(cli.download, "download_lebel", full_disk)
+    elif case == "unknown option":
+        extra.append("--fast")
+    argv = [item for pair in args.items() for item in pair] + extra
+    argparse_error = case in ("stories not a number", "negative retries", "unknown option")
+    with pytest.raises(SystemExit) if argparse_error else nullcontext() as exit_info:
+        code = cli.main(argv)
+    code = exit_info.value.code if exit_info else code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_cli_lets_real_bugs_through_with_their_traceback(cli, monkeypatch, tmp_path):
+    def buggy(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(cli.download, "download_lebel", buggy)
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(["--subject", SUBJECT, "--stories", "1", "--out", str(tmp_path)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -122,8 +123,15 @@ def test_pearson_r_matches_corrcoef_and_handles_constants():
 
     a[:, 2] = 0.1  # constant, with a mean that floats cannot hold exactly
     b[:, 3] = 7.0
-    r = pearson_r(a, b)
-    assert r[2] == 0 and r[3] == 0 and np.isfinite(r).all()
+    a[4, 4], b[9, 5] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from inf - inf on the way
+        r = pearson_r(a, b)
+    # r is undefined for a constant or non-finite column: NaN, not a 0 that would pass for "no fit"
+    assert np.isnan(r[2:]).all() and np.isfinite(r[:2]).all()
+    np.testing.assert_allclose(r[:2], expected[:2], atol=1e-12)
+    assert np.isnan(pearson_r(np.ones(5), np.arange(5.0)))
+    assert np.isnan(pearson_r(a.astype(np.float32), b.astype(np.float32))[2:]).all()
     with pytest.raises(ValueError):
         pearson_r(a, b[:, :3])
 
@@ -135,7 +143,9 @@ def test_constant_voxel_does_not_crash(planted):
     Y_test = planted["Y_test"].copy()
     Y_test[:, 0] = 5.0
     result = fit_encoding_model(planted["X"], Y, planted["X_test"], Y_test)
-    assert result.scores[0] == 0
+    assert np.isnan(result.scores[0]) and np.isfinite(result.scores[1:]).all()
+    assert f"mean r={np.mean(result.scores[1:]):.3f}" in result.summary()
+    assert "1 constant voxels without r" in result.summary()
     np.testing.assert_allclose(result.predictions[:, 0], 5.0, atol=1e-4)
     assert np.isfinite(result.cv_scores).all() and np.isfinite(result.alphas).all()
 
@@ -156,6 +166,18 @@ def test_nan_is_reported_with_its_place(planted):
     Y_test[7, 0] = np.inf
     with pytest.raises(ValueError, match=r"Y_test.*inf at row 7, column 0"):
         fit_encoding_model(**_bad(planted, Y_test=Y_test))
+
+
+def test_nonfinite_values_are_counted_and_alphas_must_be_finite_and_positive(planted):
+    Y = [y.copy() for y in planted["Y"]]
+    Y[0][:3, 5], Y[0][10, 1] = np.inf, np.nan
+    with pytest.raises(ValueError, match=r"Y_train\[0\] has 4 non-finite values \(NaN or inf\); the first is inf"):
+        fit_encoding_model(**_bad(planted, Y_train=Y))
+    for alphas in ([1.0, np.inf], [np.nan, 10.0], [0.0, 1.0], [-1.0], []):
+        with pytest.raises(ValueError, match="alphas must be finite and > 0"):
+            fit_encoding_model(**_bad(planted), alphas=alphas)
+    with pytest.raises(ValueError, match="Y_test has 2 rows; test scores need at least 3"):
+        fit_encoding_model(**_bad(planted, X_test=planted["X_test"][:2], Y_test=planted["Y_test"][:2]))
 
 
 def test_row_mismatch_names_story_and_counts(planted):

@@ -71,6 +71,41 @@ def test_bad_shapes_and_nan_are_errors():
         signal_power(reps)
 
 
+def test_inf_is_refused_like_nan():
+    reps = simulate(np.random.default_rng(4), np.ones(6), n_repeats=3, n_trs=50)
+    reps[1, 4, 2] = np.inf
+    reps[2, 7, 5] = -np.inf
+    with pytest.raises(ValueError, match=r"2 non-finite values \(NaN or inf\) in 2 voxels \(first: \[2, 5\]\)"):
+        cc_max(reps)
+
+
+def test_degenerate_repeats_are_refused():
+    """2 TRs gave pure noise a ceiling of exactly 1 whenever the repeats agreed in sign."""
+    from bt_tutorial.noise_ceiling import MIN_TRS
+
+    reps = simulate(np.random.default_rng(5), np.zeros(400), n_repeats=4, n_trs=2)
+    with pytest.raises(ValueError, match=f"2 TRs; a noise ceiling needs at least {MIN_TRS}"):
+        cc_max(reps)
+    with pytest.raises(ValueError, match="n_repeats >= 2"):
+        cc_max(simulate(np.random.default_rng(5), np.ones(3), n_repeats=1, n_trs=100))
+    with pytest.raises(ValueError, match="n_voxels >= 1"):
+        cc_max(np.zeros((3, 50, 0)))
+    assert cc_max(simulate(np.random.default_rng(5), np.ones(3), n_repeats=2, n_trs=MIN_TRS)).shape == (3,)
+
+
+def test_selection_and_normalisation_refuse_bad_ceilings():
+    from bt_tutorial.noise_ceiling import normalized_alignment, select_voxels
+
+    with pytest.raises(ValueError, match="non-empty 1-D array of finite values.*1 non-finite"):
+        select_voxels(np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match=r"non-empty 1-D.*shape \(0,\)"):
+        select_voxels(np.array([]))
+    with pytest.raises(ValueError, match="ceiling has 1 non-finite"):
+        normalized_alignment(np.array([0.1, 0.2]), np.array([0.5, np.inf]))
+    # a NaN score (constant voxel) stays NaN instead of becoming a ratio
+    assert np.isnan(normalized_alignment(np.array([np.nan, 0.2]), np.array([0.5, 0.5]))).tolist() == [True, False]
+
+
 def test_normalized_alignment_explainable_variance_and_selection():
     from bt_tutorial.noise_ceiling import explainable_variance, normalized_alignment, select_voxels
 

@@ -22,8 +22,9 @@ def test_open_dataset_generates_the_twin_only_in_the_demo_profile(monkeypatch, t
     demo = get_config(profile="demo", data_home=tmp_path)
     assert open_dataset(demo).root == tmp_path / "synthetic_twin" and calls == [tmp_path / "synthetic_twin"]
     assert open_dataset(demo, ensure=False).root == tmp_path / "synthetic_twin" and len(calls) == 1
-    assert open_dataset(get_config(profile="full", data_home=tmp_path)).root == tmp_path / "ds003020"
-    assert len(calls) == 1
+    full = open_dataset(get_config(profile="full", data_home=tmp_path))
+    assert full.root == tmp_path / "ds003020" and len(calls) == 1
+    assert full.strict and not open_dataset(demo).strict  # a missing response file: an error, a warning
 
 
 def test_profile_roi_masks_demo_reads_the_twin_and_checks_the_voxel_count(tiny_twin):

@@ -64,6 +64,13 @@ def test_to_response_rows_aligns_and_reports_mismatch():
         timing.to_response_rows(feats, times, n_scan, "story", n_response_rows=41)
 
 
-def test_make_delayed_longer_than_the_story_gives_zeros():
-    x = np.ones((2, 3))
-    assert np.array_equal(timing.make_delayed(x, (1, 4)), np.hstack([[[0] * 3, [1] * 3], np.zeros((2, 3))]))
+def test_make_delayed_refuses_a_story_not_longer_than_the_largest_delay():
+    """A delay of 4 on 4 rows gives a block of zeros: an error naming the story, not silent zeros."""
+    with pytest.raises(ValueError, match="Story s has 4 rows, not more than the largest delay \\(4 TRs\\)"):
+        timing.make_delayed(np.ones((4, 3)), (1, 4), "Story s")
+    with pytest.raises(ValueError, match="largest delay \\(2 TRs\\)"):
+        timing.make_delayed(np.ones((2, 3)), (-2, 1))
+    with pytest.raises(ValueError, match="at least one delay"):
+        timing.make_delayed(np.ones((5, 3)), ())
+    d = timing.make_delayed(np.arange(5.0)[:, None], (-1, 4))  # one row more than the delay is enough
+    assert np.array_equal(d, [[1, 0], [2, 0], [3, 0], [4, 0], [0, 0]])

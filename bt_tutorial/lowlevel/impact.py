@@ -35,7 +35,7 @@ from himalaya.ridge import RidgeCV
 from himalaya.scoring import r2_score
 
 from ..alignment import DELAYS
-from ..encoding import fit_encoding_model, pick_backend, story_splits
+from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
 from ..rois import roi_means
 from ..timing import make_delayed
 from .feature_sets import LOWLEVEL_SETS, TOP_DIPHONES, TOP_TRIPHONES, check_sets, lowlevel_rows, stack_sets
@@ -132,9 +132,7 @@ def remove_lowlevel(x_train, low_train, x_test=None, low_test=None, alphas=LOWLE
 
 def _fit_ridge_cv(X, Y, alphas, splits, backend) -> tuple:
     """himalaya RidgeCV on centred data; numpy weights, alphas and CV scores."""
-    alphas = np.unique(np.asarray(alphas, dtype=np.float64).ravel())
-    if len(alphas) == 0 or not np.all(alphas > 0):
-        raise ValueError(f"alphas must be positive, got {alphas}.")
+    alphas = check_alphas(alphas)
     previous = get_backend().name
     try:
         pick_backend(backend)
@@ -161,8 +159,9 @@ def percent_drop(r_orig, r_resid, masks: dict) -> dict:
     """Percentage drop of the mean test correlation in each ROI.
 
     ``100 (mean r_orig - mean r_resid) / mean r_orig``, means over the ROI's
-    voxels. The ratio of means is used rather than the mean of per-voxel
-    ratios, which explode for voxels with r near 0. Where the mean ``r_orig``
+    voxels with a finite r in both (a voxel with constant test responses has
+    NaN r: it is left out of both means). The ratio of means is used rather
+    than the mean of per-voxel ratios, which explode for voxels with r near 0. Where the mean ``r_orig``
     is not positive there is no alignment to lose and the drop is NaN (with a
     warning naming those ROIs).
 
@@ -182,7 +181,9 @@ def percent_drop(r_orig, r_resid, masks: dict) -> dict:
     if r_orig.shape != r_resid.shape or r_orig.ndim != 1:
         raise ValueError(f"r_orig and r_resid must be 1-D with the same shape, got {r_orig.shape} "
                          f"and {r_resid.shape}.")
-    orig, resid = roi_means(r_orig, masks), roi_means(r_resid, masks)
+    both = np.isfinite(r_orig) & np.isfinite(r_resid)  # the same voxels in both means
+    orig = roi_means(np.where(both, r_orig, np.nan), masks)
+    resid = roi_means(np.where(both, r_resid, np.nan), masks)
     drops, undefined = {}, []
     for roi in masks:
         if not orig[roi] > 0:
@@ -207,7 +208,8 @@ class LowLevelImpact:
     sets : tuple of str
         Low-level sets regressed out (``"a+b"``: both together).
     r_orig : dict of int -> ndarray, shape (n_voxels,)
-        Per layer, r of the encoding model on the model features.
+        Per layer, r of the encoding model on the model features; NaN for
+        voxels with constant test responses, which ROI means leave out.
     r_resid : dict of (int, str) -> ndarray, shape (n_voxels,)
         Per layer and set, r of the encoding model refit on the residuals.
     residual_info : dict of (int, str) -> dict
@@ -253,12 +255,12 @@ class LowLevelImpact:
         return {roi: [d[roi] for d in by_layer] for roi in masks}
 
     def summary(self) -> str:
-        """One line per layer and set: mean r original, mean r residual."""
+        """One line per layer and set: mean r original, mean r residual (NaN voxels left out)."""
         lines = [f"LowLevelImpact({self.subject}, test {self.test_story})"]
         for k in self.layers:
             for s in self.sets:
-                lines.append(f"  layer {k}, {s}: mean r {self.r_orig[k].mean():.3f} -> "
-                             f"{self.r_resid[(k, s)].mean():.3f}")
+                orig, resid = _finite_mean(self.r_orig[k]), _finite_mean(self.r_resid[(k, s)])
+                lines.append(f"  layer {k}, {s}: mean r {orig:.3f} -> {resid:.3f}")
         return "\n".join(lines)
 
     __repr__ = summary
@@ -321,8 +323,9 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
     fit = dict(fit_kwargs, n_folds=n_folds, backend=backend)
 
     def encode(x_train, x_test):
-        x_train = [make_delayed(x, delays) for x in x_train]
-        return fit_encoding_model(x_train, y_train, make_delayed(x_test, delays), y_test, **fit).scores
+        x_train = [make_delayed(x, delays, f"Story {s}") for x, s in zip(x_train, train)]
+        return fit_encoding_model(x_train, y_train, make_delayed(x_test, delays, f"Story {test}"), y_test,
+                                  **fit).scores
 
     r_orig, r_resid, infos = {}, {}, {}
     for k in layers:
@@ -334,6 +337,11 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
             r_resid[(k, name)] = encode(resid_train, resid_test)
             infos[(k, name)] = {key: v for key, v in info.items() if key != "coef"}
     return LowLevelImpact(subject, test, layers, sets, r_orig, r_resid, infos)
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    finite = np.asarray(values, float)[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _check_model_rows(model_rows: dict, layers, n_rows: dict) -> None:
