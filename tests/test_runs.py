@@ -163,16 +163,16 @@ def test_a_bad_device_fails_before_any_data_loads(tmp_path):
         brain_tune(load_speech_model("tiny-hubert"), Untouchable(), "UTS01", tmp_path, QUICK, device="gpu0")
 
 
-def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path):
-    import subprocess
-    import sys
+def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path, capsys):
+    from bt_tutorial.brain_tuning.cli import main
 
-    cmd = [sys.executable, "-m", "bt_tutorial.tune", "--model", "tiny-hubert", "--subject", "UTS01",
-           "--data", str(tiny_twin), "--device", "cpu", "--epochs", "1"]
-    bad = subprocess.run(cmd + ["--out", str(tmp_path / "a"), "--lr-head", "nan"], capture_output=True,
-                         text=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: lr_head")
-    assert "Traceback" not in bad.stderr and "tuned backbone in" not in bad.stdout
+    args = ["--model", "tiny-hubert", "--subject", "UTS01", "--data", str(tiny_twin), "--device", "cpu",
+            "--epochs", "1"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--lr-head", "nan"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == ["error: lr_head must be a finite number > 0, got nan."]
+    assert "tuned backbone in" not in out and not (tmp_path / "a").exists()
     (tmp_path / "file").write_text("x")
-    busy = subprocess.run(cmd + ["--out", str(tmp_path / "file")], capture_output=True, text=True, timeout=300)
-    assert busy.returncode == 2 and "is a file" in busy.stderr
+    assert main(args + ["--out", str(tmp_path / "file")]) == 2
+    out, err = capsys.readouterr()
+    assert "is a file" in err and len(err.strip().splitlines()) == 1 and "tuned backbone in" not in out
