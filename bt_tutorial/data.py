@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -214,7 +215,9 @@ class LebelDataset:
     def n_scan_trs(self, story: str) -> int:
         """Scanner TRs of ``story`` according to respdict."""
         if story not in self.respdict:
-            raise KeyError(f"Story {story!r} is not in {self.root}/derivative/respdict.json.")
+            raise DatasetError(f"Story {story!r} is not in {self.root}/derivative/respdict.json, so its TR "
+                               f"count is unknown. Use a story it lists ({len(self.respdict)} stories), or "
+                               "restore respdict.json. " + refetch_hint(self.root))
         return self.respdict[story]
 
     def tr_times(self, story: str) -> np.ndarray:
@@ -305,7 +308,11 @@ class LebelDataset:
         import nibabel as nib
 
         path = require_file(self.mask_path(subject), self.root, "Cortical mask")
-        mask = np.asarray(nib.load(str(path)).dataobj)
+        try:
+            mask = np.asarray(nib.load(str(path)).dataobj)
+        except Exception as exc:  # nibabel raises many types for a damaged file
+            raise DatasetError(f"Cannot read the cortical mask {path} ({type(exc).__name__}). "
+                               + refetch_hint(self.root, path)) from None
         return np.flatnonzero(mask.T.ravel())
 
     # ---------------------------------------------------------------- stimulus
@@ -380,8 +387,12 @@ def load_ground_truth(root, subject: str | None = None, story: str | None = None
     path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, or not an npz
+        raise DatasetError(f"Cannot read the ground truth {path} ({type(exc).__name__}). "
+                           + refetch_hint(root)) from None
 
 
 def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:

@@ -243,3 +243,22 @@ def test_percent_drop_compares_the_same_voxels():
     # the second voxel has no r on the original features: it must not enter the residual mean either
     drops = percent_drop(np.array([0.5, np.nan]), np.array([0.25, 0.9]), masks)
     assert drops["roi"] == pytest.approx(50.0)
+
+
+def test_story_missing_from_respdict_damaged_truth_and_mask_name_the_file(twin, tmp_path):
+    from bt_tutorial.data import load_ground_truth
+
+    ds = LebelDataset(twin)
+    with pytest.raises(DatasetError, match="'nosuchstory' is not in .*respdict.json.*" + TWIN_FIX):
+        ds.tr_times("nosuchstory")
+    truth = twin / "ground_truth" / f"{SUBJECT}.npz"
+    truth.write_bytes(truth.read_bytes()[:100])  # truncated
+    with pytest.raises(DatasetError, match=f"Cannot read the ground truth {truth}.*" + TWIN_FIX):
+        load_ground_truth(twin, SUBJECT)
+    (tmp_path / "real" / "derivative").mkdir(parents=True)
+    real = LebelDataset(tmp_path / "real")
+    mask = real.mask_path(SUBJECT)
+    mask.parent.mkdir(parents=True, exist_ok=True)
+    mask.write_text("<html>captive portal</html>")
+    with pytest.raises(DatasetError, match="Cannot read the cortical mask .*download_lebel.py"):
+        real.voxel_columns(SUBJECT)
