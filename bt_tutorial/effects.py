@@ -344,9 +344,12 @@ def control_share(table):
     Returns
     -------
     gains : pandas DataFrame
-        One row per task: the differences, and their ratio where the tuned model gains.
+        One row per task: the differences, and their ratio where the tuned model clearly
+        gains (verdict ``"higher"``; a ratio over a gain within the noise means nothing).
     """
     gains = table.pivot(index="task", columns="comparison", values="difference")
     tuned, control = gains["brain-tuned - pretrained"], gains["control - pretrained"]
-    gains["share of the tuned model's gain that the control also has"] = (control / tuned).where(tuned > 0)
+    rows = table[table["comparison"] == "brain-tuned - pretrained"].set_index("task")["verdict"]
+    clear = rows.reindex(gains.index) == "higher"
+    gains["share of the tuned model's gain that the control also has"] = (control / tuned).where(clear)
     return gains.rename_axis(columns=None)

@@ -160,6 +160,10 @@ def test_describe_lowlevel_and_downstream():
     share = control_share(effect)
     assert share.loc["intent"].iloc[-1] == pytest.approx(0.25)
     assert np.isnan(share.loc["phonemes"].iloc[-1])  # the tuned model does not gain: no share
+    noisy = effect.copy()
+    noisy.loc[(noisy["task"] == "intent") & (noisy["comparison"] == "brain-tuned - pretrained"), "verdict"] = \
+        "no clear difference"
+    assert np.isnan(control_share(noisy).loc["intent"].iloc[-1])  # a gain within the noise: no share
 
 
 def test_ablation_table_reads_each_run_at_its_chosen_layer(tmp_path):
