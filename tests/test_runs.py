@@ -125,6 +125,23 @@ def test_resume_compares_model_subject_and_data(tmp_path, change, expected):
         run(tmp_path, resume=True, **kwargs)
 
 
+def test_resume_with_overwrite_keeps_a_matching_run_and_replaces_a_stale_one(tmp_path):
+    one_epoch = TuningConfig(**{**QUICK.__dict__, "epochs": 1})
+    run(tmp_path, one_epoch)
+    first = (tmp_path / "history.json").read_text()
+    assert run(tmp_path, one_epoch, resume=True, overwrite=True).completed
+    assert (tmp_path / "history.json").read_text() == first  # resumed (finished), not retrained
+    with pytest.warns(RuntimeWarning, match="Cannot resume .*data: checkpoint.*training starts again"):
+        again = run(tmp_path, one_epoch, shift=3.0, resume=True, overwrite=True)
+    assert again.completed and (tmp_path / "history.json").read_text() != first
+    torch.save({"model": np.zeros(2)}, tmp_path / runs.CHECKPOINT)  # an older version's pickle
+    with pytest.raises(RunFolderError, match="Cannot load"):
+        run(tmp_path, one_epoch, resume=True)
+    with pytest.warns(RuntimeWarning, match="Cannot load .*checkpoint.pt safely"):
+        assert run(tmp_path, one_epoch, resume=True, overwrite=True).completed
+    assert runs.load_checkpoint(tmp_path / runs.CHECKPOINT, "cpu")["epoch"] == 1
+
+
 def test_resume_notices_other_weights_under_the_same_name(tmp_path):
     run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
     train, val = data()

@@ -33,7 +33,9 @@ def parse_args(argv=None):
     parser.add_argument("--control", choices=[c for c in CONTROLS if c], default=None,
                         help="shuffled-fMRI control")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--overwrite", action="store_true", help="delete a previous run in OUT and start again")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete a previous run in OUT and start again (with --resume: only a run "
+                        "that cannot be resumed)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--preset", choices=sorted(TUNING_PRESETS), default="paper",
                         help="recipe: 'paper' (default) or 'lag-ridge' (window 2 TRs earlier, ridge-fitted "

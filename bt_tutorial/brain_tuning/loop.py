@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,6 +116,20 @@ def _check_resume(saved: dict, config: TuningConfig, run: dict, voxels: np.ndarr
                              + ". Use another output folder, or start again with overwrite=True (--overwrite).")
 
 
+def _replace_if_stale(out: Path, config: TuningConfig, run: dict, voxels: np.ndarray) -> None:
+    """``resume`` with ``overwrite``: a checkpoint this run cannot resume is replaced, with a warning."""
+    path = out / CHECKPOINT
+    if not path.is_file():
+        return
+    try:
+        _check_resume(load_checkpoint(path, "cpu"), config, run, voxels, path)
+    except RunFolderError as err:
+        reason = str(err).split(" Use another", 1)[0].split(" It is not", 1)[0]
+        warnings.warn(f"{reason} overwrite=True: the previous run in {out} is deleted and training starts "
+                      "again.", RuntimeWarning, stacklevel=4)
+        prepare_folder(out, resume=False, overwrite=True)
+
+
 def evaluate(model: BrainTunedModel, data: TuningData, batch_size: int, autocast=nullcontext,
              processes: Processes | None = None) -> dict:
     """Mean squared error and mean correlation over voxels, in eval mode, without gradients.
@@ -186,6 +201,7 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (same settings, model, subject and data
         required); a fresh run refuses a folder that holds a run unless ``overwrite``.
+        A finished run returns at once.
     device : str or torch.device, optional
         Default: CUDA when available. Under ``accelerate launch`` each process
         uses the device accelerate gives it (``"cpu"`` keeps CPU processes).
@@ -194,7 +210,9 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
         Stop after this many optimizer steps of this call, as a disconnect would
         (the epoch in progress is lost; the last checkpoint stays).
     overwrite : bool
-        Delete a previous run's outputs in ``out_dir`` and start again.
+        Delete a previous run's outputs in ``out_dir`` and start again. With ``resume``:
+        only when its checkpoint cannot be resumed (other settings, model, subject or
+        data, or an older bt_tutorial), with a ``RuntimeWarning`` that says why.
 
     Returns
     -------
@@ -233,6 +251,8 @@ def train_model(speech_model, train: TuningData, val: TuningData, voxels: np.nda
     with locked(out) if processes.is_main else nullcontext():
         if processes.is_main:
             prepare_folder(out, resume, overwrite)
+            if resume and overwrite:
+                _replace_if_stale(out, config, run, voxels)
         processes.wait()
         return _train(speech_model, train, val, voxels, out, config, resume, processes, progress,
                       stop_after_steps, run)

@@ -132,7 +132,7 @@ def load_checkpoint(path: Path, device) -> dict:
     except Exception as exc:  # pickle refusals and truncated files alike
         raise RunFolderError(f"Cannot load {path} safely ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
                              "It is not a checkpoint of this version of bt_tutorial, or it is damaged: "
-                             "start again with --overwrite.") from None
+                             "start again with overwrite=True (--overwrite).") from None
 
 
 def data_digest(voxels: np.ndarray, targets: list, windows: list) -> str:
