@@ -8,7 +8,10 @@ Settings and data
     ``stimulus``       audio files (read at 16 kHz) and TextGrid transcripts
     ``timing``         the TR grid of a story, the HRF, resampling features onto response rows
     ``data``           the reader of the ds003020 layout (responses, repeats, stories, split)
-    ``download``       resumable, verified downloads of ds003020 files
+    ``layout``         the derivative(s)/ folder, dataset errors with their fix, a twin's ground truth
+    ``stories``        the paper's test, validation and 24 training stories, the split
+    ``download``       ds003020 files for a subject and N stories; ``python -m bt_tutorial.download``
+    ``transfer``       resumable, verified HTTPS downloads of single files
     ``file_formats``   what a complete file of each format starts with, MD5 of S3 objects
     ``profiles``       what each profile plugs in: the dataset, ROI masks, downstream tasks
     ``synthetic``      the offline twin of ds003020 and the offline downstream tasks
@@ -23,6 +26,7 @@ Measuring alignment
     ``surface``        the fsaverage5 surface for brain maps
     ``rois``           ROI sets, per-ROI summaries with intervals, paired comparisons
     ``atlas``          Glasser ROI masks of real subjects, built once per subject
+    ``roi_build``      ``python -m bt_tutorial.roi_build``: downloads the inputs, builds the masks
 Brain-tuning
     ``brain_tuning``   settings, training samples and controls, the tuned model, the loop
     ``tune``           ``python -m bt_tutorial.tune``, the command line of brain-tuning

@@ -2,9 +2,9 @@
 
 The paper's ROIs are sets of Glasser areas (``PAPER_ROI_SETS`` in :mod:`bt_tutorial.rois`)
 defined on fsaverage; responses live in the voxels of each subject's cortical mask.
-``data_scripts/build_roi_masks.py`` goes from one to the other once: it reads the atlas
-label of each fsaverage vertex, carries it to the subject's vertices through the spherical
-registration, then to voxels through a sparse voxel x vertex matrix from pycortex
+``python -m bt_tutorial.roi_build`` (:mod:`bt_tutorial.roi_build`) goes from one to the
+other once: it carries the atlas label of each fsaverage vertex to the subject's vertices
+through the spherical registration, then to voxels through a sparse voxel x vertex matrix
 (:func:`voxel_vertex_matrix`, :func:`assign_voxels`), collects the voxels of every area
 and ROI set (:func:`roi_sets_from_labels`) and writes an ``.npz`` (:func:`save_roi_masks`).
 
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .layout import derivative_dir
+
 ATLAS = "HCP-MMP1"
 FORMAT_VERSION = 1
 HEMIS = ("L", "R")  # hemisphere codes 0 and 1; -1: no vertex maps into the voxel
@@ -31,7 +33,7 @@ ASSIGN_RULES = ("majority", "max_weight")
 _UNLABELED = {"", "???", "unknown", "medial_wall", "medialwall", "corpuscallosum"}
 _PREFIXED = re.compile(r"^(?P<hemi>[LR])_(?P<area>.+?)(?:_ROI)?$")
 _SUFFIXED = re.compile(r"^(?P<area>.+?)(?:_ROI)?_(?P<hemi>[LR])$")
-_BUILD_HINT = "python data_scripts/build_roi_masks.py --data <ds003020 root> --subject {}"
+_BUILD_HINT = "python -m bt_tutorial.roi_build --data <ds003020 root> --subject {}"
 
 
 class RoiFileError(ValueError):
@@ -95,7 +97,7 @@ def voxel_vertex_matrix(left, right, columns=None):
     Parameters
     ----------
     left, right : sparse matrix, shape (n_vertices_hemi, n_volume_voxels)
-        A pycortex mapper's ``masks``: vertex -> flat index of the (z, y, x) volume.
+        Vertex -> flat index of the (z, y, x) volume (``roi_build.line_nearest_matrix``).
     columns : ndarray of int, shape (n_voxels,), optional
         Flat volume index of each response column (``LebelDataset.voxel_columns``).
 
@@ -260,8 +262,12 @@ def roi_sets_from_labels(voxel_areas, voxel_hemi, roi_sets: dict | None = None, 
 
 # ------------------------------------------------------------------------- files
 def default_roi_path(root, subject: str) -> Path:
-    """Where the build script writes a subject's masks: ``<root>/derivative/roi_masks/<subject>.npz``."""
-    return Path(root).expanduser() / "derivative" / "roi_masks" / f"{subject}.npz"
+    """Where the build writes a subject's masks: ``<root>/derivative/roi_masks/<subject>.npz``.
+
+    ``derivatives/`` instead when the dataset uses that name.
+    """
+    root = Path(root).expanduser()
+    return (derivative_dir(root) or root / "derivative") / "roi_masks" / f"{subject}.npz"
 
 
 def save_roi_masks(path, rois: dict, n_voxels: int, subject: str, hemi=None,

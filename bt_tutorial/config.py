@@ -1,7 +1,8 @@
 """Profiles (``demo`` offline, ``full`` online) and the data home.
 
 The profile is read from the environment variable ``BT_PROFILE`` and the data
-home from ``BT_DATA`` (``BT_MODEL``, ``BT_PROGRESS`` and ``BT_INTERACTIVE`` are optional);
+home from ``BT_DATA`` (``BT_SUBJECT``, ``BT_TRAIN_STORIES``, ``BT_MODEL``, ``BT_PROGRESS``
+and ``BT_INTERACTIVE`` are optional);
 :func:`get_config` turns them into one small object that chapters read, so the
 same code runs in both profiles.
 """
@@ -9,10 +10,14 @@ same code runs in both profiles.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROFILES = ("demo", "full")
+# the subjects of ds003020 (the full profile); a synthetic twin names its subjects the same way
+LEBEL_SUBJECTS = tuple(f"UTS{i:02d}" for i in range(1, 9))
+DEFAULT_SUBJECT = "UTS01"
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,9 @@ class Config:
     data_home : Path
         Folder holding datasets, converted models and caches.
     subject : str
-        Subject used by default in the chapters.
+        Subject of the chapters (``BT_SUBJECT``; default ``UTS01``). The full profile
+        accepts ``UTS01`` to ``UTS08``; the dataset must hold its responses (the reader
+        lists the subjects it has otherwise).
     model : str, optional
         Speech model of the chapters (default: ``whisper-tiny.en`` in the demo
         profile, ``openai/whisper-small`` in the full one).
@@ -92,14 +99,21 @@ class Config:
     interactive : bool
         Show widgets (``BT_INTERACTIVE=0`` turns them off in book builds: the static
         book cannot show them, and executing them there can hang the notebook client).
+    train_stories : {"paper", "all"}, str or tuple of str, optional
+        Training stories of the split (``BT_TRAIN_STORIES``): ``"paper"``, the paper's 24
+        (the full profile's default), ``"all"``, every story present but the test,
+        validation and ``life`` stories (the demo profile's default: the twin has its own
+        stories), or story names (a comma-separated string or a tuple). See
+        :mod:`bt_tutorial.stories`.
     """
 
     profile: str = "demo"
     data_home: Path = field(default_factory=default_data_home)
-    subject: str = "UTS01"
+    subject: str = DEFAULT_SUBJECT
     model: str | None = None
     progress: bool = True
     interactive: bool = True
+    train_stories: str | tuple | None = None
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -108,12 +122,49 @@ class Config:
                 "(set the environment variable BT_PROFILE)."
             )
         object.__setattr__(self, "data_home", Path(self.data_home).expanduser())
+        subject = self.subject.strip() if isinstance(self.subject, str) else self.subject
+        if not isinstance(subject, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", subject):
+            raise ValueError(f"Invalid subject {self.subject!r}: a folder name such as {DEFAULT_SUBJECT} "
+                             "(set the environment variable BT_SUBJECT).")
+        if self.profile == "full" and subject.upper() in LEBEL_SUBJECTS:
+            subject = subject.upper()
+        if self.profile == "full" and subject not in LEBEL_SUBJECTS:
+            raise ValueError(f"Unknown subject {self.subject!r}: ds003020 has {', '.join(LEBEL_SUBJECTS)} "
+                             "(set the environment variable BT_SUBJECT).")
+        object.__setattr__(self, "subject", subject)
+        stories = self.train_stories
+        if isinstance(stories, str):
+            key = stories.strip().lower()
+            stories = key if key in ("paper", "all") else tuple(s.strip() for s in stories.split(",") if s.strip())
+        elif stories is not None:
+            stories = tuple(stories)
+        if isinstance(stories, tuple) and not (stories and all(isinstance(s, str) and s for s in stories)):
+            raise ValueError(f"train_stories must be 'paper', 'all' or story names, got {self.train_stories!r} "
+                             "(set the environment variable BT_TRAIN_STORIES).")
+        object.__setattr__(self, "train_stories", stories)
 
     @property
     def dataset_root(self) -> Path:
         """Root of the dataset in the ds003020 layout for this profile."""
         name = "synthetic_twin" if self.profile == "demo" else "ds003020"
         return self.data_home / name
+
+    @property
+    def train_story_setting(self):
+        """``train_stories``, or the profile's default: ``"paper"`` (full) or ``"all"`` (demo)."""
+        if self.train_stories is not None:
+            return self.train_stories
+        return "all" if self.profile == "demo" else "paper"
+
+    @property
+    def nan_policy(self) -> str:
+        """What the reader does with NaN responses: ``"raise"`` (demo) or ``"zero"`` (full).
+
+        Real responses have NaN columns (voxels outside the brain in some runs); the
+        paper's loader zeroes them, and so does the full profile, with a warning that
+        counts them. The twin has none, so the demo profile keeps NaN an error.
+        """
+        return "raise" if self.profile == "demo" else "zero"
 
     @property
     def model_name(self) -> str:
@@ -144,7 +195,7 @@ class Config:
 
 
 def get_config(**overrides) -> Config:
-    """Build the configuration from ``BT_PROFILE`` / ``BT_DATA`` and overrides.
+    """Build the configuration from ``BT_PROFILE``, ``BT_DATA``, ``BT_SUBJECT`` ... and overrides.
 
     Parameters
     ----------
@@ -158,8 +209,9 @@ def get_config(**overrides) -> Config:
     values = {"profile": os.environ.get("BT_PROFILE", "demo").strip().lower()}
     if os.environ.get("BT_DATA"):
         values["data_home"] = Path(os.environ["BT_DATA"])
-    if os.environ.get("BT_MODEL"):
-        values["model"] = os.environ["BT_MODEL"]
+    for name in ("model", "subject", "train_stories"):
+        if os.environ.get(f"BT_{name.upper()}", "").strip():
+            values[name] = os.environ[f"BT_{name.upper()}"].strip()
     for name in ("progress", "interactive"):
         values[name] = os.environ.get(f"BT_{name.upper()}", "1").strip().lower() not in ("0", "false", "no")
     values.update(overrides)

@@ -7,60 +7,33 @@ share this reader: the twin is written in exactly the same layout::
     <root>/derivative/TextGrids/<story>.TextGrid
     <root>/derivative/preprocessed_data/<subject>/<story>.hf5   (key "data")
     <root>/stimuli/<story>.wav
+
+Snapshot 3.1.0 of ds003020 names the folder ``derivative/``; users of newer snapshots
+cite ``derivatives/``: the reader accepts either (:func:`derivative_dir`).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from .layout import (DERIVATIVE_DIRS, GROUND_TRUTH_DIR, HOW_TO_GET, TWIN_INFO,  # noqa: F401 (re-exported)
+                     DatasetError, derivative_dir, load_ground_truth, refetch_hint, require_file, tree_lines)
 from .stimulus import (BAD_WORDS, Audio, Intervals, StimulusFileError, read_audio,  # noqa: F401 (re-exported)
                        read_textgrid)
+from .stories import (EXCLUDED_STORIES, PAPER_TRAIN_STORIES, TEST_STORY,  # noqa: F401 (re-exported)
+                      VALIDATION_STORY, split_stories, train_story_list)
 from .timing import RESPONSE_TRIM, TR, response_tr_times
 
-TEST_STORY = "wheretheressmoke"
-VALIDATION_STORY = "stagefright"
-EXCLUDED_STORIES = ("life",)  # left out of the paper's training set
-# the 27 stories all subjects heard, minus life, stagefright and wheretheressmoke
-PAPER_TRAIN_STORIES = (
-    "adollshouse", "adventuresinsayingyes", "alternateithicatom", "avatar", "buck", "exorcism", "eyespy",
-    "fromboyhoodtofatherhood", "hangtime", "haveyoumethimyet", "howtodraw", "inamoment", "itsabox", "legacy",
-    "myfirstdaywiththeyankees", "naked", "odetostepfather", "sloth", "souls", "swimmingwithastronauts",
-    "thatthingonmyarm", "theclosetthatateeverything", "tildeath", "undertheinfluence")
 NAN_POLICIES = ("raise", "zero", "keep")
 # audio may end this many TRs before the end of the story's last response row (Lanczos
 # resampling reaches 3 TRs around each row, so a small shortfall only dims its edge)
 AUDIO_SHORTFALL_TRS = 1.0
-# where a synthetic twin keeps what real data cannot give: the truth behind its responses
-GROUND_TRUTH_DIR = "ground_truth"
-TWIN_INFO = "twin.json"
-
-_HOW_TO_GET = (
-    "For the offline twin run `python data_scripts/make_synthetic_twin.py --out {root}`; "
-    "for the real data run `python data_scripts/download_lebel.py --subject UTS01 "
-    "--stories 5 --out {root}`."
-)
-
-
-class DatasetError(ValueError):
-    """A dataset file exists but its content is not what ds003020 promises."""
-
-
-def refetch_hint(root, path=None) -> str:
-    """How to replace a damaged file of the dataset at ``root``: regenerate the twin or download again."""
-    root = Path(root)
-    if (root / GROUND_TRUTH_DIR / TWIN_INFO).is_file():
-        return (f"This is a synthetic twin: delete the folder {root} and it is regenerated on next use "
-                f"(or run `python data_scripts/make_synthetic_twin.py --out {root}`).")
-    what = f"delete {path} and " if path is not None else ""
-    return (f"To download it again, {what}run `python data_scripts/download_lebel.py --subject <UTSxx> "
-            f"--stories <N> --out {root}` (it fetches only missing or incomplete files).")
 
 
 @dataclass
@@ -91,13 +64,6 @@ class Story:
         return self.dataset.load_audio(self.name, sample_rate)
 
 
-def require_file(path: Path, root: Path, what: str = "File") -> Path:
-    """Return ``path`` or raise FileNotFoundError saying how to get it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}. " + _HOW_TO_GET.format(root=root))
-    return path
-
-
 class LebelDataset:
     """Read a folder in the ds003020 layout (real or synthetic).
 
@@ -111,6 +77,19 @@ class LebelDataset:
         What :meth:`stories` does with a story that has stimulus files but no
         response file for the subject: warn and leave it out (False), or raise
         (True, e.g. for the full profile).
+    nan_policy : {"raise", "zero", "keep"}
+        Default of :meth:`load_responses` and :meth:`load_repeats` for non-finite
+        values (``"zero"`` in the full profile: real responses have NaN voxels).
+    train_stories : {"all", "paper"}, str or sequence of str
+        Default training stories of :meth:`split` (see :mod:`bt_tutorial.stories`).
+
+    Attributes
+    ----------
+    derivative : Path
+        ``<root>/derivative`` or ``<root>/derivatives``, whichever the tree has.
+    zeroed_voxels : dict of (subject, story) -> int
+        How many voxels of each file loaded with ``nan_policy="zero"`` had non-finite
+        values set to 0 (the key's story is ``"<story> (repeats)"`` for repeats).
 
     Examples
     --------
@@ -118,13 +97,23 @@ class LebelDataset:
     >>> Y = ds.load_responses("UTS01", "wheretheressmoke")  # doctest: +SKIP
     """
 
-    def __init__(self, root, tr: float = TR, strict: bool = False):
+    def __init__(self, root, tr: float = TR, strict: bool = False, nan_policy: str = "raise",
+                 train_stories="all"):
         self.root = Path(root).expanduser()
         self.tr = tr
         self.strict = strict
-        if not (self.root / "derivative").is_dir():
-            raise FileNotFoundError(f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'}). "
-                                    + _HOW_TO_GET.format(root=self.root))
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}.")
+        self.nan_policy = nan_policy
+        train_story_list(train_stories)  # checked now, not at the first split
+        self.train_stories = train_stories
+        self.zeroed_voxels = {}
+        self._zeroed_columns = {}  # subject -> bool mask of the columns zeroed so far
+        derivative = derivative_dir(self.root)
+        if derivative is None:
+            raise FileNotFoundError(f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'} "
+                                    "or derivatives). " + HOW_TO_GET.format(root=self.root))
+        self.derivative = derivative
 
     def __repr__(self) -> str:
         return f"LebelDataset(root={str(self.root)!r})"
@@ -132,7 +121,7 @@ class LebelDataset:
     def tree(self, max_files: int = 3) -> str:
         """The folder layout as text, showing at most ``max_files`` files per folder."""
         lines = [f"{self.root.name}/"]
-        _tree_lines(self.root, "", max_files, lines)
+        tree_lines(self.root, "", max_files, lines)
         return "\n".join(lines)
 
     # ----------------------------------------------------------------- listing
@@ -143,7 +132,7 @@ class LebelDataset:
         Raises DatasetError, naming the file and how to replace it, if it is not a
         JSON object of integers above 20 (a story keeps ``respdict - 20`` rows).
         """
-        path = require_file(self.root / "derivative" / "respdict.json", self.root)
+        path = require_file(self.derivative / "respdict.json", self.root)
         try:
             raw = json.loads(path.read_text())
         except (UnicodeDecodeError, ValueError) as exc:
@@ -161,7 +150,7 @@ class LebelDataset:
     @property
     def subjects(self) -> list:
         """Subjects with a ``preprocessed_data`` folder, sorted."""
-        base = self.root / "derivative" / "preprocessed_data"
+        base = self.derivative / "preprocessed_data"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     def stories(self, subject: str | None = None, strict: bool | None = None) -> list:
@@ -175,10 +164,12 @@ class LebelDataset:
         """
         if subject is None:
             return sorted(self.respdict)
-        folder = self.root / "derivative" / "preprocessed_data" / subject
+        folder = self.derivative / "preprocessed_data" / subject
         if not folder.is_dir():
-            raise FileNotFoundError(f"No responses for subject {subject!r} at {folder}; subjects here: "
-                                    f"{self.subjects}. " + _HOW_TO_GET.format(root=self.root))
+            raise FileNotFoundError(
+                f"No responses for subject {subject!r} at {folder}; subjects here: {self.subjects}. Choose "
+                f"one of them (BT_SUBJECT, or Config.subject), or download {subject}: `python -m "
+                f"bt_tutorial.download --subject {subject} --stories 5 --out {self.root}`.")
         have = sorted(p.stem for p in folder.glob("*.hf5"))
         missing = [s for s in sorted(set(self.respdict) - set(have)) if self._has_stimulus(subject, s)]
         if missing:
@@ -195,27 +186,34 @@ class LebelDataset:
         part = self.response_path(subject, story).with_suffix(".hf5.part")  # an interrupted download
         return any(p.is_file() for p in (self.textgrid_path(story), self.audio_path(story), part))
 
-    def split(self, subject: str, strict: bool | None = None) -> dict:
+    def split(self, subject: str, strict: bool | None = None, train_stories=None) -> dict:
         """The paper's split of the stories a subject has.
+
+        Parameters
+        ----------
+        subject : str
+        strict : bool, optional
+            See :meth:`stories`.
+        train_stories : {"all", "paper"}, str or sequence of str, optional
+            Default: the dataset's. ``"all"``: every story present except the test,
+            validation and ``life`` stories; ``"paper"``: the paper's 24, warning about
+            those missing (see :func:`bt_tutorial.stories.split_stories`).
 
         Returns
         -------
         split : dict
-            ``{"train": [...], "validation": "stagefright", "test": "wheretheressmoke"}``;
-            training stories are all others except ``life``. ``strict``: see :meth:`stories`.
+            ``{"train": [...], "validation": "stagefright", "test": "wheretheressmoke"}``.
         """
         have = self.stories(subject, strict)
-        for story in (TEST_STORY, VALIDATION_STORY):
-            if story not in have:
-                raise FileNotFoundError(f"Subject {subject} has no responses for {story!r}, which the paper's "
-                                        "split needs. " + _HOW_TO_GET.format(root=self.root))
-        skip = {TEST_STORY, VALIDATION_STORY, *EXCLUDED_STORIES}
-        return {"train": [s for s in have if s not in skip], "validation": VALIDATION_STORY, "test": TEST_STORY}
+        setting = self.train_stories if train_stories is None else train_stories
+        fix = (f"Download them with `python -m bt_tutorial.download --subject {subject} --stories N "
+               f"--out {self.root}`.")
+        return split_stories(have, subject, setting, where=str(self.root), fix=fix)
 
     def n_scan_trs(self, story: str) -> int:
         """Scanner TRs of ``story`` according to respdict."""
         if story not in self.respdict:
-            raise DatasetError(f"Story {story!r} is not in {self.root}/derivative/respdict.json, so its TR "
+            raise DatasetError(f"Story {story!r} is not in {self.derivative}/respdict.json, so its TR "
                                f"count is unknown. Use a story it lists ({len(self.respdict)} stories), or "
                                "restore respdict.json. " + refetch_hint(self.root))
         return self.respdict[story]
@@ -227,18 +225,21 @@ class LebelDataset:
     # --------------------------------------------------------------- responses
     def response_path(self, subject: str, story: str) -> Path:
         """Path of the HDF5 file of a subject's responses to a story."""
-        return self.root / "derivative" / "preprocessed_data" / subject / f"{story}.hf5"
+        return self.derivative / "preprocessed_data" / subject / f"{story}.hf5"
 
-    def load_responses(self, subject: str, story: str, nan_policy: str = "raise") -> np.ndarray:
+    def load_responses(self, subject: str, story: str, nan_policy: str | None = None) -> np.ndarray:
         """A subject's responses to a story.
 
         Parameters
         ----------
         subject, story : str
-        nan_policy : {"raise", "zero", "keep"}
-            What to do with non-finite values, NaN or inf (real data has NaN):
-            ``"raise"`` a DatasetError naming the voxels, replace them by
-            ``"zero"`` (with one warning that says how many), or ``"keep"`` them.
+        nan_policy : {"raise", "zero", "keep"}, optional
+            What to do with non-finite values, NaN or inf (real data has NaN columns):
+            ``"raise"`` a DatasetError naming the voxels, replace them by ``"zero"``
+            (as the paper's loader does), or ``"keep"`` them. Default: the dataset's.
+            ``"zero"`` warns with the number of voxels the first time a subject's
+            files have non-finite values in voxels not reported before, and counts
+            them in :attr:`zeroed_voxels`.
 
         Returns
         -------
@@ -246,10 +247,12 @@ class LebelDataset:
         """
         data = self._read_hdf5(subject, story, "data", ("TRs", "voxels"))
         self._check_rows(subject, story, data.shape[0])
-        return _apply_nan_policy(data, nan_policy, self.response_path(subject, story))
+        return self._apply_nan_policy(data, nan_policy, subject, story)
 
-    def load_repeats(self, subject: str, story: str = TEST_STORY, nan_policy: str = "raise") -> np.ndarray:
+    def load_repeats(self, subject: str, story: str = TEST_STORY, nan_policy: str | None = None) -> np.ndarray:
         """Single-repeat responses of the test story.
+
+        ``nan_policy``: as in :meth:`load_responses`.
 
         Returns
         -------
@@ -260,7 +263,41 @@ class LebelDataset:
             raise DatasetError(f"{self.response_path(subject, story)}: 'individual_repeats' holds "
                                f"{reps.shape[0]} repeat; a noise ceiling needs at least 2.")
         self._check_rows(subject, story, reps.shape[1])
-        return _apply_nan_policy(reps, nan_policy, self.response_path(subject, story))
+        return self._apply_nan_policy(reps, nan_policy, subject, story, " (repeats)")
+
+    def _apply_nan_policy(self, data: np.ndarray, policy: str | None, subject: str, story: str,
+                          what: str = "") -> np.ndarray:
+        """Raise on, zero (in place) or keep the non-finite values of ``data`` (..., n_voxels)."""
+        policy = self.nan_policy if policy is None else policy
+        if policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {policy!r}.")
+        if policy == "keep":
+            return data
+        path = self.response_path(subject, story)
+        flat = data.reshape(-1, data.shape[-1])
+        bad = _nonfinite_columns(flat)
+        if not bad.any():
+            return data
+        voxels = np.flatnonzero(bad)
+        if policy == "raise":
+            raise DatasetError(f"{path} has non-finite values (NaN or inf) in {voxels.size} voxels (first: "
+                               f"{voxels[:5].tolist()}). Pass nan_policy='zero' to replace them with 0 (a zero "
+                               "column then gets a test r of NaN), or nan_policy='keep' to handle them yourself.")
+        block = flat[:, voxels]
+        block[~np.isfinite(block)] = 0
+        flat[:, voxels] = block
+        self.zeroed_voxels[(subject, story + what)] = int(voxels.size)
+        seen = self._zeroed_columns.get(subject)
+        seen = seen if seen is not None and seen.size == bad.size else np.zeros(bad.size, bool)
+        new = int((bad & ~seen).sum())
+        if new:
+            self._zeroed_columns[subject] = bad | seen
+            total = int((bad | seen).sum())
+            warnings.warn(f"{path}: replaced non-finite values (NaN or inf) by 0 in {voxels.size} voxels{what} "
+                          f"({new} not reported before; {total} of {bad.size} voxels of {subject} so far). "
+                          "Other files of the subject warn only for other voxels; the dataset's zeroed_voxels "
+                          "counts them per story.", stacklevel=3)
+        return data
 
     def _read_hdf5(self, subject: str, story: str, key: str, axes: tuple) -> np.ndarray:
         """Dataset ``key`` of a response file as float32, with one dimension per name in ``axes``."""
@@ -269,9 +306,9 @@ class LebelDataset:
         path = require_file(self.response_path(subject, story), self.root, "Responses")
         try:
             with h5py.File(path, "r") as f:
-                data = np.asarray(f[key], dtype=np.float32) if key in f else None
+                data = _read_float32(f[key]) if key in f else None
                 keys = sorted(f.keys())
-        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             # h5py: OSError for a truncated, empty or non-HDF5 file; the others for odd content
             raise DatasetError(f"{path} cannot be read as HDF5 {key!r} ({type(exc).__name__}: {exc}); it is "
                                f"damaged or not a response file. {refetch_hint(self.root, path)}") from None
@@ -292,7 +329,7 @@ class LebelDataset:
 
     def mask_path(self, subject: str) -> Path:
         """Path of the subject's cortical mask in the pycortex database."""
-        return (self.root / "derivative" / "pycortex-db" / subject / "transforms"
+        return (self.derivative / "pycortex-db" / subject / "transforms"
                 / f"{subject}_auto" / "mask_thick.nii.gz")
 
     def voxel_columns(self, subject: str) -> np.ndarray:
@@ -317,7 +354,7 @@ class LebelDataset:
 
     # ---------------------------------------------------------------- stimulus
     def textgrid_path(self, story: str) -> Path:
-        return self.root / "derivative" / "TextGrids" / f"{story}.TextGrid"
+        return self.derivative / "TextGrids" / f"{story}.TextGrid"
 
     def audio_path(self, story: str) -> Path:
         return self.root / "stimuli" / f"{story}.wav"
@@ -367,59 +404,20 @@ class LebelDataset:
         return Story(story, words, phones, self.n_scan_trs(story), self.tr_times(story), self)
 
 
-def load_ground_truth(root, subject: str | None = None, story: str | None = None) -> dict:
-    """Ground truth of a synthetic twin: its summary, a subject's voxels or a story's features.
+def _read_float32(dataset) -> np.ndarray:
+    """An HDF5 dataset as float32, converted while reading (no float64 copy of a float64 file)."""
+    out = np.empty(dataset.shape, dtype=np.float32)
+    if out.size:
+        dataset.read_direct(out)
+    return out
 
-    The twin (:mod:`bt_tutorial.synthetic`) writes these files; the reader owns their layout.
 
-    Returns
-    -------
-    truth : dict
-        ``twin.json`` content if neither subject nor story is given; else the
-        arrays of ``ground_truth/<subject>.npz`` or ``ground_truth/stories/<story>.npz``.
+def _nonfinite_columns(flat: np.ndarray, rows: int = 256) -> np.ndarray:
+    """Columns of ``flat`` (n_rows, n_columns) with a non-finite value, shape (n_columns,), bool.
+
+    Checked a block of rows at a time, so the temporary mask stays small.
     """
-    gt = Path(root) / GROUND_TRUTH_DIR
-    if subject is None and story is None:
-        try:
-            return json.loads((gt / TWIN_INFO).read_text())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise DatasetError(f"{gt / TWIN_INFO} is not valid JSON ({exc}). {refetch_hint(root)}") from None
-    path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, or not an npz
-        raise DatasetError(f"Cannot read the ground truth {path} ({type(exc).__name__}). "
-                           + refetch_hint(root)) from None
-
-
-def _tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:
-    entries = sorted(folder.iterdir(), key=lambda p: (p.is_file(), p.name))
-    dirs = [p for p in entries if p.is_dir()]
-    files = [p for p in entries if p.is_file()]
-    shown = dirs + files[:max_files]
-    for i, path in enumerate(shown):
-        last = i == len(shown) - 1 and len(files) <= max_files
-        lines.append(f"{prefix}{'└── ' if last else '├── '}{path.name}{'/' if path.is_dir() else ''}")
-        if path.is_dir():
-            _tree_lines(path, prefix + ("    " if last else "│   "), max_files, lines)
-    if len(files) > max_files:
-        lines.append(f"{prefix}└── ... {len(files) - max_files} more files")
-
-
-def _apply_nan_policy(data: np.ndarray, policy: str, path: Path) -> np.ndarray:
-    if policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {policy!r}.")
-    bad = ~np.isfinite(data)
-    if policy == "keep" or not bad.any():
-        return data
-    voxels = np.flatnonzero(bad.reshape(-1, data.shape[-1]).any(axis=0))
-    if policy == "raise":
-        raise DatasetError(f"{path} has non-finite values (NaN or inf) in {voxels.size} voxels (first: "
-                           f"{voxels[:5].tolist()}). Pass nan_policy='zero' to replace them with 0 (a zero "
-                           "column then gets a test r of NaN), or nan_policy='keep' to handle them yourself.")
-    warnings.warn(f"{path}: replaced non-finite values (NaN or inf) by 0 in {voxels.size} voxels.",
-                  stacklevel=3)
-    return np.where(bad, np.float32(0), data)
+    bad = np.zeros(flat.shape[1], bool)
+    for start in range(0, flat.shape[0], rows):
+        bad |= ~np.isfinite(flat[start:start + rows]).all(axis=0)
+    return bad

@@ -1,49 +1,38 @@
-"""Download part of the LeBel et al. (2023) dataset (OpenNeuro ds003020).
+"""Download part of the LeBel et al. (2023) dataset (OpenNeuro ds003020): one subject, N stories.
 
-Files come over plain HTTPS from OpenNeuro's public S3 bucket. Each one is written to
-``<file>.part``, its ETag and Last-Modified to ``<file>.part.json``, and resumed after an
-interruption with a range request carrying ``If-Range``: a file changed on the server
-restarts from zero instead of being spliced. It gets its final name once its size, its
-first bytes (:mod:`bt_tutorial.file_formats`) and, where the ETag is an MD5, its MD5 match.
+Files come over plain HTTPS from OpenNeuro's public S3 bucket, resumably and verified
+(:mod:`bt_tutorial.transfer`). From a notebook, :func:`download_subject` fetches what the
+configured subject and N training stories need; from a shell::
+
+    python -m bt_tutorial.download --subject UTS03 --stories 4 --out ~/data/ds003020 --dry-run
+
+Run the same command again to resume an interrupted download. Snapshot 3.1.0 keeps the
+derivatives in ``derivative/``, newer ones in ``derivatives/``: the server is asked which
+it has, and a local tree keeps the name it already uses.
+
+Exit codes: 0 on success; 2 on an expected error (a file missing on the server, a
+download that cannot be completed or verified, a bad argument, a disk error), reported
+as one ``error: ...`` line on stderr; 130 when interrupted.
 """
 
 from __future__ import annotations
 
-import re
-import time
+import argparse
+import sys
 import urllib.parse
-import urllib.request
-from http.client import HTTPException
 from pathlib import Path
-from typing import Callable, NamedTuple
-from urllib.error import HTTPError, URLError
+from typing import NamedTuple, Sequence
 
 from tqdm import tqdm
 
-from .data import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
-from .file_formats import discard_part, is_complete, read_part_record, verify_file, write_part_record
+from .file_formats import is_complete
+from .layout import DERIVATIVE_DIRS, derivative_dir
+from .stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from .transfer import (DownloadError, RemoteFileMissing, download_file,  # noqa: F401 (re-exported)
+                       format_size, remote_size, size_with_retries)
 
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
-
-
-_CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_LENGTH_RE = re.compile(r"\s*([0-9]+)\s*")
-_CHUNK_SIZE = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A file could not be downloaded completely and correctly."""
-
-
-class _TransientError(Exception):
-    """A failure worth retrying: HTTP 5xx or a transfer cut short."""
-
-
-class _BadContent(_TransientError):
-    """The finished file has the wrong content for its format or checksum; it was deleted."""
-
-
-_TRANSIENT_ERRORS = (_TransientError, URLError, HTTPException, ConnectionError, TimeoutError)
+SUBJECTS = tuple(f"UTS{i:02d}" for i in range(1, 9))
 
 
 class PlannedFile(NamedTuple):
@@ -54,7 +43,8 @@ class PlannedFile(NamedTuple):
     size: int
 
 
-def lebel_file_list(subject: str, n_train_stories: int) -> list[str]:
+def lebel_file_list(subject: str, n_train_stories: int, derivative: str = "derivative",
+                    train_stories: Sequence[str] = PAPER_TRAIN_STORIES) -> list[str]:
     """List the dataset files needed for one subject and the first training stories.
 
     Parameters
@@ -62,279 +52,85 @@ def lebel_file_list(subject: str, n_train_stories: int) -> list[str]:
     subject : str
         Subject identifier, ``"UTS01"`` to ``"UTS08"``.
     n_train_stories : int
-        Number of training stories taken in order from :data:`PAPER_TRAIN_STORIES`
-        (0 to 24). The test and validation stories are always included.
+        Number of training stories taken in order from ``train_stories`` (0 to its
+        length, 24 for the paper's). The test and validation stories are always included.
+    derivative : {"derivative", "derivatives"}
+        Name of the folder of derivatives (singular in snapshot 3.1.0).
+    train_stories : sequence of str
+        Default :data:`~bt_tutorial.stories.PAPER_TRAIN_STORIES`.
 
     Returns
     -------
     files : list of str
         POSIX paths relative to the dataset root.
     """
-    if not isinstance(subject, str) or not re.fullmatch(r"UTS0[1-8]", subject):
+    if not isinstance(subject, str) or subject not in SUBJECTS:
         raise ValueError(f"Unknown subject {subject!r}: use one of UTS01 to UTS08.")
-    n, n_max = n_train_stories, len(PAPER_TRAIN_STORIES)
+    if derivative not in DERIVATIVE_DIRS:
+        raise ValueError(f"derivative must be one of {DERIVATIVE_DIRS}, got {derivative!r}.")
+    n, n_max = n_train_stories, len(train_stories)
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= n_max:
         raise ValueError(f"The number of training stories must be an integer from 0 to {n_max}, got {n!r}.")
-    files = ["derivative/respdict.json"]
-    for story in [TEST_STORY, VALIDATION_STORY, *PAPER_TRAIN_STORIES[:n_train_stories]]:
-        files += [f"derivative/TextGrids/{story}.TextGrid", f"stimuli/{story}.wav"]
-        files.append(f"derivative/preprocessed_data/{subject}/{story}.hf5")
-    files.append(f"derivative/pycortex-db/{subject}/transforms/{subject}_auto/mask_thick.nii.gz")
+    files = [f"{derivative}/respdict.json"]
+    for story in [TEST_STORY, VALIDATION_STORY, *train_stories[:n_train_stories]]:
+        files += [f"{derivative}/TextGrids/{story}.TextGrid", f"stimuli/{story}.wav"]
+        files.append(f"{derivative}/preprocessed_data/{subject}/{story}.hf5")
+    files.append(f"{derivative}/pycortex-db/{subject}/transforms/{subject}_auto/mask_thick.nii.gz")
     return files
 
 
-def format_size(n_bytes: int) -> str:
-    """Format a byte count with decimal units, e.g. ``"1.2 GB"``."""
-    size = float(n_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            break
-        size /= 1000
-    return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-
-
-def _open(url: str, timeout: float, method: str = "GET", first: int | None = None, last: int | None = None,
-          if_range: str | None = None):  # fmt: skip
-    """Send one request; turn HTTP errors into DownloadError or _TransientError."""
-    headers = {"User-Agent": "bt-tutorial-downloader"}
-    if first is not None:
-        headers["Range"] = f"bytes={first}-{'' if last is None else last}"
-        if if_range:
-            headers["If-Range"] = if_range
-    request = urllib.request.Request(url, headers=headers, method=method)
-    try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except HTTPError as exc:
-        exc.close()
-        if method == "HEAD" and exc.code in (405, 501):
-            raise  # HEAD refused: the caller falls back to a GET.
-        if exc.code in (403, 404):
-            # S3 answers 403 instead of 404 for a missing key when listing is denied.
-            raise DownloadError(
-                f"HTTP {exc.code}: {url} does not exist on the server. "
-                "Check the subject and story names, or --base-url."
-            ) from None
-        if exc.code >= 500:
-            raise _TransientError(f"HTTP {exc.code} {exc.reason} for {url}") from None
-        raise DownloadError(f"HTTP {exc.code} {exc.reason} for {url}.") from None
-
-
-def _content_length(headers) -> int | None:
-    """The Content-Length header as an int; None if missing, negative or malformed."""
-    match = _LENGTH_RE.fullmatch(headers.get("Content-Length") or "")
-    return int(match.group(1)) if match else None
-
-
-def remote_size(url: str, timeout: float = 60) -> int:
-    """Ask the server for the size of a file.
-
-    Sends a HEAD request; if HEAD is refused (HTTP 405 or 501) or gives no valid
-    Content-Length, gets the first byte only and reads the total from Content-Range.
-
-    Parameters
-    ----------
-    url : str
-    timeout : float
-        Socket timeout in seconds.
+def probe_derivative(base_url: str = DEFAULT_BASE_URL, retries: int = 5, backoff: float = 1.0,
+                     timeout: float = 60) -> tuple[str, int]:
+    """Which folder of derivatives the server has, by asking for ``<folder>/respdict.json``.
 
     Returns
     -------
-    size : int
+    name, size : str, int
+        ``"derivative"`` or ``"derivatives"``, and the size of its respdict.json.
 
     Raises
     ------
     DownloadError
-        If there is no valid Content-Length (none, negative) nor Content-Range.
+        If the server has neither (the message gives both URLs), or cannot be reached.
     """
-    try:
-        with _open(url, timeout, method="HEAD") as response:
-            length = _content_length(response.headers)
-    except HTTPError:
-        length = None
-    if length is not None:
-        return length
-    with _open(url, timeout, first=0, last=0) as response:
-        match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
-        if response.status == 206 and match and match.group(3) != "*":
-            return int(match.group(3))
-        length = _content_length(response.headers)
-        if response.status == 200 and length is not None:
-            return length
-        got = response.headers.get("Content-Length")
-    raise DownloadError(
-        f"The server did not report a valid size for {url} (Content-Length: {got!r}, "
-        "no usable Content-Range). Check --base-url, or try again later."
-    )
-
-
-def _retry(attempt: Callable, retries: int, backoff: float):
-    """Call ``attempt`` until it succeeds, waiting ``backoff * 2**i`` seconds before retry ``i``."""
-    for i in range(retries):
+    base, urls = base_url.rstrip("/"), []
+    for name in DERIVATIVE_DIRS:
+        urls.append(f"{base}/{name}/respdict.json")
         try:
-            return attempt()
-        except _TRANSIENT_ERRORS:
-            time.sleep(backoff * 2**i)
-    return attempt()
-
-
-def _size_with_retries(url: str, retries: int, backoff: float, timeout: float) -> int:
-    try:
-        return _retry(lambda: remote_size(url, timeout), retries, backoff)
-    except _TRANSIENT_ERRORS as exc:
-        raise DownloadError(
-            f"Could not get the size of {url} after {retries + 1} attempts: {exc}. "
-            "Check the internet connection (the demo profile needs none)."
-        ) from exc
-
-
-def _part_size(dest: Path, part: Path, expected: int) -> int:
-    """Size of ``part``; a part bigger than ``expected`` cannot be resumed, so delete it and raise."""
-    size = part.stat().st_size if part.exists() else 0
-    if size > expected:
-        part.unlink()
-        raise DownloadError(
-            f"{dest}: expected {expected} bytes but got {size}. "
-            "The partial file was deleted; run again to restart the download."
-        )
-    return size
-
-
-class _Transfer:
-    """One file's download across attempts; its size follows the server's if the file changes."""
-
-    def __init__(self, url: str, dest: Path, expected: int, timeout: float, bar):
-        self.url, self.dest, self.expected, self.timeout, self.bar = url, dest, expected, timeout, bar
-        self.part = dest.with_name(dest.name + ".part")
-
-    def attempt(self) -> None:
-        """Make one attempt at completing and checking ``part``, resuming from its current size."""
-        url, part = self.url, self.part
-        offset = _part_size(self.dest, part, self.expected)
-        record = read_part_record(part, url, self.expected) if offset else None
-        offset = offset if record else 0  # Without the version's validators a resume could splice two.
-        if offset == self.expected:
-            part.touch()  # A complete part, or an empty file: no request, but the file must exist.
-            return self._verify(record)
-        if_range = record and (record["etag"] or record["last_modified"])
-        with _open(url, self.timeout, first=offset or None, if_range=if_range) as response:
-            if offset and response.status == 206:
-                match = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
-                if match is None or int(match.group(1)) != offset:
-                    raise DownloadError(f"The server sent the wrong byte range of {url} to resume at {offset}.")
-                etag = response.headers.get("ETag")
-                if match.group(3) not in ("*", str(self.expected)) or (etag and record["etag"] not in (None, etag)):
-                    discard_part(part)  # The server ignored If-Range: do not splice the new version.
-                    raise _TransientError(f"{url} changed on the server; restarting it from zero")
-            else:
-                offset = 0  # A fresh start, or the server sends the whole (maybe changed) file.
-                length = _content_length(response.headers)
-                self.expected = self.expected if length is None else length
-                record = write_part_record(part, url, self.expected, response.headers)
-            self.bar.reset(total=self.expected)
-            self.bar.update(offset)
-            with open(part, "ab" if offset else "wb") as handle:
-                while chunk := response.read(_CHUNK_SIZE):
-                    handle.write(chunk)
-                    self.bar.update(len(chunk))
-        received = _part_size(self.dest, part, self.expected)
-        if received < self.expected:
-            raise _TransientError(f"the connection closed after {received} of {self.expected} bytes")
-        self._verify(record)
-
-    def _verify(self, record: dict | None) -> None:
-        """Check the complete ``part``'s format and MD5; delete it and raise _BadContent if wrong."""
-        problem = verify_file(self.part, self.dest.name, record and record["md5"])
-        if problem:
-            discard_part(self.part)
-            raise _BadContent(f"the downloaded file {problem}")
-
-
-def download_file(
-    url: str, dest: str | Path, expected_size: int | None = None,
-    retries: int = 5, backoff: float = 1.0, timeout: float = 60, progress: bool = True,
-) -> Path:  # fmt: skip
-    """Download one file, resuming and retrying after interruptions.
-
-    Parameters
-    ----------
-    url : str
-        URL of the file.
-    dest : str or Path
-        Final path, skipped if it already has the expected size and starts like its
-        format. Data goes to ``dest + ".part"`` (its version in ``dest + ".part.json"``),
-        renamed once complete and checked.
-    expected_size : int, optional
-        Size in bytes; asked from the server when None. A whole body sent with
-        another Content-Length (the file changed on the server) replaces it.
-    retries : int
-        Retries after a connection error, timeout, short transfer, HTTP 5xx or a
-        file with the wrong content or MD5, each resuming from the bytes on disk
-        when the server's file is unchanged, else restarting from zero.
-    backoff : float
-        Seconds to wait before the first retry, doubled for each next one.
-    timeout : float
-        Socket timeout in seconds.
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    dest : Path
-
-    Raises
-    ------
-    DownloadError
-        If the file does not exist on the server (raised at once), ``dest`` is a
-        folder, or the file cannot be completed with the expected size and content.
-    """
-    dest = Path(dest)
-    if expected_size is None:
-        expected_size = _size_with_retries(url, retries, backoff, timeout)
-    if is_complete(dest, expected_size):
-        return dest
-    if dest.is_dir():
-        raise DownloadError(f"Cannot download {url} to {dest}: it is a folder.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    bar_options = dict(desc=dest.name, unit="B", unit_scale=True, leave=False, disable=not progress)
-    with tqdm(total=expected_size, **bar_options) as bar:
-        transfer = _Transfer(url, dest, expected_size, timeout, bar)
-        try:
-            _retry(transfer.attempt, retries, backoff)
-        except _BadContent as exc:
-            raise DownloadError(
-                f"{dest}: {exc}, after {retries + 1} attempts to download {url}. It was deleted. "
-                "Check the network (log in to its portal if it has one) and run the same command "
-                "again to download the file again."
-            ) from exc
-        except _TRANSIENT_ERRORS as exc:
-            got = transfer.part.stat().st_size if transfer.part.exists() else 0
-            raise DownloadError(
-                f"{dest}: expected {transfer.expected} bytes but got {got} after "
-                f"{retries + 1} attempts to download {url} (last error: {exc}). "
-                f"The partial file {transfer.part.name} was kept; run again to resume."
-            ) from exc
-    transfer.part.replace(dest)
-    discard_part(transfer.part)
-    return dest
+            return name, size_with_retries(urls[-1], retries, backoff, timeout)
+        except RemoteFileMissing:
+            continue
+    raise RemoteFileMissing(f"Neither {urls[0]} nor {urls[1]} exists on the server: is --base-url "
+                            f"({base_url}) the root of ds003020?")
 
 
 def plan_lebel(
     subject: str, n_train_stories: int, base_url: str = DEFAULT_BASE_URL,
-    retries: int = 5, backoff: float = 1.0, timeout: float = 60,
+    retries: int = 5, backoff: float = 1.0, timeout: float = 60, out_dir: str | Path | None = None,
+    train_stories: Sequence[str] = PAPER_TRAIN_STORIES,
 ) -> list[PlannedFile]:  # fmt: skip
     """Pair each file of :func:`lebel_file_list` with its URL and remote size.
 
-    Parameters are those of :func:`download_lebel`.
+    The URLs use the server's folder of derivatives (:func:`probe_derivative`); the local
+    paths keep the one ``out_dir`` already has, if any, else the server's. Other
+    parameters are those of :func:`download_lebel`.
 
     Returns
     -------
     plan : list of PlannedFile
     """
+    lebel_file_list(subject, n_train_stories, train_stories=train_stories)  # bad input fails before any request
     base = base_url.rstrip("/")
+    remote, respdict_size = probe_derivative(base_url, retries, backoff, timeout)
+    local_dir = derivative_dir(out_dir) if out_dir is not None and Path(out_dir).is_dir() else None
+    local = local_dir.name if local_dir is not None else remote
     plan = []
-    for relpath in lebel_file_list(subject, n_train_stories):
-        url = f"{base}/{urllib.parse.quote(relpath)}"
-        plan.append(PlannedFile(relpath, url, _size_with_retries(url, retries, backoff, timeout)))
+    for relpath, remote_path in zip(lebel_file_list(subject, n_train_stories, local, train_stories),
+                                    lebel_file_list(subject, n_train_stories, remote, train_stories)):
+        url = f"{base}/{urllib.parse.quote(remote_path)}"
+        size = respdict_size if remote_path.endswith("/respdict.json") else size_with_retries(
+            url, retries, backoff, timeout)
+        plan.append(PlannedFile(relpath, url, size))
     return plan
 
 
@@ -353,15 +149,16 @@ def format_plan(plan: list[PlannedFile], out_dir: str | Path) -> str:
 def download_lebel(
     subject: str, n_train_stories: int, out_dir: str | Path, base_url: str = DEFAULT_BASE_URL,
     dry_run: bool = False, retries: int = 5, backoff: float = 1.0, timeout: float = 60,
-    progress: bool = True,
+    progress: bool = True, train_stories: Sequence[str] = PAPER_TRAIN_STORIES,
 ) -> list[PlannedFile] | list[Path]:  # fmt: skip
     """Download the files of one subject and the first training stories.
 
-    Prints the files with their sizes and total, then downloads the missing ones into ``out_dir``.
+    Prints the files with their sizes and total, then downloads the missing ones into
+    ``out_dir``, with a progress bar for the total and one for each file.
 
     Parameters
     ----------
-    subject, n_train_stories
+    subject, n_train_stories, train_stories
         As in :func:`lebel_file_list`.
     out_dir : str or Path
         Local folder that becomes the dataset root.
@@ -370,7 +167,7 @@ def download_lebel(
     dry_run : bool
         Only print the plan; write nothing.
     retries, backoff, timeout, progress
-        As in :func:`download_file`.
+        As in :func:`~bt_tutorial.transfer.download_file`.
 
     Returns
     -------
@@ -389,7 +186,7 @@ def download_lebel(
     existing = next((folder for folder in (out_dir, *out_dir.parents) if folder.exists()), None)
     if existing is not None and not existing.is_dir():
         raise DownloadError(f"Cannot download into {out_dir}: {existing} is a file, not a folder.")
-    plan = plan_lebel(subject, n_train_stories, base_url, retries, backoff, timeout)
+    plan = plan_lebel(subject, n_train_stories, base_url, retries, backoff, timeout, out_dir, train_stories)
     print(format_plan(plan, out_dir))
     if dry_run:
         return plan
@@ -405,3 +202,107 @@ def download_lebel(
             bar.update(item.size)
             paths.append(dest)
     return paths
+
+
+def download_subject(config=None, n_train_stories: int = 5, base_url: str = DEFAULT_BASE_URL,
+                     dry_run: bool = False, retries: int = 5) -> list:
+    """Download what the configured subject needs for the chapters (the full profile's data).
+
+    The test and validation stories and the first ``n_train_stories`` training stories
+    of ``config.train_stories`` (the paper's 24 unless set to story names) for
+    ``config.subject`` (``BT_SUBJECT``), into ``config.dataset_root`` where
+    :func:`bt_tutorial.profiles.open_dataset` reads them, with progress bars unless
+    ``config.progress`` is off. Files already complete are skipped, so a chapter can
+    call it every time.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Default :func:`bt_tutorial.config.get_config`; must be the ``full`` profile.
+    n_train_stories : int
+        0 to 24: about 230-560 MB each with audio; the test story's responses alone are
+        2.45 GB (float64 on disk).
+    base_url, dry_run, retries
+        As in :func:`download_lebel`.
+
+    Returns
+    -------
+    result : list of Path or list of PlannedFile
+        As :func:`download_lebel`.
+    """
+    from .config import get_config
+
+    config = config or get_config()
+    if config.profile != "full":
+        raise ValueError("The demo profile reads the synthetic twin and downloads nothing; set BT_PROFILE=full "
+                         "(or pass get_config(profile='full')) to download ds003020.")
+    setting = config.train_story_setting
+    stories = setting if isinstance(setting, tuple) else PAPER_TRAIN_STORIES
+    return download_lebel(config.subject, n_train_stories, config.dataset_root, base_url=base_url,
+                          dry_run=dry_run, retries=retries, progress=config.progress, train_stories=stories)
+
+
+# ------------------------------------------------------------------ command line
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad argument as one ``error:`` line, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+_non_negative_int.__name__ = "integer"  # argparse says "invalid integer value: 'x'"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
+    parser = _OneLineParser(prog="python -m bt_tutorial.download", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subject", required=True, help="subject, UTS01 to UTS08")
+    parser.add_argument("--stories", type=int, required=True, metavar="N",
+                        help=f"number of training stories, 0 to {len(PAPER_TRAIN_STORIES)} "
+                        "(the test and validation stories are always downloaded)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="local dataset root (default: $BT_DATA/ds003020, where the full profile reads)")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="URL of the dataset root")
+    parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
+    parser.add_argument("--retries", type=_non_negative_int, default=5, help="retries per file after a transient error")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser.parse_args(argv)
+
+
+def _default_out() -> Path:
+    from .config import get_config
+
+    return get_config(profile="full").dataset_root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the download and return the exit code (0 on success, 2 on an expected error).
+
+    Expected errors (:class:`DownloadError`, ``OSError``, ``ValueError``) print one
+    ``error: <message>`` line on stderr; any other exception is a bug and propagates
+    with its traceback.
+    """
+    args = parse_args(argv)
+    try:
+        download_lebel(args.subject, args.stories, args.out or _default_out(), base_url=args.base_url,
+                       dry_run=args.dry_run, retries=args.retries, progress=not args.no_progress)
+    except (DownloadError, OSError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

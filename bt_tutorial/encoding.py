@@ -140,8 +140,9 @@ class EncodingResult:
         Pearson r between predictions and the test responses; NaN for a voxel
         whose test responses (or predictions) are constant, so average with
         ``np.nanmean`` (:meth:`summary` does).
-    predictions : ndarray, shape (n_test_trs, n_voxels)
-        Predicted test responses, in the units of the training responses.
+    predictions : ndarray, shape (n_test_trs, n_voxels), or None
+        Predicted test responses, in the units of the training responses; None
+        when not kept (``brain_alignment(..., keep_predictions=False)``).
     backend : str
         himalaya backend used.
     solver : str
@@ -159,7 +160,8 @@ class EncodingResult:
 
     def summary(self):
         """One line: sizes, solver, backend, mean and max r (NaN voxels left out), median alpha."""
-        n_test, n_voxels = self.predictions.shape
+        n_voxels = len(self.scores)
+        n_test = "?" if self.predictions is None else len(self.predictions)
         finite = self.scores[np.isfinite(self.scores)]
         mean, top = (finite.mean(), finite.max()) if finite.size else (np.nan, np.nan)
         undefined = f", {n_voxels - finite.size} constant voxels without r" if finite.size < n_voxels else ""

@@ -21,7 +21,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # after a user block
 _HEAD_SIZE = 512
 _HTML_RE = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE)
-_TEXTGRID_HEADER = 'File type = "ooTextFile'  # Also matches the older "ooTextFile short".
+_TEXTGRID_HEADERS = ('File type = "ooTextFile',  # long and short ("ooTextFile short") formats
+                     '"Praat chronological TextGrid text file"')  # fmt: skip
 _MD5_ETAG_RE = re.compile(r'"?([0-9a-fA-F]{32})"?')
 
 
@@ -52,7 +53,7 @@ def _check_wav(path: Path, head: bytes) -> str | None:
 
 
 def _check_textgrid(path: Path, head: bytes) -> str | None:
-    return None if _text_start(head).lstrip().startswith(_TEXTGRID_HEADER) else "a Praat TextGrid"
+    return None if _text_start(head).lstrip().startswith(_TEXTGRID_HEADERS) else "a Praat TextGrid"
 
 
 def _check_json(path: Path, head: bytes) -> str | None:

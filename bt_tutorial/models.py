@@ -259,6 +259,20 @@ def pick_device(device=None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def reduced_precision(device) -> torch.dtype:
+    """The fast half-precision type of a device: what autocast should compute in.
+
+    bfloat16 on CUDA GPUs of compute capability 8.0 or more (A100, L4, H100);
+    float16 on older ones (a T4 is 7.5: ``torch.cuda.is_bf16_supported()`` says
+    True there by emulation, but it has no fast bf16 and cuDNN no bf16
+    convolutions); float32 on the CPU and other devices.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+
+
 def load_speech_model(name: str, data_home=None, whisper_pad_to_30s: bool = False,
                       freeze_feature_encoder: bool = False, device=None) -> SpeechModel:
     """Load a speech model by name (see the module docstring for the names).

@@ -7,56 +7,47 @@ correlation a model can reach with the mean of the repeats is
 voxels with (almost) no signal: their CC_max is defined as 0, the value the
 real-data summary in this project also uses.
 
-Inputs are checked: at least ``MIN_REPEATS`` repeats and ``MIN_TRS`` TRs, all
-values finite. ``MIN_TRS = 10`` only rules out degenerate estimates: each
+Inputs are checked: at least ``MIN_REPEATS`` repeats and ``MIN_TRS`` TRs.
+``MIN_TRS = 10`` only rules out degenerate estimates: each
 repeat is z-scored over time, so with 2 TRs every repeat is ``(-1, 1)`` or
 ``(1, -1)`` and, with 4 repeats, 1 in 8 pure-noise voxels gets a ceiling of
 exactly 1.0. Short stories stay noisy: with 4 pure-noise repeats a third of
 the voxels exceed the paper's 0.4 threshold at 10 TRs, against 3 % at the
 281 rows of the real test story.
+
+Real repeats have voxels with NaN (the paper's loader zeroes them): a voxel with a
+non-finite value in any repeat gets a signal power of NaN and a ceiling of 0, with one
+warning that counts them, and a voxel constant over time (a zeroed column) gets 0 too,
+so both drop out of :func:`select_voxels`. The repeats are processed ``CHUNK_VOXELS``
+voxels at a time in float64, so a float32 input (1.1 GB for UTS03's 95,556 voxels and
+10 repeats) needs about ``CHUNK_VOXELS`` voxels' worth of temporary memory, not copies
+of the whole input.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 MIN_REPEATS = 2
 MIN_TRS = 10
+CHUNK_VOXELS = 2048
 
 
-def _check_repeats(repeats: np.ndarray) -> np.ndarray:
-    repeats = np.asarray(repeats, dtype=np.float64)
+def _check_repeats(repeats) -> np.ndarray:
+    repeats = np.asarray(repeats)
     if repeats.ndim != 3 or repeats.shape[0] < MIN_REPEATS or repeats.shape[2] == 0:
         raise ValueError(f"repeats must be shaped (n_repeats >= {MIN_REPEATS}, n_trs, n_voxels >= 1), "
                          f"got {repeats.shape}.")
     if repeats.shape[1] < MIN_TRS:
         raise ValueError(f"repeats have {repeats.shape[1]} TRs; a noise ceiling needs at least {MIN_TRS} "
                          "(with fewer, pure noise gets ceilings near 1).")
-    bad = ~np.isfinite(repeats)
-    if bad.any():
-        voxels = np.flatnonzero(bad.any(axis=(0, 1)))
-        raise ValueError(f"repeats contain {int(bad.sum())} non-finite values (NaN or inf) in {voxels.size} "
-                         f"voxels (first: {voxels[:5].tolist()}); load them with nan_policy='zero' or "
-                         "drop those voxels.")
     return repeats
 
 
-def signal_power(repeats: np.ndarray) -> np.ndarray:
-    """Signal power of each voxel, in units of the per-repeat variance.
-
-    Parameters
-    ----------
-    repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
-        Responses to the same stimulus; each repeat is z-scored over time here
-        (a repeat constant over time counts as 0). At least ``MIN_REPEATS``
-        repeats and ``MIN_TRS`` TRs, finite values, else ValueError.
-
-    Returns
-    -------
-    sp : ndarray, shape (n_voxels,)
-        Can be negative where the signal is lost in noise.
-    """
-    reps = _check_repeats(repeats)
+def _chunk_signal_power(reps: np.ndarray) -> np.ndarray:
+    """Signal power of the voxels of a float64 block (n_repeats, n_trs, n_voxels) of finite values."""
     sd = reps.std(axis=1, keepdims=True)
     reps = (reps - reps.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
     n = reps.shape[0]
@@ -64,22 +55,65 @@ def signal_power(repeats: np.ndarray) -> np.ndarray:
     return (n * reps.mean(axis=0).var(axis=0) - total) / (n - 1)
 
 
-def cc_max(repeats: np.ndarray) -> np.ndarray:
+def signal_power(repeats: np.ndarray, chunk: int = CHUNK_VOXELS) -> np.ndarray:
+    """Signal power of each voxel, in units of the per-repeat variance.
+
+    Parameters
+    ----------
+    repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
+        Responses to the same stimulus (any float dtype; float32 is not copied
+        whole); each repeat is z-scored over time here (a repeat constant over
+        time counts as 0). At least ``MIN_REPEATS`` repeats and ``MIN_TRS`` TRs,
+        else ValueError.
+    chunk : int
+        Voxels computed at a time (in float64).
+
+    Returns
+    -------
+    sp : ndarray, shape (n_voxels,), float64
+        Can be negative where the signal is lost in noise; NaN for voxels with a
+        non-finite value (one warning counts them).
+    """
+    reps = _check_repeats(repeats)
+    n_voxels = reps.shape[2]
+    sp = np.empty(n_voxels)
+    bad = np.zeros(n_voxels, bool)
+    for start in range(0, n_voxels, max(1, int(chunk))):
+        block = np.asarray(reps[:, :, start:start + chunk], dtype=np.float64)
+        finite = np.isfinite(block)
+        ok = finite.all(axis=(0, 1))
+        if not ok.all():
+            block = np.where(finite, block, 0.0)
+        bad[start:start + block.shape[2]] = ~ok
+        sp[start:start + block.shape[2]] = np.where(ok, _chunk_signal_power(block), np.nan)
+    if bad.any():
+        voxels = np.flatnonzero(bad)
+        warnings.warn(f"{voxels.size} of {n_voxels} voxels have non-finite values (NaN or inf) in the repeats "
+                      f"(first: {voxels[:5].tolist()}): they are ignored (signal power NaN, noise ceiling 0). "
+                      "Load the repeats with nan_policy='zero' to make them zero columns.", stacklevel=3)
+    return sp
+
+
+def cc_max(repeats: np.ndarray, chunk: int = CHUNK_VOXELS) -> np.ndarray:
     """Noise ceiling: the highest correlation reachable with the mean of the repeats.
 
     Parameters
     ----------
     repeats : ndarray, shape (n_repeats, n_trs, n_voxels)
+        As in :func:`signal_power`.
+    chunk : int
+        Voxels computed at a time.
 
     Returns
     -------
-    ceiling : ndarray, shape (n_voxels,)
-        In [0, 1]; 0 where the signal power is <= 0.
+    ceiling : ndarray, shape (n_voxels,), float64
+        In [0, 1]; 0 where the signal power is <= 0, the voxel is constant (e.g. a
+        zeroed NaN column) or has non-finite values.
     """
     n = np.shape(repeats)[0]
-    sp = signal_power(repeats)
+    sp = signal_power(repeats, chunk)
     out = np.zeros_like(sp)
-    ok = sp > 0
+    ok = sp > 0  # False for NaN
     out[ok] = 1.0 / np.sqrt(1.0 + (1.0 / sp[ok] - 1.0) / n)
     return out
 
@@ -97,8 +131,9 @@ def explainable_variance(repeats: np.ndarray) -> np.ndarray:
     Returns
     -------
     ev : ndarray, shape (n_voxels,)
+        0 for voxels with non-finite values.
     """
-    return np.clip(signal_power(repeats), 0.0, 1.0)
+    return np.clip(np.nan_to_num(signal_power(repeats), nan=0.0), 0.0, 1.0)
 
 
 def normalized_alignment(scores: np.ndarray, ceiling: np.ndarray, min_ceiling: float = 0.0) -> np.ndarray:

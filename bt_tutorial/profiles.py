@@ -1,7 +1,7 @@
 """What each profile plugs into the pipeline: the dataset, its ROI masks, the downstream tasks.
 
 ``demo`` uses the synthetic twin (:mod:`bt_tutorial.synthetic`), generated on first use;
-``full`` uses ds003020, the Glasser-atlas masks built by ``data_scripts/build_roi_masks.py``
+``full`` uses ds003020, the Glasser-atlas masks built by ``python -m bt_tutorial.roi_build``
 and the real downstream datasets. This is the only module outside ``synthetic/`` that
 imports it, so the rest of the package reads real and synthetic data the same way.
 """
@@ -30,14 +30,18 @@ def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
     -------
     dataset : LebelDataset
         Strict in the full profile: a story whose stimulus is present but whose response
-        file is missing is an error (the demo warns).
+        file is missing is an error (the demo warns). Full profile: NaN responses are
+        zeroed with a warning that counts them (``config.nan_policy``), and
+        ``split`` trains on the paper's 24 stories (``config.train_story_setting``),
+        naming those missing.
     """
     config = config or get_config()
     if config.profile == "demo" and ensure:
         from .synthetic import ensure_twin
 
         ensure_twin(config.dataset_root, progress=config.progress)
-    return LebelDataset(config.dataset_root, strict=config.profile == "full")
+    return LebelDataset(config.dataset_root, strict=config.profile == "full", nan_policy=config.nan_policy,
+                        train_stories=config.train_story_setting)
 
 
 def profile_roi_masks(dataset: LebelDataset, subject: str, n_voxels: int, hemispheres: bool = True,

@@ -14,10 +14,11 @@ import numpy as np
 
 from .data import load_ground_truth
 
-# the paper's ROI sets (Glasser HCP-MMP1 names) and the twin's patches that stand for them
+# the paper's ROI sets (Glasser HCP-MMP1 names; the authors' lists in bridge-ai-neuro/multi-brain-tuning,
+# src/utils/brn_align_utils.py: 16 late-language areas, STSvp not among them) and the twin's stand-ins
 PAPER_ROI_SETS = {
     "late_language": ("A5", "44", "45", "IFJa", "IFSp", "PGi", "PGp", "PGs", "TPOJ1", "TPOJ2",
-                      "TPOJ3", "STGa", "STSda", "STSdp", "TA2", "STSva", "STSvp"),
+                      "TPOJ3", "STGa", "STSda", "STSdp", "TA2", "STSva"),
     "primary_auditory": ("A1",),
     "early_auditory": ("A1", "LBelt", "PBelt", "MBelt", "RI", "A4"),
 }

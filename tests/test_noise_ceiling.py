@@ -1,7 +1,10 @@
+import tracemalloc
+import warnings
+
 import numpy as np
 import pytest
 
-from bt_tutorial.noise_ceiling import (cc_max, explainable_variance, lebel_noise_ceiling_summary,
+from bt_tutorial.noise_ceiling import (cc_max, explainable_variance, lebel_noise_ceiling_summary, select_voxels,
                                         signal_power)
 
 
@@ -62,21 +65,53 @@ def test_pure_noise_voxels_get_zero_not_nan():
     assert (c == 0).mean() > 0.3  # SP <= 0 for about half of them
 
 
-def test_bad_shapes_and_nan_are_errors():
+def test_bad_shapes_are_errors():
     with pytest.raises(ValueError, match="n_repeats"):
         cc_max(np.zeros((5, 10)))
-    reps = np.zeros((3, 10, 2))
-    reps[0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        signal_power(reps)
 
 
-def test_inf_is_refused_like_nan():
+def test_nan_and_inf_voxels_are_ignored_with_one_warning():
+    """Real repeats have NaN voxels: they get a ceiling of 0 (signal power NaN), the others are unchanged."""
     reps = simulate(np.random.default_rng(4), np.ones(6), n_repeats=3, n_trs=50)
+    clean = cc_max(reps)
     reps[1, 4, 2] = np.inf
     reps[2, 7, 5] = -np.inf
-    with pytest.raises(ValueError, match=r"2 non-finite values \(NaN or inf\) in 2 voxels \(first: \[2, 5\]\)"):
-        cc_max(reps)
+    reps[:, :, 0] = np.nan  # a whole NaN column, as in ds003020
+    with pytest.warns(UserWarning, match=r"3 of 6 voxels have non-finite values \(NaN or inf\).*\[0, 2, 5\]"):
+        ceiling = cc_max(reps)
+    assert ceiling[[0, 2, 5]].tolist() == [0, 0, 0]
+    assert np.array_equal(ceiling[[1, 3, 4]], clean[[1, 3, 4]])
+    with pytest.warns(UserWarning):
+        assert np.isnan(signal_power(reps)[[0, 2, 5]]).all()
+    with pytest.warns(UserWarning):
+        assert explainable_variance(reps)[[0, 2, 5]].tolist() == [0, 0, 0]
+    assert select_voxels(ceiling, 0.4).tolist() == np.flatnonzero(ceiling > 0.4).tolist()
+
+
+def test_zeroed_columns_get_a_zero_ceiling_without_warning():
+    reps = simulate(np.random.default_rng(6), np.ones(4), n_repeats=3, n_trs=50)
+    reps[:, :, 1] = 0.0  # a NaN column after nan_policy="zero"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ceiling = cc_max(reps)
+    assert ceiling[1] == 0 and (ceiling[[0, 2, 3]] > 0).all()
+
+
+def test_float32_chunks_match_float64_and_stay_near_the_input_size():
+    """UTS03's repeats are 1.1 GB in float32: no float64 copy of the whole input (issue 12, item 2)."""
+    rng = np.random.default_rng(7)
+    reps = simulate(rng, rng.uniform(0, 1, 600), n_repeats=4, n_trs=60)
+    whole = cc_max(reps, chunk=10**9)
+    assert np.array_equal(cc_max(reps, chunk=7), whole)  # chunking changes nothing, even odd sizes
+    np.testing.assert_allclose(cc_max(reps.astype(np.float32)), whole, atol=1e-5)
+    big = np.random.default_rng(8).standard_normal((10, 20, 50_000), dtype=np.float32)  # 40 MB
+    tracemalloc.start()
+    try:
+        cc_max(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * big.nbytes, f"peak {peak / 1e6:.0f} MB for a {big.nbytes / 1e6:.0f} MB input"
 
 
 def test_degenerate_repeats_are_refused():

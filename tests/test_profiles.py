@@ -43,7 +43,7 @@ def test_profile_roi_masks_demo_reads_the_twin_and_checks_the_voxel_count(tiny_t
 def test_profile_roi_masks_full_reads_the_atlas_file(tmp_path):
     (tmp_path / "derivative").mkdir()
     ds = LebelDataset(tmp_path)
-    with pytest.raises(RoiFileError, match="build_roi_masks.py"):
+    with pytest.raises(RoiFileError, match="python -m bt_tutorial.roi_build"):
         profile_roi_masks(ds, "UTS02", 6, config=get_config(profile="full"))
     rois = {"late_language": np.array([1, 4]), "late_language_L": np.array([1]), "late_language_R": np.array([4])}
     save_roi_masks(default_roi_path(tmp_path, "UTS02"), rois, 6, "UTS02", hemi=np.array([0, 0, 0, 1, 1, 1]))

@@ -180,11 +180,16 @@ def test_a_bad_device_fails_before_any_data_loads(tmp_path):
         brain_tune(load_speech_model("tiny-hubert"), Untouchable(), "UTS01", tmp_path, QUICK, device="gpu0")
 
 
-def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path, capsys):
+def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path, capsys, monkeypatch):
     from bt_tutorial.brain_tuning.cli import main
 
     args = ["--model", "tiny-hubert", "--subject", "UTS01", "--data", str(tiny_twin), "--device", "cpu",
             "--epochs", "1"]
+    monkeypatch.delenv("BT_TRAIN_STORIES", raising=False)
+    assert main(args + ["--out", str(tmp_path / "a")]) == 2  # --data is read as the full profile reads it
+    out, err = capsys.readouterr()
+    assert "None of the paper's 24 training stories" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("BT_TRAIN_STORIES", "all")  # the twin's own stories
     assert main(args + ["--out", str(tmp_path / "a"), "--lr-head", "nan"]) == 2
     out, err = capsys.readouterr()
     assert err.strip().splitlines() == ["error: lr_head must be a finite number > 0, got nan."]

@@ -116,18 +116,21 @@ def test_brain_tune_on_the_tiny_twin_and_no_voxel_error(tiny_twin, tmp_path):
 
 
 def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
+    import os
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "bt_tutorial.tune", "--model", "tiny-hubert", "--subject", "UTS01",
            "--data", str(tiny_twin), "--out", str(tmp_path), "--epochs", "1", "--window-trs", "1",
            "--batch-size", "4", "--effective-batch", "8", "--device", "cpu"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "BT_TRAIN_STORIES": "all"}  # the twin's own stories, not the paper's
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best epoch 1" in done.stdout and (tmp_path / "checkpoint.pt").is_file()
-    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0 and "epoch 1: train" in again.stdout
-    bad = subprocess.run(cmd + ["--resume", "--lr-head", "0.5"], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(cmd + ["--resume", "--lr-head", "0.5"], capture_output=True, text=True, timeout=300,
+                         env=env)
     assert bad.returncode != 0 and "lr_head" in bad.stderr
 
 
@@ -157,7 +160,7 @@ def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
     args = ["-m", "bt_tutorial.tune", "--model", "tiny-whisper", "--subject", "UTS01", "--data", str(tiny_twin),
             "--epochs", "2", "--window-trs", "1", "--batch-size", "2", "--effective-batch", "6",
             "--device", "cpu", "--no-mixed-precision"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BT_TRAIN_STORIES": "all"}
     one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True,
                          text=True, timeout=300, env=env)
     assert one.returncode == 0, one.stderr[-2000:]

@@ -150,10 +150,15 @@ def test_ensure_twin_says_where_it_generates_and_never_deletes_foreign_files(tmp
     assert (root / "derivative" / "my_notes.txt").read_text() == "keep me"
     (root / "derivative" / "my_notes.txt").unlink()
     info = json.loads((root / "ground_truth" / "twin.json").read_text())
-    del info["files"]  # a twin written before the list existed: nothing proves the folder is the twin's
+    del info["files"]  # a twin written before the list existed: its layout says what it wrote
     (root / "ground_truth" / "twin.json").write_text(json.dumps(info))
-    with pytest.raises(FileExistsError, match="lists no files"):
+    (root / "derivative" / "preprocessed_data").mkdir()
+    (root / "derivative" / "preprocessed_data" / "my_subject.hf5").write_text("keep me")
+    with pytest.raises(FileExistsError, match="did not write: derivative/preprocessed_data/my_subject.hf5"):
         twin.ensure_twin(root, TwinSpec(seed=4))
+    (root / "derivative" / "preprocessed_data" / "my_subject.hf5").unlink()
+    twin.ensure_twin(root, TwinSpec(seed=4))  # only the layout's files: replaced
+    assert json.loads((root / "ground_truth" / "twin.json").read_text())["spec"]["seed"] == 4
 
 
 def test_twin_script_answers_a_folder_in_the_way_with_one_line(tmp_path, capsys, monkeypatch):
@@ -177,3 +182,39 @@ def test_twin_script_answers_a_folder_in_the_way_with_one_line(tmp_path, capsys,
     monkeypatch.setattr(module, "make_synthetic_twin", disk_full)
     assert module.main(["--out", str(tmp_path / "new"), "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("error: [Errno 28] No space left on device")
+
+
+def test_projection_stats_match_the_stacked_projection():
+    from bt_tutorial.synthetic.twin import _projection_stats
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.standard_normal((n, 3)) + 2.0 for n in (5, 9, 4)]
+    weights = rng.standard_normal((3, 7))
+    weights[:, 6] = 0.0  # a constant projection keeps s.d. 1, as zscore does
+    mean, sd = _projection_stats(blocks, weights)
+    stacked = np.vstack(blocks) @ weights
+    assert np.allclose(mean, stacked.mean(0))
+    assert np.allclose(sd[:6], stacked.std(0)[:6]) and sd[6] == 1.0
+
+
+def test_a_twin_of_real_size_repeats_points_with_their_own_noise(tmp_path, tiny_spec):
+    from bt_tutorial.synthetic.cortex import N_POINTS
+
+    names = ("alternateithicatom", "souls")
+    spec = replace(tiny_spec, n_voxels=N_POINTS + 40, train_story_names=names)
+    root = make_synthetic_twin(tmp_path / "big", spec, progress=False)
+    ds = LebelDataset(root)
+    assert ds.split("UTS01")["train"] == list(names)
+    y = ds.load_responses("UTS01", "souls")
+    assert y.shape[1] == N_POINTS + 40
+    truth = load_ground_truth(root, "UTS01")
+    extra = np.arange(N_POINTS, N_POINTS + 40)
+    assert np.array_equal(truth["roi"][extra], truth["roi"][extra - N_POINTS])
+    assert np.array_equal(truth["vertex"][extra], truth["vertex"][extra - N_POINTS])
+    assert not np.allclose(y[:, extra], y[:, extra - N_POINTS])  # own noise
+    saved = json.loads((root / "ground_truth" / "twin.json").read_text())
+    assert saved["spec"] == spec.as_json()
+    with pytest.raises(ValueError, match="n_train_stories <= 2"):
+        replace(spec, n_train_stories=3)
+    with pytest.raises(ValueError, match="n_voxels >= 5124"):
+        replace(spec, n_voxels=100)

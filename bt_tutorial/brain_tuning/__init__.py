@@ -12,6 +12,10 @@ Four parts, in the order a run uses them:
   accumulation, checkpoints, resume), with :mod:`~bt_tutorial.brain_tuning.distributed`
   for several processes and :mod:`~bt_tutorial.brain_tuning.cli` behind
   ``python -m bt_tutorial.tune``.
+
+:mod:`~bt_tutorial.brain_tuning.runs` keeps a run folder safe (locks, atomic writes,
+checkpoints that load no code); :mod:`~bt_tutorial.brain_tuning.benchmark` times training
+steps on a GPU (``python -m bt_tutorial.brain_tuning.benchmark``).
 """
 
 from .loop import TuningResult, brain_tune, evaluate, lr_schedule, optimizer_steps, train_model

@@ -70,7 +70,12 @@ def main(argv=None) -> int:
 
     try:
         config = tuning_config(args)
-        dataset = LebelDataset(args.data) if args.data else open_dataset(get_config())
+        if args.data:  # a ds003020 folder, read as the full profile reads it
+            full = get_config(profile="full")
+            dataset = LebelDataset(args.data, strict=True, nan_policy=full.nan_policy,
+                                   train_stories=full.train_story_setting)
+        else:
+            dataset = open_dataset(get_config())
         model = load_speech_model(args.model)
         result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
                             device=args.device, overwrite=args.overwrite)

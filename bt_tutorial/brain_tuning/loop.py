@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..models import reduced_precision
 from .distributed import Processes
 from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
 from .runs import (CHECKPOINT, RunFolderError, data_digest, load_checkpoint, locked, prepare_folder,
@@ -56,12 +57,17 @@ class TuningResult:
 
 
 def _precision(device: torch.device, enabled: bool = True):
-    """Autocast context and gradient scaler for the device (bf16, else fp16 + scaler; fp32 on CPU)."""
+    """Autocast context and gradient scaler for the device; fp32 on the CPU.
+
+    bf16 (no scaler) on GPUs of compute capability >= 8.0; fp16 with a gradient
+    scaler below (a T4 emulates bf16 slowly, see
+    :func:`~bt_tutorial.models.reduced_precision`).
+    """
     if device.type != "cuda" or not enabled:
         return nullcontext, None
-    if torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
-    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+    dtype = reduced_precision(device)
+    autocast = lambda: torch.autocast("cuda", dtype=dtype)  # noqa: E731
+    return autocast, (None if dtype == torch.bfloat16 else torch.amp.GradScaler("cuda"))
 
 
 def optimizer_steps(n_samples: int, config: TuningConfig) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..features import AudioWindows
 from ..models import SAMPLE_RATE
 from ..noise_ceiling import cc_max, select_voxels
 from ..timing import TR, zscore
@@ -37,14 +38,12 @@ def tr_windows(waveform: np.ndarray, tr_times: np.ndarray, window_trs: int = 5, 
 
     Returns
     -------
-    windows : ndarray, shape (n_rows, n_window_samples), a read-only view
+    windows : AudioWindows, shape (n_rows, n_window_samples)
+        Holds the audio once; a window is cut when read (a batch at a time).
     """
     n = int(math.ceil(window_trs * tr * SAMPLE_RATE / multiple) * multiple)
     ends = np.round((np.asarray(tr_times) + tr / 2 - lag_trs * tr) * SAMPLE_RATE).astype(int)
-    after = max(0, int(ends.max()) - len(waveform))
-    padded = np.concatenate([np.zeros(n, np.float32), np.asarray(waveform, np.float32),
-                             np.zeros(after, np.float32)])
-    return np.lib.stride_tricks.sliding_window_view(padded, n)[np.maximum(ends, 0)]
+    return AudioWindows(waveform, ends, n)
 
 
 def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> list:
@@ -76,7 +75,11 @@ def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> 
 
 @dataclass
 class TuningData:
-    """Windows and targets of a set of stories, indexed by (story, row)."""
+    """Windows and targets of a set of stories, indexed by (story, row).
+
+    ``windows`` are arrays or :class:`~bt_tutorial.features.AudioWindows`, each
+    (n_rows_i, n_window_samples); :meth:`batch` copies only the rows it returns.
+    """
 
     windows: list
     targets: list

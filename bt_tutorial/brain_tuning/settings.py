@@ -56,8 +56,8 @@ class TuningConfig:
         Voxels whose noise ceiling is above this are the targets.
     seed : int
     mixed_precision : bool
-        On a GPU: bf16 autocast where supported, else fp16 with a gradient
-        scaler. The CPU always trains in fp32.
+        On a GPU: bf16 autocast on compute capability 8.0 or more (A100, H100,
+        L4), else fp16 with a gradient scaler (a T4 emulates bf16 slowly). The CPU always trains in fp32.
     row_step : int
         Train on every ``row_step``-th TR of each training story (1: all; the
         demo profile uses 2 to fit a CPU budget).

@@ -21,14 +21,20 @@ from tqdm import tqdm
 
 from ..config import resolve_data_home
 from ..download import DownloadError, download_file
+from ..file_formats import content_problem
 from .tasks import Task
 
 SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 SLURP_TEXT_URL = "https://raw.githubusercontent.com/pswietojanski/slurp/master/dataset/slurp"
 SLURP_AUDIO_URL = "https://zenodo.org/record/4274930/files/slurp_real.tar.gz"
-CREMA_D_URL = "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master"
-CREMA_D_LIST_URL = ("https://raw.githubusercontent.com/CheyneyComputerScience/CREMA-D/master/"
-                    "SentenceFilenames.csv")
+CREMA_D_MIRRORS = (
+    # the maintainers' GitLab mirror, which their README has recommended since 2025
+    "https://gitlab.com/cs-cooper-lab/crema-d-mirror/-/raw/main",
+    # the original repository's Git LFS media: often over its bandwidth quota (CREMA-D issue #15)
+    "https://media.githubusercontent.com/media/CheyneyComputerScience/CREMA-D/master",
+)
+CREMA_D_URL = CREMA_D_MIRRORS[0]
+CREMA_D_CLONE = "git clone https://gitlab.com/cs-cooper-lab/crema-d-mirror.git"  # needs git-lfs
 CREMA_D_EMOTIONS = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happiness",
                     "NEU": "neutral", "SAD": "sadness"}
 _SLURP_SPLITS = {"train": "train", "devel": "train", "test": "test"}  # devel joins training
@@ -207,34 +213,81 @@ def _slurp_speakers(path: Path) -> dict:
 
 
 # -------------------------------------------------------------------- CREMA-D
-def download_crema_d(root=None, actors=None, base_url: str = CREMA_D_URL,
-                     list_url: str = CREMA_D_LIST_URL, progress: bool = True) -> Path:
+def download_crema_d(root=None, actors=None, base_url=None, list_url: str | None = None,
+                     progress: bool = True) -> Path:
     """Download CREMA-D's audio clips (Open Database License) file by file into ``<root>/AudioWAV``.
+
+    Sources are tried in order until one serves the clips; clips already on disk
+    are kept, so a source that fails half-way is continued by the next one.
 
     Parameters
     ----------
+    root : str or Path, optional
+        Default ``<data home>/downstream/crema_d``.
     actors : sequence of int, optional
         Only these actors (1001-1091), e.g. to fetch a subset quickly.
+    base_url : str or sequence of str, optional
+        Source(s) holding ``SentenceFilenames.csv`` and ``AudioWAV/<clip>.wav``
+        (default :data:`CREMA_D_MIRRORS`: the maintainers' GitLab mirror, then
+        the original GitHub repository's Git LFS media).
+    list_url : str, optional
+        The clip list (default ``<source>/SentenceFilenames.csv``).
+    progress : bool
 
     Returns
     -------
     root : Path
+
+    Raises
+    ------
+    DownloadError
+        If no source serves the clips (each source's error is named, with the
+        manual route: clone the GitLab mirror and pass its folder as ``root``).
     """
     root = Path(root) if root else default_root("crema_d")
-    listing = download_file(list_url, root / "SentenceFilenames.csv", progress=False)
+    sources = [base_url] if isinstance(base_url, str) else list(base_url or CREMA_D_MIRRORS)
+    failures = []
+    for base in sources:
+        try:
+            return _download_crema_d_from(base.rstrip("/"), list_url, root, actors, progress)
+        except DownloadError as exc:
+            failures.append(f"- {base}: {exc}")
+    raise DownloadError(
+        "Could not download CREMA-D from any source:\n" + "\n".join(failures) + "\n"
+        "(A WAV file that starts with 'version https://' is a Git LFS pointer: that source serves "
+        "no audio.) Fix: try again later, pass another mirror as base_url, or "
+        f"fetch the clips by hand (`{CREMA_D_CLONE}` with git-lfs installed, or the release archive at "
+        "https://github.com/CheyneyComputerScience/CREMA-D/releases) and call "
+        "load_crema_d(root=<the folder holding AudioWAV/>).")
+
+
+def _download_crema_d_from(base: str, list_url, root: Path, actors, progress: bool) -> Path:
+    """Download the listed clips from one source; raise DownloadError if it does not serve them."""
+    listing = download_file(list_url or f"{base}/SentenceFilenames.csv", root / "SentenceFilenames.csv",
+                            progress=False)
     with open(listing, newline="") as f:
         names = [row["Filename"] for row in csv.DictReader(f)]
     if actors is not None:
         names = [n for n in names if int(n.split("_")[0]) in {int(a) for a in actors}]
-    absent = []
+    absent, have = [], 0
     for name in tqdm(names, desc="CREMA-D", unit="file", disable=not progress):
+        dest = root / "AudioWAV" / f"{name}.wav"
+        if dest.is_file() and content_problem(dest) is None:  # complete: downloads land as .part first
+            have += 1
+            continue
+        url = f"{base}/AudioWAV/{name}.wav"
         try:
-            download_file(f"{base_url}/AudioWAV/{name}.wav", root / "AudioWAV" / f"{name}.wav",
-                          progress=False)
+            download_file(url, dest, progress=False)
+            have += 1
         except DownloadError as exc:
-            if "does not exist" not in str(exc):
+            if re.search(r"HTTP (403|429)\b", str(exc)):  # how a Git LFS source over its quota answers
+                raise DownloadError(f"the server refused {url} ({str(exc).split(':')[0]}): over its "
+                                    "bandwidth quota, or access denied.") from exc
+            if "HTTP 404" not in str(exc):
                 raise
             absent.append(name)
+    if names and not have:
+        raise DownloadError(f"none of the {len(names)} listed clips is at {base}/AudioWAV/ (HTTP 404).")
     if absent:
         print(f"{len(absent)} listed clips are not on the server, e.g. {absent[:3]}.")
     return root
@@ -268,7 +321,8 @@ def load_crema_d(root=None, test_fraction: float = 0.2, max_per_class: int | Non
     if not files:
         raise FileNotFoundError(
             f"No CREMA-D clips at {root / 'AudioWAV'}: expected <root>/AudioWAV/"
-            "<actor>_<sentence>_<emotion>_<level>.wav; call load_crema_d(download=True).")
+            "<actor>_<sentence>_<emotion>_<level>.wav; call load_crema_d(download=True), or "
+            f"`{CREMA_D_CLONE}` (with git-lfs) and pass that folder as root.")
     parts = [pattern.fullmatch(p.name).groups() for p in files]
     codes = list(CREMA_D_EMOTIONS)
     labels = np.array([codes.index(p[2]) for p in parts])

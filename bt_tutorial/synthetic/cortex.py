@@ -18,6 +18,7 @@ from ..rois import TWIN_ROI_SETS
 from ..surface import fsaverage5_meshes
 
 N_VOXELS_PER_HEMI = 2562  # fsaverage4 vertices nested in fsaverage5
+N_POINTS = 2 * N_VOXELS_PER_HEMI
 
 # name, group, centre of the left-hemisphere patch (MNI, mm), radius left, radius right
 ROI_TABLE = (
@@ -61,14 +62,22 @@ class Cortex:
         return len(self.vertex)
 
 
-def build_cortex() -> Cortex:
-    """Voxels (fsaverage4 vertices) and their ROI labels."""
+def build_cortex(n_voxels: int = N_POINTS) -> Cortex:
+    """Voxels (fsaverage4 vertices) and their ROI labels.
+
+    Parameters
+    ----------
+    n_voxels : int
+        Beyond the 5124 points, voxel ``i`` sits on point ``i % 5124`` (a twin of
+        real size repeats the points; each voxel still gets its own noise).
+    """
     meshes = fsaverage5_meshes()
     vertex = np.tile(np.arange(N_VOXELS_PER_HEMI), 2)
     hemi = np.repeat([0, 1], N_VOXELS_PER_HEMI)
     pial = np.vstack([meshes[f"pial_{s}"][0][:N_VOXELS_PER_HEMI] for s in ("left", "right")])
     sphere = np.vstack([meshes[f"sphere_{s}"][0][:N_VOXELS_PER_HEMI] for s in ("left", "right")])
-    return Cortex(vertex, hemi, pial, sphere, label_rois(pial, hemi))
+    point = np.arange(n_voxels) % N_POINTS
+    return Cortex(vertex[point], hemi[point], pial[point], sphere[point], label_rois(pial, hemi)[point])
 
 
 def label_rois(pial: np.ndarray, hemi: np.ndarray) -> np.ndarray:

@@ -20,13 +20,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data import GROUND_TRUTH_DIR, TEST_STORY, TWIN_INFO, VALIDATION_STORY
+from ..stories import PAPER_TRAIN_STORIES
 from ..timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times, zscore
 from . import responses as R
-from .cortex import ROI_NAMES, build_cortex
+from .cortex import N_POINTS, ROI_NAMES, build_cortex
 from .narrative import generate_sentences
 from .writers import write_responses, write_textgrid, write_wav
 
-GENERATOR_VERSION = 2  # bump whenever the generated data change
+GENERATOR_VERSION = 3  # bump whenever the generated data change
 TRAIN_STORY_NAMES = (
     "harborlights", "thelastrecipe", "nightshift", "pinevalley", "crosstown",
     "basementtapes", "finalexam", "stormseason", "overtime", "countdown",
@@ -66,6 +67,12 @@ class TwinSpec:
         Principal components of the sentence embeddings used as semantic drive.
     context_words : int
         Words of context embedded for the semantic drive.
+    n_voxels : int
+        Voxels per subject. Beyond the 5124 cortical points, voxels repeat the
+        points in turn (same position, ROI and weights, their own noise): a
+        twin of real size for memory and disk rehearsals (:data:`REAL_SCALE`).
+    train_story_names : tuple of str
+        Names of the training stories; empty: the twin's own names.
     """
 
     seed: int = 0
@@ -76,6 +83,15 @@ class TwinSpec:
     n_repeats: int = 10
     n_semantic: int = 12
     context_words: int = 16
+    n_voxels: int = N_POINTS
+    train_story_names: tuple = ()
+
+    def __post_init__(self):
+        names = tuple(self.train_story_names) or TRAIN_STORY_NAMES
+        if self.n_train_stories > len(names) or self.n_voxels < N_POINTS:
+            raise ValueError(f"A twin needs n_train_stories <= {len(names)} (its story names) and "
+                             f"n_voxels >= {N_POINTS}; got {self.n_train_stories} and {self.n_voxels}.")
+        object.__setattr__(self, "train_story_names", tuple(self.train_story_names))
 
     @property
     def subjects(self) -> tuple:
@@ -83,7 +99,19 @@ class TwinSpec:
 
     @property
     def stories(self) -> tuple:
-        return TRAIN_STORY_NAMES[: self.n_train_stories] + (VALIDATION_STORY, TEST_STORY)
+        names = self.train_story_names or TRAIN_STORY_NAMES
+        return names[: self.n_train_stories] + (VALIDATION_STORY, TEST_STORY)
+
+    def as_json(self) -> dict:
+        """The spec as it reads back from ``twin.json``."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+# one subject of ds003020 at its real size: 95,556 voxels (UTS03's cortical mask), the
+# paper's 24 training stories of about 350 TRs, a 10-minute test story with 10 repeats
+REAL_SCALE = TwinSpec(seed=0, n_subjects=1, n_train_stories=len(PAPER_TRAIN_STORIES), story_seconds=680.0,
+                      test_story_seconds=580.0, n_repeats=10, n_voxels=95_556,
+                      train_story_names=PAPER_TRAIN_STORIES)
 
 
 def _info_path(root: Path) -> Path:
@@ -111,7 +139,7 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
     info = _info_path(root)
     if info.is_file():
         saved = json.loads(info.read_text())
-        if saved.get("spec") == asdict(spec) and saved.get("version") == GENERATOR_VERSION:
+        if saved.get("spec") == spec.as_json() and saved.get("version") == GENERATOR_VERSION:
             return root
         _check_only_twin_files(root, saved)
         log.warning("The synthetic twin in %s is of another version or spec: generating it again there.", root)
@@ -132,14 +160,26 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
 
 def _check_only_twin_files(root: Path, saved: dict) -> None:
     """Refuse to replace a twin folder that holds files the twin did not write."""
-    written = set(saved.get("files", ())) | {str(_info_path(Path()).as_posix())}
+    written = _written_files(saved) | {str(_info_path(Path()).as_posix())}
     present = {str(f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file()}
     foreign = sorted(present - written)
-    if "files" not in saved or foreign:
-        shown = ", ".join(foreign[:5]) if "files" in saved else "(this twin lists no files)"
+    if foreign:
         raise FileExistsError(
             f"{root} holds a synthetic twin of another version or spec, and files it did not write: "
-            f"{shown}. Move those files away or delete the folder, then run again.")
+            f"{', '.join(foreign[:5])}. Move those files away or delete the folder, then run again.")
+
+
+def _written_files(saved: dict) -> set:
+    """Files a saved twin wrote: its list, or (twins written before the list) its layout."""
+    if "files" in saved:
+        return set(saved["files"])
+    stories, subjects = saved.get("stories", []), saved.get("subjects", [])
+    files = {"derivative/respdict.json"}
+    for story in stories:
+        files |= {f"stimuli/{story}.wav", f"derivative/TextGrids/{story}.TextGrid",
+                  f"{GROUND_TRUTH_DIR}/stories/{story}.npz"}
+        files |= {f"derivative/preprocessed_data/{subject}/{story}.hf5" for subject in subjects}
+    return files | {f"{GROUND_TRUTH_DIR}/{subject}.npz" for subject in subjects}
 
 
 def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True) -> Path:
@@ -170,7 +210,7 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
     (out / "derivative" / "respdict.json").write_text(json.dumps(respdict, indent=1))
 
     features = _stimulus_features(stories, respdict, spec, progress)
-    cortex = build_cortex()
+    cortex = build_cortex(spec.n_voxels)
     gt = out / GROUND_TRUTH_DIR
     (gt / "stories").mkdir(parents=True, exist_ok=True)
     for name, f in features.items():
@@ -181,7 +221,7 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
         rng = np.random.default_rng(seeds[len(spec.stories) + s])
         truth = _simulate_subject(out, subject, rng, cortex, features, spec, s)
         np.savez(gt / f"{subject}.npz", **truth)
-    info = {"version": GENERATOR_VERSION, "spec": asdict(spec), "subjects": list(spec.subjects),
+    info = {"version": GENERATOR_VERSION, "spec": spec.as_json(), "subjects": list(spec.subjects),
             "stories": list(spec.stories), "tr": TR,
             "voices": {n: s["voice"] for n, s in stories.items()},
             "roi_names": list(ROI_NAMES), "lowlevel_names": list(R.LOWLEVEL_NAMES),
@@ -189,6 +229,26 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
             "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())}
     _info_path(out).write_text(json.dumps(info, indent=1))  # written last: marks completion
     return out
+
+
+def _projection_stats(blocks: list, weights: np.ndarray) -> tuple:
+    """Mean and s.d. over all rows of ``vstack(blocks) @ weights``, without forming it.
+
+    Parameters
+    ----------
+    blocks : list of ndarray, shape (n_rows_k, n_features)
+    weights : ndarray, shape (n_features, n_voxels)
+
+    Returns
+    -------
+    mean, sd : ndarray, shape (n_voxels,)
+        ``sd`` is 1 where the projection is constant, as in :func:`~bt_tutorial.timing.zscore`.
+    """
+    rows = np.vstack(blocks)
+    centred = rows - rows.mean(0)
+    cov = centred.T @ centred / len(rows)
+    sd = np.sqrt(np.clip(np.einsum("fv,fv->v", weights, cov @ weights), 0.0, None))
+    return rows.mean(0) @ weights, np.where(sd > 1e-12, sd, 1.0)
 
 
 def _n_scan_trs(duration: float) -> int:
@@ -279,18 +339,23 @@ def _word_embeddings(stories: dict, spec: TwinSpec, progress: bool) -> dict:
 
 def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: TwinSpec,
                       index: int) -> dict:
-    """Write one subject's responses; return its ground truth."""
+    """Write one subject's responses; return its ground truth.
+
+    The signal is built story by story, so memory grows with one story's
+    responses, not the whole subject's (3 GB at real scale).
+    """
     w_sem = R.smooth_fields(cortex.sphere, cortex.hemi, spec.n_semantic, rng)
     w_low = R.smooth_fields(cortex.sphere, cortex.hemi, len(R.LOWLEVEL_NAMES), rng)
     frac = R.semantic_fractions(cortex.roi)
     names = list(feats)
-    sem = np.vstack([feats[n]["semantic"] for n in names]) @ w_sem
-    low = np.vstack([feats[n]["lowlevel"] for n in names]) @ w_low
-    signal = np.sqrt(frac) * zscore(sem) + np.sqrt(1 - frac) * zscore(low)
-    bounds = np.cumsum([0] + [len(feats[n]["semantic"]) for n in names])
-    test = names.index(TEST_STORY)
+    drives = [(key, w, np.sqrt(share), *_projection_stats([feats[n][key] for n in names], w))
+              for key, w, share in (("semantic", w_sem, frac), ("lowlevel", w_low, 1 - frac))]
+
+    def story_signal(name):
+        return sum(root * ((feats[name][key] @ w - mean) / sd) for key, w, root, mean, sd in drives)
+
     # unit signal variance on the kept rows of the test story, where ceilings are defined
-    signal /= _trim(signal[bounds[test]: bounds[test + 1]]).std(0)
+    test_sd = _trim(story_signal(TEST_STORY)).std(0)
     null_fraction, low_outside = SUBJECT_NOISE[index % len(SUBJECT_NOISE)]
     target = R.target_noise_ceilings(cortex.roi, rng, null_fraction, low_outside)
     noise_sd = R.noise_sd_for_ceiling(target, spec.n_repeats)
@@ -298,8 +363,8 @@ def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: T
     gain = np.where(np.isinf(noise_sd), 0.0, 1.0 / np.sqrt(1.0 + np.square(finite_sd)))
     noise_gain = np.where(np.isinf(noise_sd), 1.0, finite_sd * gain)
     folder = out / "derivative" / "preprocessed_data" / subject
-    for k, name in enumerate(names):
-        clean = signal[bounds[k]: bounds[k + 1]] * gain
+    for name in names:
+        clean = story_signal(name) / test_sd * gain
         n_rep = spec.n_repeats if name == TEST_STORY else 1
         reps = np.stack([
             zscore(_trim(clean + noise_gain * R.ar1_noise(rng, *clean.shape)))
@@ -311,6 +376,7 @@ def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: T
             sp = _trim(clean).var(0)
             snr = sp / np.square(noise_gain)
             true_ceiling = np.sqrt(spec.n_repeats * snr / (1 + spec.n_repeats * snr))
+        del clean, reps
     return dict(vertex=cortex.vertex, hemi=cortex.hemi, roi=cortex.roi,
                 roi_names=np.array(ROI_NAMES), semantic_fraction=frac,
                 w_semantic=w_sem, w_lowlevel=w_low, noise_sd=noise_sd,

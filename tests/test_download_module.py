@@ -1,0 +1,134 @@
+"""The downloader as a module (``python -m bt_tutorial.download``), the chapter's call, and
+``derivative/`` versus ``derivatives/`` on the server (issue 12, items 5 and 9).
+
+Served by the miniature mirror of ``test_download.py`` on 127.0.0.1; no network.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy  # noqa: F401
+
+from bt_tutorial import download
+from bt_tutorial.config import get_config
+from bt_tutorial.data import LebelDataset
+from bt_tutorial.download import DownloadError, download_lebel, download_subject, lebel_file_list
+from bt_tutorial.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def serve(root: Path):
+    state = dict(requests=[], cut_after={}, missing=set(), short_by={}, ignore_range=set(), no_head=False,
+                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={})
+    handler = type("Handler", (MirrorHandler,), {"root": root, "state": state})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/ds003020"
+    return httpd, thread, SimpleNamespace(url=url, state=state, root=root / "ds003020")
+
+
+@pytest.fixture(params=["derivative", "derivatives"])
+def server(request, tmp_path, tiny_twin):
+    """A mirror whose folder of derivatives is singular (snapshot 3.1.0) or plural (newer snapshots)."""
+    root = tmp_path / "mirror"
+    build_mirror(tiny_twin, root / "ds003020", SUBJECT, [TEST_STORY, VALIDATION_STORY, *PAPER_TRAIN_STORIES[:N_TRAIN]])
+    if request.param == "derivatives":
+        (root / "ds003020" / "derivative").rename(root / "ds003020" / "derivatives")
+    httpd, thread, info = serve(root)
+    info.derivative = request.param
+    yield info
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_either_folder_is_probed_downloaded_and_read(server, tmp_path):
+    out = tmp_path / "out"
+    paths = download_lebel(SUBJECT, N_TRAIN, out, base_url=server.url, **FAST)
+    assert paths == [out / p for p in lebel_file_list(SUBJECT, N_TRAIN, server.derivative)]
+    assert (out / server.derivative / "respdict.json").is_file()
+    ds = LebelDataset(out)
+    assert ds.derivative == out / server.derivative
+    assert ds.split(SUBJECT)["train"] == list(PAPER_TRAIN_STORIES[:N_TRAIN])
+    assert ds.load_responses(SUBJECT, TEST_STORY).shape[0] == ds.respdict[TEST_STORY] - 20
+    heads = [path for method, path, _, _ in server.state["requests"] if method == "HEAD"]
+    probed = ["ds003020/derivative/respdict.json"] + (["ds003020/derivatives/respdict.json"]
+                                                      if server.derivative == "derivatives" else [])
+    assert heads[:len(probed)] == probed and heads.count(probed[-1]) == 1  # the probe's size is reused
+
+
+def test_a_local_tree_keeps_its_folder_name(server, tmp_path):
+    out = tmp_path / "out"
+    other = "derivative" if server.derivative == "derivatives" else "derivatives"
+    (out / other).mkdir(parents=True)
+    download_lebel(SUBJECT, N_TRAIN, out, base_url=server.url, **FAST)
+    assert not (out / server.derivative).exists() or other == server.derivative
+    assert (out / other / "preprocessed_data" / SUBJECT / f"{TEST_STORY}.hf5").is_file()
+    assert LebelDataset(out).split(SUBJECT)["test"] == TEST_STORY
+
+
+def test_neither_folder_on_the_server_is_one_clear_error(server, tmp_path, capsys):
+    shutil.rmtree(server.root / server.derivative)
+    with pytest.raises(DownloadError, match=r"Neither .*/derivative/respdict.json nor .*/derivatives/respdict"):
+        download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    code = download.main(["--subject", SUBJECT, "--stories", "1", "--out", str(tmp_path), "--base-url",
+                          server.url, "--retries", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: Neither") and err.count("\n") == 1
+
+
+def test_reader_refuses_a_tree_with_both_folders_holding_a_respdict(tmp_path):
+    for name in ("derivative", "derivatives"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "respdict.json").write_text("{}")
+    with pytest.raises(ValueError, match="both derivative/ and derivatives/"):
+        LebelDataset(tmp_path)
+    (tmp_path / "derivative" / "respdict.json").unlink()  # an empty leftover folder: the other one is used
+    assert LebelDataset(tmp_path).derivative == tmp_path / "derivatives"
+
+
+def test_module_entry_point_runs_without_the_scripts_folder(server, tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bt_tutorial.download", "--subject", SUBJECT, "--stories", "1",
+               "--out", str(out), "--base-url", server.url, "--dry-run"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "total, 11 files" in result.stdout and not out.exists()
+    bad = subprocess.run(command[:4] + ["UTS9"] + command[5:], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: Unknown subject") and bad.stderr.count("\n") == 1
+
+
+def test_the_wrapper_script_is_the_module(server, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("download_lebel_cli", REPO_ROOT / "data_scripts" / "download_lebel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is download.main and module.download is download
+
+
+def test_download_subject_follows_the_config(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("BT_SUBJECT", SUBJECT)
+    config = get_config(profile="full", data_home=tmp_path, progress=False)
+    paths = download_subject(config, N_TRAIN, base_url=server.url)
+    assert paths[0] == config.dataset_root / server.derivative / "respdict.json"
+    assert LebelDataset(config.dataset_root).stories(SUBJECT) == sorted([TEST_STORY, VALIDATION_STORY,
+                                                                          *PAPER_TRAIN_STORIES[:N_TRAIN]])
+    custom = config.with_(train_stories=(PAPER_TRAIN_STORIES[0], "souls"))
+    plan = download_subject(custom, 1, base_url=server.url, dry_run=True)
+    assert any(item.relpath.endswith(f"{PAPER_TRAIN_STORIES[0]}.wav") for item in plan)
+    with pytest.raises(ValueError, match="demo profile reads the synthetic twin"):
+        download_subject(get_config(profile="demo", data_home=tmp_path), 1, base_url=server.url)

@@ -1,0 +1,195 @@
+"""Real LeBel TextGrids: rounding-error overlaps, byte-order marks, UTF-16, short and chronological formats.
+
+Each case is a small hand-written file holding the same two tiers, so every reader
+must give the same words and phones.
+"""
+
+import codecs
+
+import numpy as np
+import pytest
+
+from bt_tutorial.file_formats import content_problem
+from bt_tutorial.stimulus import StimulusFileError, read_textgrid
+
+LONG = """File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1.5
+tiers? <exists>
+size = 2
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "phone"
+        xmin = 0
+        xmax = 1.5
+        intervals: size = 5
+        intervals [1]:
+            xmin = 0
+            xmax = 0.3
+            text = "HH"
+        intervals [2]:
+            xmin = 0.3
+            xmax = 0.6
+            text = "AH0"
+        intervals [3]:
+            xmin = 0.6
+            xmax = 1.0
+            text = "L"
+        intervals [4]:
+            xmin = 1.0
+            xmax = 1.2
+            text = "OW1"
+        intervals [5]:
+            xmin = 1.2
+            xmax = 1.5
+            text = "sp"
+    item [2]:
+        class = "IntervalTier"
+        name = "word"
+        xmin = 0
+        xmax = 1.5
+        intervals: size = 2
+        intervals [1]:
+            xmin = 0
+            xmax = 1.2
+            text = "HELLO"
+        intervals [2]:
+            xmin = 1.2
+            xmax = 1.5
+            text = "sp"
+"""
+
+SHORT = """File type = "ooTextFile short"
+"TextGrid"
+
+0
+1.5
+<exists>
+2
+"IntervalTier"
+"phone"
+0
+1.5
+5
+0
+0.3
+"HH"
+0.3
+0.6
+"AH0"
+0.6
+1.0
+"L"
+1.0
+1.2
+"OW1"
+1.2
+1.5
+"sp"
+"IntervalTier"
+"word"
+0
+1.5
+2
+0
+1.2
+"HELLO"
+1.2
+1.5
+"sp"
+"""
+
+CHRONOLOGICAL = """"Praat chronological TextGrid text file"
+0 1.5   ! Time domain.
+2   ! Number of tiers.
+"IntervalTier" "phone" 0 1.5
+"IntervalTier" "word" 0 1.5
+
+! phone:
+1 0 0.3
+"HH"
+
+! word:
+2 0 1.2
+"HELLO"
+
+1 0.3 0.6
+"AH0"
+
+1 0.6 1.0
+"L"
+
+1 1.0 1.2
+"OW1"
+
+1 1.2 1.5
+"sp"
+
+2 1.2 1.5
+"sp"
+"""
+
+WORDS, PHONES = ("hello",), ("HH", "AH", "L", "OW")
+
+
+def check(path):
+    words, phones = read_textgrid(path)
+    assert words.labels == WORDS and phones.labels == PHONES
+    np.testing.assert_allclose(phones.starts, [0, 0.3, 0.6, 1.0])
+    np.testing.assert_allclose(phones.ends, [0.3, 0.6, 1.0, 1.2])
+    np.testing.assert_allclose([words.starts[0], words.ends[0]], [0, 1.2])
+    assert content_problem(path) is None  # the downloader accepts the file too
+
+
+@pytest.mark.parametrize("text", [LONG, SHORT, CHRONOLOGICAL], ids=["long", "short", "chronological"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "utf-16", "utf-16-be", "crlf"])
+def test_formats_and_encodings_give_the_same_transcript(tmp_path, text, encoding):
+    path = tmp_path / "story.TextGrid"
+    if encoding == "utf-8-bom":
+        data = codecs.BOM_UTF8 + text.encode()
+    elif encoding == "crlf":
+        data = text.replace("\n", "\r\n").encode()
+    else:
+        data = text.encode(encoding)  # "utf-16" writes a byte-order mark, "utf-16-be" none
+    path.write_bytes(data)
+    check(path)
+
+
+def test_chronological_format_with_a_quote_in_a_label_and_no_final_newline(tmp_path):
+    text = CHRONOLOGICAL.replace('"HELLO"', '"HE""LLO"').rstrip("\n")
+    path = tmp_path / "story.TextGrid"
+    path.write_text(text)
+    words, _ = read_textgrid(path)
+    assert words.labels == ('he"llo',)
+
+
+@pytest.mark.parametrize("text", [LONG, SHORT, CHRONOLOGICAL], ids=["long", "short", "chronological"])
+def test_overlap_by_a_rounding_error_is_repaired(tmp_path, text):
+    """praatio refuses such files (as for wheretheressmoke); the later phone starts where the earlier ends."""
+    if text is CHRONOLOGICAL:
+        text = text.replace("1 0.3 0.6", "1 0.2995 0.6")
+    else:
+        text = text.replace("0.3\n", "0.2995\n", 2).replace("0.2995\n", "0.3\n", 1)
+    assert "0.2995" in text
+    path = tmp_path / "story.TextGrid"
+    path.write_text(text)
+    check(path)
+
+
+def test_overlap_beyond_a_rounding_error_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "story.TextGrid"
+    path.write_text(LONG.replace("            xmin = 0.6\n", "            xmin = 0.5\n", 1))
+    with pytest.raises(StimulusFileError, match=r"story.TextGrid: in tier 'phone'.*overlap by 0.1 s"):
+        read_textgrid(path)
+    words, phones = read_textgrid(path, overlap_tolerance=0.2)
+    assert phones.starts[2] == pytest.approx(0.6)
+
+
+def test_damaged_chronological_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "story.TextGrid"
+    path.write_text(CHRONOLOGICAL.replace("2   ! Number of tiers.", "3   ! Number of tiers."))
+    with pytest.raises(StimulusFileError, match="story.TextGrid cannot be parsed as a TextGrid"):
+        read_textgrid(path)
