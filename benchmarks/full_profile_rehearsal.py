@@ -165,8 +165,10 @@ def main(argv=None) -> int:
         figures = globals()[f"stage_{args.stage}"](args.root, args.small)
         print(json.dumps({**figures, "peak_rss_gb": round(peak_rss_gb(), 2)}))
         return 0
-    results = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
-                          f"{__import__('os').cpu_count()} cores", "small": args.small, "stages": {}}
+    results = {"stages": {}}
+    if not args.small and args.out.is_file():  # stages run before keep their figures
+        results = json.loads(args.out.read_text())
+    results.update(machine=f"{platform.machine()}, {__import__('os').cpu_count()} cores", small=args.small)
     for name in args.only:
         results["stages"][name] = run_stage(name, args.root, args.small)
         print(name, results["stages"][name], flush=True)
