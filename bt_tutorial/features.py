@@ -194,7 +194,12 @@ def story_features(model: SpeechModel, dataset, story: str, layers, params: Feat
     dtype = feature_dtype(model.device, dtype)
     if cache_dir is False:
         return extract_features(model, audio, layers, params, dtype, progress)
-    folder = _cache_path(model, audio, story, params, dtype, cache_dir)
+    return _cached_features(model, audio, _cache_path(model, audio, story, params, dtype, cache_dir), layers,
+                            params, dtype, progress)
+
+
+def _cached_features(model, audio, folder: Path, layers, params, dtype, progress) -> tuple:
+    """:func:`story_features` for audio already loaded, cached in ``folder``."""
     times = window_end_times(len(audio) / SAMPLE_RATE, params.stride)
     parts = {k: [] for k in layers}
     with tqdm(total=len(times), disable=not progress, desc=f"{model.name} features", unit="window") as bar:
@@ -240,22 +245,23 @@ def story_rows(model: SpeechModel, dataset, story: str, layers, params: FeatureP
     """
     layers = sorted(set(int(k) for k in layers))
     n_scan = dataset.n_scan_trs(story)
-    path, cached = None, {}
-    if cache_dir is not False:
-        audio = dataset.load_audio(story, SAMPLE_RATE).waveform
-        folder = _cache_path(model, audio, story, params, feature_dtype(model.device, dtype), cache_dir)
-        path = folder / f"rows_{n_scan}trs_tr{dataset.tr:g}.npz"
-        cached = _read_cache(path) or {}
+    if cache_dir is False:
+        times, feats = story_features(model, dataset, story, layers, params, False, dtype, progress)
+        return {k: to_response_rows(feats[k], times, n_scan, story, n_response_rows, dataset.tr) for k in layers}
+    audio = dataset.load_audio(story, SAMPLE_RATE).waveform
+    dtype = feature_dtype(model.device, dtype)
+    folder = _cache_path(model, audio, story, params, dtype, cache_dir)
+    path = folder / f"rows_{n_scan}trs_tr{dataset.tr:g}.npz"
+    cached = _read_cache(path) or {}
     missing = [k for k in layers if k not in cached]
     if missing:
-        times, feats = story_features(model, dataset, story, missing, params, cache_dir, dtype, progress)
+        times, feats = _cached_features(model, audio, folder, missing, params, dtype, progress)
         cached.update({k: to_response_rows(feats[k], times, n_scan, story, n_response_rows, dataset.tr)
                        for k in missing})
-        if path is not None:
-            _write_cache(path, cached)
-            if not keep_windows:
-                for chunk in path.parent.glob("windows_*.npz"):
-                    chunk.unlink(missing_ok=True)
+        _write_cache(path, cached)
+        if not keep_windows:
+            for chunk in folder.glob("windows_*.npz"):
+                chunk.unlink(missing_ok=True)
     out = {k: cached[k] for k in layers}
     if n_response_rows is not None and len(out[layers[0]]) != n_response_rows:
         raise ValueError(f"Story {story}: cached features give {len(out[layers[0]])} TR rows but the responses "
