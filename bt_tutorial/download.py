@@ -8,7 +8,8 @@ configured subject and N training stories need; from a shell::
 
 Run the same command again to resume an interrupted download. Snapshot 3.1.0 keeps the
 derivatives in ``derivative/``, newer ones in ``derivatives/``: the server is asked which
-it has, and a local tree keeps the name it already uses.
+it has, and a local tree keeps the name it already uses. ``BT_DATASET_URL`` replaces the
+bucket by a mirror (a local copy served over HTTP, an institutional cache).
 
 Exit codes: 0 on success; 2 on an expected error (a file missing on the server, a
 download that cannot be completed or verified, a bad argument, a disk error), reported
@@ -18,6 +19,7 @@ as one ``error: ...`` line on stderr; 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.parse
 from pathlib import Path
@@ -32,6 +34,7 @@ from .transfer import (DownloadError, RemoteFileMissing, download_file,  # noqa:
                        format_size, remote_size, size_with_retries)
 
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
+BASE_URL_ENV = "BT_DATASET_URL"
 SUBJECTS = tuple(f"UTS{i:02d}" for i in range(1, 9))
 
 
@@ -41,6 +44,11 @@ class PlannedFile(NamedTuple):
     relpath: str
     url: str
     size: int
+
+
+def dataset_url() -> str:
+    """Root URL of ds003020: ``$BT_DATASET_URL`` if set (a mirror), else OpenNeuro's bucket."""
+    return os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
 
 
 def lebel_file_list(subject: str, n_train_stories: int, derivative: str = "derivative",
@@ -204,7 +212,7 @@ def download_lebel(
     return paths
 
 
-def download_subject(config=None, n_train_stories: int = 5, base_url: str = DEFAULT_BASE_URL,
+def download_subject(config=None, n_train_stories: int = 5, base_url: str | None = None,
                      dry_run: bool = False, retries: int = 5) -> list:
     """Download what the configured subject needs for the chapters (the full profile's data).
 
@@ -222,7 +230,9 @@ def download_subject(config=None, n_train_stories: int = 5, base_url: str = DEFA
     n_train_stories : int
         0 to 24: about 230-560 MB each with audio; the test story's responses alone are
         2.45 GB (float64 on disk).
-    base_url, dry_run, retries
+    base_url : str, optional
+        Root URL of the dataset (default :func:`dataset_url`: ``$BT_DATASET_URL`` or OpenNeuro).
+    dry_run, retries
         As in :func:`download_lebel`.
 
     Returns
@@ -238,7 +248,7 @@ def download_subject(config=None, n_train_stories: int = 5, base_url: str = DEFA
                          "(or pass get_config(profile='full')) to download ds003020.")
     setting = config.train_story_setting
     stories = setting if isinstance(setting, tuple) else PAPER_TRAIN_STORIES
-    return download_lebel(config.subject, n_train_stories, config.dataset_root, base_url=base_url,
+    return download_lebel(config.subject, n_train_stories, config.dataset_root, base_url=base_url or dataset_url(),
                           dry_run=dry_run, retries=retries, progress=config.progress, train_stories=stories)
 
 
@@ -270,7 +280,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(the test and validation stories are always downloaded)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="local dataset root (default: $BT_DATA/ds003020, where the full profile reads)")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="URL of the dataset root")
+    parser.add_argument("--base-url", default=dataset_url(),
+                        help=f"URL of the dataset root (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})")
     parser.add_argument("--dry-run", action="store_true", help="list the files and sizes, download nothing")
     parser.add_argument("--retries", type=_non_negative_int, default=5, help="retries per file after a transient error")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")

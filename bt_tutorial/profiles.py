@@ -92,12 +92,13 @@ def profile_downstream_tasks(config=None, timit_root=None) -> dict:
 
         return {name: ensure_task(name, data_home=config.data_home, progress=config.progress)
                 for name in SYNTHETIC_TASKS}
-    from .downstream import load_crema_d, load_slurp, load_speech_commands, load_timit
+    from .downstream import default_root, load_crema_d, load_slurp, load_speech_commands, load_timit
 
-    progress = config.progress
-    tasks = {"speech_commands": load_speech_commands(download=True, max_per_class=300, progress=progress),
-             "slurp": load_slurp(download=True, max_per_class=100, progress=progress),
-             "crema_d": load_crema_d(download=True, progress=progress)}
+    progress, home = config.progress, config.data_home
+    tasks = {"speech_commands": load_speech_commands(default_root("speech_commands", home), download=True,
+                                                     max_per_class=300, progress=progress),
+             "slurp": load_slurp(default_root("slurp", home), download=True, max_per_class=100, progress=progress),
+             "crema_d": load_crema_d(default_root("crema_d", home), download=True, progress=progress)}
     timit_root = timit_root or os.environ.get("TIMIT_ROOT")
     if timit_root:
         for kind in ("phonemes", "sentence_type"):

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import atlas
 from .data import LebelDataset
-from .download import DEFAULT_BASE_URL, DownloadError, download_file, format_size, remote_size
+from .download import DEFAULT_BASE_URL, DownloadError, dataset_url, download_file, format_size, remote_size
 from .file_formats import file_md5
 from .layout import derivative_dir
 from .rois import PAPER_ROI_SETS
@@ -361,7 +361,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--subject", required=True, help="UTS01 to UTS08")
     add("--data", type=Path, required=True, metavar="DIR", help="ds003020 root (inputs are downloaded under it)")
-    add("--base-url", default=DEFAULT_BASE_URL, help=f"URL of the ds003020 root (default: {DEFAULT_BASE_URL})")
+    add("--base-url", default=dataset_url(),
+        help=f"URL of the ds003020 root (default: $BT_DATASET_URL or {DEFAULT_BASE_URL})")
     add("--atlas-url", help="a folder URL serving the 4 atlas files under their names (default: their sources)")
     add("--out", type=Path, metavar="FILE", help="output (default: <data>/derivative/roi_masks/<subject>.npz)")
     add("--rule", choices=atlas.ASSIGN_RULES, default="majority",

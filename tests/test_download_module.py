@@ -132,3 +132,14 @@ def test_download_subject_follows_the_config(server, tmp_path, monkeypatch):
     assert any(item.relpath.endswith(f"{PAPER_TRAIN_STORIES[0]}.wav") for item in plan)
     with pytest.raises(ValueError, match="demo profile reads the synthetic twin"):
         download_subject(get_config(profile="demo", data_home=tmp_path), 1, base_url=server.url)
+
+
+def test_a_mirror_set_in_the_environment_replaces_openneuro(server, tmp_path, monkeypatch):
+    monkeypatch.delenv("BT_DATASET_URL", raising=False)
+    assert download.dataset_url() == download.DEFAULT_BASE_URL
+    monkeypatch.setenv("BT_DATASET_URL", server.url)
+    assert download.dataset_url() == server.url
+    config = get_config(profile="full", data_home=tmp_path, subject=SUBJECT, progress=False)
+    download_subject(config, 1)  # no base_url: the chapter's call
+    assert (config.dataset_root / server.derivative / "respdict.json").is_file()
+    assert download.parse_args(["--subject", SUBJECT, "--stories", "1"]).base_url == server.url

@@ -422,6 +422,9 @@ def test_slurp_download_and_load(server, tmp_path):
     root = tmp_path / "slurp"
     R.download_slurp(root, text_url=url, audio_url=f"{url}/slurp_real.tar.gz", progress=False)
     assert not (root / "dataset" / "slurp" / "metadata.json").exists()  # 404: skipped
+    assert (root / "dataset" / "slurp" / "metadata.absent").is_file()  # and not asked again:
+    dead = "http://127.0.0.1:9"
+    R.download_slurp(root, text_url=dead, audio_url=f"{dead}/slurp_real.tar.gz", progress=False)
     task = R.load_slurp(root, progress=False)
     assert task.label_names == ("alarm_set", "iot_hue_lightoff", "play_music")
     assert len(task) == 5 and list(task.split).count("test") == 2

@@ -87,3 +87,15 @@ def test_clips_already_on_disk_are_not_downloaded_again(mirrors, tmp_path):
     assert len(list((root / "AudioWAV").glob("*.wav"))) == 2
     # the quota source refuses every clip: nothing is asked of it for clips already there
     R.download_crema_d(root, base_url=f"{mirrors}/quota", actors=[1001], progress=False)
+
+
+def test_a_complete_download_asks_no_server_again(mirrors, tmp_path, capsys):
+    listing = tmp_path / "www" / "ok" / "SentenceFilenames.csv"
+    with open(listing, "a", newline="") as f:
+        csv.writer(f).writerow([len(NAMES) + 1, "1009_DFA_HAP_XX"])  # listed, not served
+    root = R.download_crema_d(tmp_path / "crema", base_url=f"{mirrors}/ok", progress=False)
+    assert "1 listed clips are not on the server" in capsys.readouterr().out
+    assert (root / "AudioWAV.absent").read_text().split() == ["1009_DFA_HAP_XX"]
+    dead = "http://127.0.0.1:9"  # nothing listens: any request would fail
+    assert R.download_crema_d(root, base_url=dead, progress=False) == root
+    assert len(R.load_crema_d(root, progress=False)) == len(NAMES)

@@ -63,12 +63,14 @@ def test_profile_downstream_tasks_per_profile(monkeypatch, tmp_path):
     demo = profile_downstream_tasks(get_config(profile="demo", data_home=tmp_path))
     assert list(demo) == list(synthetic.SYNTHETIC_TASKS) and demo["intent"] == ("intent", tmp_path)
     for loader in ("load_speech_commands", "load_slurp", "load_crema_d"):
-        monkeypatch.setattr(downstream, loader, lambda loader=loader, **kw: (loader, kw["download"]))
+        monkeypatch.setattr(downstream, loader, lambda root, loader=loader, **kw: (loader, root, kw["download"]))
     monkeypatch.setattr(downstream, "load_timit", lambda root, kind, max_clips: _Task(f"timit_{kind}"))
+    monkeypatch.setenv("BT_DATA", str(tmp_path / "elsewhere"))  # the config's data home wins
     full = get_config(profile="full", data_home=tmp_path)
+    home = tmp_path / "downstream"
     assert profile_downstream_tasks(full, timit_root=None) == {
-        "speech_commands": ("load_speech_commands", True), "slurp": ("load_slurp", True),
-        "crema_d": ("load_crema_d", True)}
+        "speech_commands": ("load_speech_commands", home / "speech_commands", True),
+        "slurp": ("load_slurp", home / "slurp", True), "crema_d": ("load_crema_d", home / "crema_d", True)}
     with_timit = profile_downstream_tasks(full, timit_root=tmp_path)
     assert list(with_timit)[3:] == ["timit_phonemes", "timit_sentence_type"]
 

@@ -116,17 +116,24 @@ def load_speech_commands(root=None, words=None, max_per_class: int | None = None
 # ---------------------------------------------------------------------- SLURP
 def download_slurp(root=None, text_url: str = SLURP_TEXT_URL, audio_url: str = SLURP_AUDIO_URL,
                    progress: bool = True) -> Path:
-    """Download SLURP's annotations and real recordings (about 4 GB) into ``root``."""
+    """Download SLURP's annotations and real recordings (about 4 GB) into ``root``.
+
+    Files already there are kept without asking the server (downloads land as ``.part``
+    first, so a file under its final name is complete): a second call needs no network.
+    """
     root = Path(root) if root else default_root("slurp")
+    text_dir = root / "dataset" / "slurp"
     for part in ("train", "devel", "test"):
-        download_file(f"{text_url}/{part}.jsonl", root / "dataset" / "slurp" / f"{part}.jsonl",
-                      progress=progress)
-    try:  # speaker ids; without them recordings are grouped by session
-        download_file(f"{text_url}/metadata.json", root / "dataset" / "slurp" / "metadata.json",
-                      progress=progress)
-    except DownloadError as exc:
-        if "does not exist" not in str(exc):
-            raise
+        if not (text_dir / f"{part}.jsonl").is_file():
+            download_file(f"{text_url}/{part}.jsonl", text_dir / f"{part}.jsonl", progress=progress)
+    marker = text_dir / "metadata.absent"
+    if not (text_dir / "metadata.json").is_file() and not marker.is_file():
+        try:  # speaker ids; without them recordings are grouped by session
+            download_file(f"{text_url}/metadata.json", text_dir / "metadata.json", progress=progress)
+        except DownloadError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            marker.write_text(f"{text_url}/metadata.json does not exist on the server.\n")
     if not (root / "audio" / "slurp_real").is_dir():
         archive = download_file(audio_url, root / "audio" / Path(audio_url).name, progress=progress)
         _extract(archive, root / "audio")
@@ -263,17 +270,23 @@ def download_crema_d(root=None, actors=None, base_url=None, list_url: str | None
 
 def _download_crema_d_from(base: str, list_url, root: Path, actors, progress: bool) -> Path:
     """Download the listed clips from one source; raise DownloadError if it does not serve them."""
-    listing = download_file(list_url or f"{base}/SentenceFilenames.csv", root / "SentenceFilenames.csv",
-                            progress=False)
+    listing = root / "SentenceFilenames.csv"
+    if not listing.is_file():  # a listing under its final name is complete (downloads land as .part)
+        download_file(list_url or f"{base}/SentenceFilenames.csv", listing, progress=False)
     with open(listing, newline="") as f:
         names = [row["Filename"] for row in csv.DictReader(f)]
     if actors is not None:
         names = [n for n in names if int(n.split("_")[0]) in {int(a) for a in actors}]
     absent, have = [], 0
+    known_absent = root / "AudioWAV.absent"  # clips a source answered 404 for: not asked again
+    skip = set(known_absent.read_text().split()) if known_absent.is_file() else set()
     for name in tqdm(names, desc="CREMA-D", unit="file", disable=not progress):
         dest = root / "AudioWAV" / f"{name}.wav"
         if dest.is_file() and content_problem(dest) is None:  # complete: downloads land as .part first
             have += 1
+            continue
+        if name in skip:
+            absent.append(name)
             continue
         url = f"{base}/AudioWAV/{name}.wav"
         try:
@@ -289,7 +302,9 @@ def _download_crema_d_from(base: str, list_url, root: Path, actors, progress: bo
     if names and not have:
         raise DownloadError(f"none of the {len(names)} listed clips is at {base}/AudioWAV/ (HTTP 404).")
     if absent:
-        print(f"{len(absent)} listed clips are not on the server, e.g. {absent[:3]}.")
+        known_absent.write_text("\n".join(absent) + "\n")
+        print(f"{len(absent)} listed clips are not on the server, e.g. {absent[:3]} (listed in {known_absent}; "
+              "delete it to ask again).")
     return root
 
 
