@@ -30,6 +30,9 @@ MAX_FOLDS = 5
 MIN_TEST_ROWS = 3  # Pearson r over fewer rows is +-1 or undefined
 # elements of the (n_alphas, n_val_trs, n_voxels) prediction block scored at once
 _BLOCK_ELEMENTS = 2**27
+# bytes of training responses copied, centred and fitted at once: a real subject's
+# 95,556 voxels x 7,935 TRs (3 GB in float32) go in chunks instead of being held twice
+_CHUNK_BYTES = 2**30
 
 
 def story_splits(lengths, n_folds=None):
@@ -220,7 +223,7 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     result : EncodingResult
         numpy arrays, whatever the backend.
     """
-    X, Y, lengths, X_test, Y_test = _check_inputs(X_train, Y_train, X_test, Y_test, dtype)
+    X, Ys, lengths, X_test, Y_test = _check_inputs(X_train, Y_train, X_test, Y_test, dtype)
     alphas = check_alphas(alphas)
     n_samples, n_features = X.shape
     if solver == "auto":
@@ -229,21 +232,29 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
         raise ValueError(f"solver must be 'auto', 'kernel' or 'primal', got {solver!r}.")
     splits = story_splits(lengths, n_folds)
 
-    x_mean, y_mean = X.mean(0), Y.mean(0)
+    x_mean = X.mean(0)
     X -= x_mean
-    Y -= y_mean
     X_test = X_test - x_mean
-    max_val = max(len(val) for _, val in splits)
-    batch = max(1, min(Y.shape[1], _BLOCK_ELEMENTS // (len(alphas) * max_val)))
+    n_voxels, max_val = Y_test.shape[1], max(len(val) for _, val in splits)
+    chunk = max(1, _CHUNK_BYTES // (n_samples * X.itemsize))
+    batch = max(1, min(n_voxels, chunk, _BLOCK_ELEMENTS // (len(alphas) * max_val)))
 
     previous = get_backend().name
     try:
         name = pick_backend(backend)
-        best, cv_scores, predictions = _fit_predict(
-            X, Y, X_test, alphas, splits, solver, batch, progress)
+        basis = _eigenbasis(X, X_test, solver)
+        parts = []
+        for start in range(0, n_voxels, chunk):
+            cols = slice(start, start + chunk)
+            Y = np.concatenate([y[:, cols] for y in Ys])
+            y_mean = Y.mean(0)
+            Y -= y_mean
+            best, cv_scores, predictions = _fit_predict(basis, Y, alphas, splits, batch, progress)
+            parts.append((best, cv_scores, predictions + y_mean))
+            del Y
     finally:
         set_backend(previous)
-    predictions += y_mean
+    best, cv_scores, predictions = (np.concatenate(p, axis=-1) for p in zip(*parts))
     # exp(-log(alpha)) in float32 is not exactly the grid value
     best = alphas[np.abs(np.log(best)[:, None] - np.log(alphas)[None]).argmin(1)]
     return EncodingResult(alphas=best, scores=pearson_r(predictions, Y_test).astype(np.float64),
@@ -261,30 +272,48 @@ def check_alphas(alphas) -> np.ndarray:
     return np.unique(alphas)
 
 
-def _fit_predict(X, Y, X_test, alphas, splits, solver, batch, progress):
-    """CV alphas with himalaya, refit per voxel in one eigenbasis, predict X_test."""
+def _eigenbasis(X, X_test, solver):
+    """What the CV and the refit share across voxel chunks, as backend arrays.
+
+    Returns
+    -------
+    basis : dict
+        ``solver``, ``data`` (the kernel ``X X^T`` or ``X``, for himalaya's CV), ``lam``
+        (eigenvalues, clipped at 0), ``project`` and ``to_test``: the refit weights of
+        alpha are ``project @ Y / (lam + alpha)`` and the test predictions ``to_test @ weights``.
+    """
     b = get_backend()
-    predictions = np.empty((X_test.shape[0], Y.shape[1]), dtype=Y.dtype)
-    X, Y, X_test = (b.asarray(a) for a in (X, Y, X_test))
-    grid = b.asarray(alphas, dtype=X.dtype)
-    common = dict(alphas=grid, cv=splits, score_func=_r2_score, n_targets_batch=batch,
-                  n_iter=b.ones_like(X, shape=(1, 1)), concentration=None,
-                  jitter_alphas=False, random_state=None)
+    X, X_test = b.asarray(X), b.asarray(X_test)
     if solver == "kernel":
         K = X @ X.T
-        deltas, _, cv_scores = solve_multiple_kernel_ridge_random_search(
-            K[None], Y, return_weights=None, progress_bar=progress, **common)
         # K = E diag(lam) E^T; dual weights E diag(1 / (lam + alpha)) E^T Y
         lam, E = b.eigh(K)
-        project, to_test = E.T, (X_test @ X.T) @ E
+        data, project, to_test = K, E.T, (X_test @ X.T) @ E
     else:
-        deltas, _, cv_scores = solve_group_ridge_random_search(
-            [X], Y, return_weights=False, progress_bar=False, warn=False, **common)
         # X^T X = E diag(lam) E^T; weights E diag(1 / (lam + alpha)) E^T X^T Y
         lam, E = b.eigh(X.T @ X)
-        project, to_test = (X @ E).T, X_test @ E
-    best = b.exp(-deltas[0])
+        data, project, to_test = X, (X @ E).T, X_test @ E
     lam = b.clip(lam, 0, None)[:, None]  # float32 round-off can make them negative
+    return dict(solver=solver, data=data, lam=lam, project=project, to_test=to_test)
+
+
+def _fit_predict(basis, Y, alphas, splits, batch, progress):
+    """CV alphas of the voxels of ``Y`` (centred) with himalaya, refit them in the eigenbasis, predict."""
+    b = get_backend()
+    data, lam, project, to_test = basis["data"], basis["lam"], basis["project"], basis["to_test"]
+    predictions = np.empty((to_test.shape[0], Y.shape[1]), dtype=Y.dtype)
+    Y = b.asarray(Y)
+    grid = b.asarray(alphas, dtype=data.dtype)
+    common = dict(alphas=grid, cv=splits, score_func=_r2_score, n_targets_batch=batch,
+                  n_iter=b.ones_like(data, shape=(1, 1)), concentration=None,
+                  jitter_alphas=False, random_state=None)
+    if basis["solver"] == "kernel":
+        deltas, _, cv_scores = solve_multiple_kernel_ridge_random_search(
+            data[None], Y, return_weights=None, progress_bar=progress, **common)
+    else:
+        deltas, _, cv_scores = solve_group_ridge_random_search(
+            [data], Y, return_weights=False, progress_bar=False, warn=False, **common)
+    best = b.exp(-deltas[0])
     for start in range(0, Y.shape[1], batch):
         cols = slice(start, start + batch)
         coefs = (project @ Y[:, cols]) / (lam + best[None, cols])
@@ -316,7 +345,11 @@ def _r2_score(y_true, y_pred):
 
 
 def _check_inputs(X_train, Y_train, X_test, Y_test, dtype):
-    """Validate shapes and values; return float arrays, training ones concatenated."""
+    """Validate shapes and values; return float arrays, training features concatenated.
+
+    The training responses stay a list (no copy when already of ``dtype``): they are
+    concatenated one chunk of voxels at a time.
+    """
     if np.dtype(dtype).kind != "f":
         raise ValueError(f"dtype must be a float type, got {dtype!r}.")
     if isinstance(X_train, np.ndarray) or isinstance(Y_train, np.ndarray):
@@ -340,7 +373,7 @@ def _check_inputs(X_train, Y_train, X_test, Y_test, dtype):
     if len(Y_test) < MIN_TEST_ROWS:
         raise ValueError(f"Y_test has {len(Y_test)} rows; test scores need at least {MIN_TEST_ROWS} "
                          "(a correlation over 2 rows is always +1 or -1).")
-    return (np.concatenate(Xs), np.concatenate(Ys), [len(x) for x in Xs], X_test, Y_test)
+    return (np.concatenate(Xs), Ys, [len(x) for x in Xs], X_test, Y_test)
 
 
 def _as_2d(a, name, dtype):

@@ -104,6 +104,19 @@ def test_kernel_and_primal_agree(planted):
     np.testing.assert_allclose(kernel.cv_scores, primal.cv_scores, atol=1e-3)
 
 
+@pytest.mark.parametrize("solver", ["kernel", "primal"])
+def test_voxel_chunks_give_the_fit_of_all_voxels_at_once(planted, monkeypatch, solver):
+    args = (planted["X"][:3], [y + 5.0 for y in planted["Y"][:3]], planted["X_test"], planted["Y_test"] + 5.0)
+    whole = fit_encoding_model(*args, solver=solver, dtype="float64")
+    monkeypatch.setattr(encoding, "_CHUNK_BYTES", 3 * N_TRS * 8 * 70)  # 70 voxels a chunk: 5 chunks, the last short
+    chunked = fit_encoding_model(*args, solver=solver, dtype="float64")
+    np.testing.assert_array_equal(chunked.alphas, whole.alphas)
+    for name in ("scores", "cv_scores", "predictions"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-9, atol=1e-9)
+    assert chunked.predictions.shape == planted["Y_test"].shape
+    assert abs(chunked.predictions.mean() - 5.0) < 0.3  # in the units of the training responses
+
+
 def test_auto_solver_picks_kernel_when_features_outnumber_trs():
     rng = np.random.default_rng(1)
     X = [rng.standard_normal((20, 80)) for _ in range(3)]
