@@ -11,10 +11,15 @@ own process, so its peak resident memory (``ru_maxrss``) is its own:
   time depend on the shapes only);
 - ``noise_ceiling``: ``cc_max`` of the test story's repeats, every voxel;
 - ``tuning``: one brain-tuning epoch on two training stories at the paper's window;
+- ``roi``: ``python -m bt_tutorial.roi_build`` (its ``main``) on fakes of a real subject's
+  size (:mod:`roi_fakes`: 150,000 vertices per hemisphere, fsaverage's 163,842, the 95,556
+  voxels of UTS03's mask), written by the parent into ``<root>_roi_fakes/`` and downloaded
+  from 127.0.0.1 by the stage (the twin is not used);
 
     python benchmarks/full_profile_rehearsal.py --root /tmp/real_scale [--small]
 
-``--small`` runs every stage on a small twin (a check of the script, in a few minutes).
+``--small`` runs every stage on a small twin and small ROI fakes (a check of the script,
+in a few minutes).
 Results go to ``benchmarks/results/full_profile_rehearsal.json``.
 """
 
@@ -33,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("twin", "features", "encoding", "noise_ceiling", "tuning")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # roi_fakes, beside this file
+STAGES = ("twin", "features", "encoding", "noise_ceiling", "tuning", "roi")
 MODEL = "tiny-wav2vec2"
 BASE_WIDTH = 768  # hidden size of wav2vec2-base, HuBERT base
 
@@ -139,6 +145,44 @@ def stage_tuning(root: Path, small: bool) -> dict:
             "run_folder_gb": round(folder_gb(out), 3)}
 
 
+def roi_fakes_info(root: Path, small: bool, write: bool = False) -> dict:
+    """Figures of the ROI fakes of this root (written first if ``write``; see :mod:`roi_fakes`)."""
+    import roi_fakes as fakes
+
+    folder = root.parent / f"{root.name}_roi_fakes"
+    if write:
+        return {"folder": str(folder), **fakes.ensure_roi_fakes(folder, fakes.SMALL if small else fakes.REAL)}
+    return {"folder": str(folder), **json.loads((folder / "fakes.json").read_text())}
+
+
+def stage_roi(root: Path, small: bool) -> dict:
+    import os
+
+    from bt_tutorial import atlas, roi_build
+    from bt_tutorial.rois import PAPER_ROI_SETS
+    from roi_fakes import atlas_pins, serve_folder
+
+    info = roi_fakes_info(root, small)
+    served, data = Path(info["folder"]) / "served", Path(info["folder"]) / "data"
+    shutil.rmtree(data, ignore_errors=True)  # every input is downloaded again
+    roi_build.ATLAS_FILES = atlas_pins(served, roi_build.ATLAS_FILES)  # MD5s of the fakes, as the tests pin them
+    for name in ("no_proxy", "NO_PROXY"):
+        os.environ[name] = "127.0.0.1,localhost"
+    with serve_folder(served) as url:
+        code = roi_build.main(["--subject", info["subject"], "--data", str(data), "--base-url", f"{url}/ds003020",
+                               "--atlas-url", f"{url}/atlas", "--quiet"])
+    if code:
+        raise RuntimeError(f"roi_build exited with {code}")
+    out = atlas.default_roi_path(data, info["subject"])
+    masks = atlas.load_roi_masks(out)
+    inputs = [data / src.relpath for src in roi_build.plan_sources(info["subject"], "x", "x").values()]
+    return {"vertices_per_hemisphere": info["spec"]["n_vertices"], "fsaverage_vertices": info["spec"]["n_fsaverage"],
+            "voxels": int(atlas.read_roi_info(out)["n_voxels"]), "voxels_crossed": info["voxels_crossed"],
+            "labelled": {g: int(masks[g].sum()) for g in PAPER_ROI_SETS},
+            "output_mb": round(out.stat().st_size / 1e6, 2),
+            "downloaded_mb": round(sum(p.stat().st_size for p in inputs) / 1e6, 1)}
+
+
 def run_stage(name: str, root: Path, small: bool) -> dict:
     """Run one stage in a fresh process; return its figures, peak RSS and time."""
     cmd = [sys.executable, __file__, "--root", str(root), "--stage", name] + (["--small"] if small else [])
@@ -159,9 +203,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "full_profile_rehearsal.json")
     args = parser.parse_args(argv)
     if args.stage:
-        import torch
+        if args.stage != "roi":  # roi_build needs no torch: its import would count in the peak
+            import torch
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
+            torch.set_num_threads(max(1, torch.get_num_threads()))
         figures = globals()[f"stage_{args.stage}"](args.root, args.small)
         print(json.dumps({**figures, "peak_rss_gb": round(peak_rss_gb(), 2)}))
         return 0
@@ -170,7 +215,12 @@ def main(argv=None) -> int:
         results = json.loads(args.out.read_text())
     results.update(machine=f"{platform.machine()}, {__import__('os').cpu_count()} cores", small=args.small)
     for name in args.only:
+        fakes = roi_fakes_info(args.root, args.small, write=True) if name == "roi" else {}  # here, not measured
         results["stages"][name] = run_stage(name, args.root, args.small)
+        if fakes:
+            results["stages"][name]["fakes"] = {k: fakes[k] for k in (
+                "served_mb", "generate_s", "mid_surface_mm2", "samples_in_volume", "samples_in_mask",
+                "mask_max_mm_from_mid_surface")}
         print(name, results["stages"][name], flush=True)
     if not args.small:
         args.out.write_text(json.dumps(results, indent=1))
