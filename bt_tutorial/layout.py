@@ -21,7 +21,7 @@ GROUND_TRUTH_DIR = "ground_truth"
 TWIN_INFO = "twin.json"
 
 HOW_TO_GET = (
-    "For the offline twin run `python data_scripts/make_synthetic_twin.py --out {root}`; "
+    "For the offline twin run `python -m bt_tutorial.synthetic --out {root}`; "
     "for the real data run `python -m bt_tutorial.download --subject UTS01 "
     "--stories 5 --out {root}`."
 )
@@ -36,7 +36,7 @@ def refetch_hint(root, path=None) -> str:
     root = Path(root)
     if (root / GROUND_TRUTH_DIR / TWIN_INFO).is_file():
         return (f"This is a synthetic twin: delete the folder {root} and it is regenerated on next use "
-                f"(or run `python data_scripts/make_synthetic_twin.py --out {root}`).")
+                f"(or run `python -m bt_tutorial.synthetic --out {root}`).")
     what = f"delete {path} and " if path is not None else ""
     return (f"To download it again, {what}run `python -m bt_tutorial.download --subject <UTSxx> "
             f"--stories <N> --out {root}` (it fetches only missing or incomplete files).")

@@ -71,7 +71,7 @@ def test_open_dataset_follows_the_profile(tiny_twin, tmp_path):
 
 def test_missing_file_names_path_and_fix(twin_copy):
     (twin_copy / "stimuli" / "stagefright.wav").unlink()
-    with pytest.raises(FileNotFoundError, match="stagefright.wav.*make_synthetic_twin.py"):
+    with pytest.raises(FileNotFoundError, match=r"stagefright.wav.*python -m bt_tutorial\.synthetic"):
         LebelDataset(twin_copy).load_audio("stagefright")
 
 

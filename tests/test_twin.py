@@ -165,10 +165,13 @@ def test_twin_script_answers_a_folder_in_the_way_with_one_line(tmp_path, capsys,
     import importlib.util
     from pathlib import Path
 
+    from bt_tutorial.synthetic import __main__ as module
+
     script = Path(__file__).resolve().parents[1] / "data_scripts" / "make_synthetic_twin.py"
     spec = importlib.util.spec_from_file_location("make_synthetic_twin", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    wrapper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wrapper)
+    assert wrapper.main is module.main  # the checkout's script is the module
     (tmp_path / "file").write_text("x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("x")
