@@ -109,6 +109,7 @@ class LebelDataset:
         self.train_stories = train_stories
         self.zeroed_voxels = {}
         self._zeroed_columns = {}  # subject -> bool mask of the columns zeroed so far
+        self._said = set()  # warnings given once per dataset
         derivative = derivative_dir(self.root)
         if derivative is None:
             raise FileNotFoundError(f"No ds003020 dataset at {self.root} (missing {self.root / 'derivative'} "
@@ -208,7 +209,14 @@ class LebelDataset:
         setting = self.train_stories if train_stories is None else train_stories
         fix = (f"Download them with `python -m bt_tutorial.download --subject {subject} --stories N "
                f"--out {self.root}`.")
-        return split_stories(have, subject, setting, where=str(self.root), fix=fix)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            split = split_stories(have, subject, setting, where=str(self.root), fix=fix)
+        for w in caught:  # the missing stories, once per dataset (every analysis calls split)
+            if str(w.message) not in self._said:
+                self._said.add(str(w.message))
+                warnings.warn(w.message, w.category, stacklevel=2)
+        return split
 
     def n_scan_trs(self, story: str) -> int:
         """Scanner TRs of ``story`` according to respdict."""

@@ -119,6 +119,9 @@ def test_full_profile_trains_on_the_paper_stories_and_names_the_missing(full_roo
                                          r"'adollshouse'.*Training on the 1 present.*bt_tutorial.download"):
         split = dataset.split(SUBJECT)
     assert split == {"train": ["souls"], "validation": VALIDATION_STORY, "test": TEST_STORY}
+    with warnings.catch_warnings():  # every analysis splits again: said once per dataset
+        warnings.simplefilter("error")
+        assert dataset.split(SUBJECT) == split
     assert dataset.split(SUBJECT, train_stories="all")["train"] == sorted(["souls", train[1]])
     with pytest.warns(UserWarning, match="1 of the chosen 2 training stories"):
         assert dataset.split(SUBJECT, train_stories=(train[1], "naked"))["train"] == [train[1]]

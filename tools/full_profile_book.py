@@ -232,15 +232,22 @@ def main(argv=None) -> int:
                 break
     finally:
         server.shutdown()
-    result = {"command": "python tools/full_profile_book.py" + (f" --features {args.features}" if args.features
-                                                                 else ""),
-              "date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}",
-              "model": MODEL, "twin": twin_spec().as_json(), "chapters": runs}
-    if not any(r["error"] for r in runs) and len(runs) == 7:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
-    return 1 if any(r["error"] for r in runs) else 0
+    failed = any(r["error"] for r in runs)
+    if not failed:  # chapters run before, in the same setting, keep their figures
+        write_results(args.out, runs, args.features)
+    return 1 if failed else 0
+
+
+def write_results(out: Path, runs: list, features: str | None) -> None:
+    command = "python tools/full_profile_book.py" + (f" --features {features}" if features else "")
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    chapters = {r["chapter"]: r for r in old.get("chapters", [])} if old.get("command") == command else {}
+    chapters.update({r["chapter"]: {**r, "date": time.strftime("%Y-%m-%d")} for r in runs})
+    result = {"command": command, "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}", "model": MODEL,
+              "twin": twin_spec().as_json(), "chapters": [chapters[k] for k in sorted(chapters)]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
