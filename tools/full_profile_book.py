@@ -20,8 +20,9 @@ go to ``benchmarks/results/full_profile_book.json`` and the executed notebooks t
 
     python tools/full_profile_book.py [--root DIR] [--chapters 1 2 3] [--features fast]
 
-It takes about 20 minutes on 2 CPU cores (features of three models at 0.1 s). The exit
-code is 1 if a chapter fails, with the failing cell's error.
+It took 79 minutes on 2 CPU cores shared with other work: chapter 4 trains two models for
+10 epochs, chapter 5 extracts their features at 0.1 s. The exit code is 1 if a chapter
+fails, with the failing cell's error.
 """
 
 from __future__ import annotations
