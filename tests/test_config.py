@@ -43,3 +43,36 @@ def test_widgets_switch_reads_bt_interactive(monkeypatch):
     assert get_config().interactive is True
     monkeypatch.setenv("BT_INTERACTIVE", "0")
     assert get_config().interactive is False and get_config().progress in (True, False)
+
+
+def test_feature_preset_is_chosen_by_bt_features(monkeypatch):
+    from bt_tutorial.config import FEATURE_PRESETS, PAPER_PARAMS
+
+    monkeypatch.setenv("BT_PROFILE", "full")
+    monkeypatch.delenv("BT_FEATURES", raising=False)
+    assert get_config().features is None and get_config().feature_params == PAPER_PARAMS  # the paper's by default
+    monkeypatch.setenv("BT_FEATURES", " Fast ")
+    cfg = get_config()
+    assert cfg.features == "fast" and cfg.feature_params == FEATURE_PRESETS["fast"] != PAPER_PARAMS
+    monkeypatch.setenv("BT_FEATURES", "paper")
+    assert get_config().feature_params == PAPER_PARAMS
+    monkeypatch.setenv("BT_PROFILE", "demo")  # a named preset wins in the demo profile too
+    assert get_config().feature_params == PAPER_PARAMS
+    monkeypatch.delenv("BT_FEATURES")
+    assert get_config().feature_params.context == 8.0  # the demo keeps its own windows otherwise
+
+
+def test_fast_preset_keeps_the_paper_context_with_a_coarser_stride():
+    from bt_tutorial.config import FEATURE_PRESETS, PAPER_PARAMS
+
+    fast = FEATURE_PRESETS["fast"]
+    assert fast.context == PAPER_PARAMS.context == 16.0
+    assert fast.stride > PAPER_PARAMS.stride and fast.pool == "stride"
+    assert FEATURE_PRESETS["paper"] == PAPER_PARAMS
+
+
+def test_unknown_feature_preset_names_the_variable_and_choices(monkeypatch):
+    monkeypatch.setenv("BT_FEATURES", "quick")
+    with pytest.raises(ValueError, match="BT_FEATURES") as info:
+        get_config()
+    assert "BT_FEATURES" in str(info.value) and "paper, fast" in str(info.value) and "'quick'" in str(info.value)
