@@ -36,6 +36,8 @@ import numpy as np
 import torch
 
 from bt_tutorial.config import PAPER_PARAMS, FeatureParams
+from bt_tutorial.rois import roi_means as group_means
+from full_profile_rehearsal import FewStories  # beside this file
 
 CANDIDATES = {
     "paper": PAPER_PARAMS,
@@ -45,30 +47,6 @@ CANDIDATES = {
 }
 GROUPS = ("late_language", "early_auditory", "primary_auditory", "outside_rois", "ceiling>0.4", "all")
 RESULT = Path(__file__).parent / "results" / "fast_preset.json"
-
-
-class FewStories:
-    """A dataset whose split keeps the first ``n`` training stories."""
-
-    def __init__(self, dataset, n: int):
-        self._dataset, self._n = dataset, n
-
-    def split(self, subject, *args, **kwargs):
-        split = self._dataset.split(subject, *args, **kwargs)
-        return {**split, "train": split["train"][: self._n]}
-
-    def __getattr__(self, name):
-        return getattr(self._dataset, name)
-
-
-def group_means(scores: np.ndarray, masks: dict) -> dict:
-    """Mean of finite test r over each mask."""
-    out = {}
-    for name, mask in masks.items():
-        v = scores[mask]
-        v = v[np.isfinite(v)]
-        out[name] = float(v.mean()) if v.size else float("nan")
-    return out
 
 
 def extract(model, dataset, stories, layers, params, cache) -> dict:
