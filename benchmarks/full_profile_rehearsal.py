@@ -11,6 +11,11 @@ own process, so its peak resident memory (``ru_maxrss``) is its own:
   time depend on the shapes only);
 - ``noise_ceiling``: ``cc_max`` of the test story's repeats, every voxel;
 - ``tuning``: one brain-tuning epoch on two training stories at the paper's window;
+- ``lowlevel``: chapter 6's path for one layer: the low-level sets of every story (200
+  diphones and triphones, as the full profile keeps), all six removed from random
+  features of a base model's shape, and the encoding fits before and after on the voxels
+  with a usable ceiling (``voxels=``, as the chapter fits them), while the rows of three
+  models x 13 layers are held as the chapter holds them;
 - ``roi``: ``python -m bt_tutorial.roi_build`` (its ``main``) on fakes of a real subject's
   size (:mod:`roi_fakes`: 150,000 vertices per hemisphere, fsaverage's 163,842, the 95,556
   voxels of UTS03's mask), written by the parent into ``<root>_roi_fakes/`` and downloaded
@@ -39,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # roi_fakes, beside this file
-STAGES = ("twin", "features", "encoding", "noise_ceiling", "tuning", "roi")
+STAGES = ("twin", "features", "encoding", "noise_ceiling", "tuning", "roi", "lowlevel")
 MODEL = "tiny-wav2vec2"
 BASE_WIDTH = 768  # hidden size of wav2vec2-base, HuBERT base
 
@@ -143,6 +148,34 @@ def stage_tuning(root: Path, small: bool) -> dict:
                         progress=False, overwrite=True)
     return {"voxels": len(result.voxels), "samples_per_s": round(result.history[-1]["samples_per_s"], 1),
             "run_folder_gb": round(folder_gb(out), 3)}
+
+
+def stage_lowlevel(root: Path, small: bool) -> dict:
+    from bt_tutorial.comparison import USABLE_CEILING
+    from bt_tutorial.data import LebelDataset
+    from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact, lowlevel_rows, ngram_vocabularies
+    from bt_tutorial.noise_ceiling import cc_max
+
+    dataset = LebelDataset(root)
+    split = dataset.split("UTS01")
+    stories = split["train"] + [split["test"]]
+    n_rows = {s: len(dataset.tr_times(s)) for s in stories}
+    vocabularies = ngram_vocabularies(dataset, split["train"], LOWLEVEL_SETS, 200, 200)
+    t0 = time.perf_counter()
+    lowlevel = lowlevel_rows(dataset, stories, split["train"], LOWLEVEL_SETS, n_rows, vocabularies=vocabularies)
+    lowlevel_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    held = [{s: rng.standard_normal((n, BASE_WIDTH)).astype(np.float32) for s, n in n_rows.items()}
+            for _ in range(3 * 13)]  # chapter 6 holds every layer of three models
+    fit_voxels = cc_max(dataset.load_repeats("UTS01", split["test"])) > USABLE_CEILING
+    all_sets = "+".join(LOWLEVEL_SETS)
+    impact = lowlevel_impact({0: held[0]}, dataset, "UTS01", sets=[all_sets], lowlevel=lowlevel, voxels=fit_voxels)
+    return {"train_trs": sum(n_rows[s] for s in split["train"]), "voxels": len(fit_voxels),
+            "voxels_fitted": int(fit_voxels.sum()), "model_columns": BASE_WIDTH,
+            "lowlevel_columns": int(sum(lowlevel[split["test"]][name].shape[1] for name in LOWLEVEL_SETS)),
+            "held_rows_gb": round(sum(a.nbytes for h in held for a in h.values()) / 1e9, 2),
+            "lowlevel_features_s": round(lowlevel_s, 1), "fits": 2,
+            "mean_r_orig": round(float(np.nanmean(impact.r_orig[0])), 4)}
 
 
 def roi_fakes_info(root: Path, small: bool, write: bool = False) -> dict:

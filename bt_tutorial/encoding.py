@@ -138,7 +138,8 @@ class EncodingResult:
     Attributes
     ----------
     alphas : ndarray, shape (n_voxels,)
-        Regularisation chosen for each voxel (a value of the grid).
+        Regularisation chosen for each voxel (a value of the grid); NaN for a voxel
+        left out of the fit (``fit_encoding_model(..., voxels=...)``).
     scores : ndarray, shape (n_voxels,)
         Pearson r between predictions and the test responses; NaN for a voxel
         whose test responses (or predictions) are constant, so average with
@@ -167,17 +168,20 @@ class EncodingResult:
         n_test = "?" if self.predictions is None else len(self.predictions)
         finite = self.scores[np.isfinite(self.scores)]
         mean, top = (finite.mean(), finite.max()) if finite.size else (np.nan, np.nan)
-        undefined = f", {n_voxels - finite.size} constant voxels without r" if finite.size < n_voxels else ""
+        unfitted = int(np.isnan(self.alphas).sum())
+        constant = n_voxels - finite.size - unfitted
+        undefined = (f", {constant} constant voxels without r" if constant else "") + (
+            f", {unfitted} voxels not fitted" if unfitted else "")
         return (f"EncodingResult({n_voxels} voxels, {n_test} test TRs, solver={self.solver!r}, "
                 f"backend={self.backend!r}: mean r={mean:.3f}, max r={top:.3f}{undefined}, "
-                f"median alpha={np.median(self.alphas):.3g})")
+                f"median alpha={np.nanmedian(self.alphas):.3g})")
 
     __repr__ = summary
 
 
 def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 10, 11),
                        n_folds=None, backend="auto", solver="auto", dtype="float32",
-                       progress=False):
+                       voxels=None, progress=False):
     """Fit one ridge model per voxel, alpha by cross-validation over stories.
 
     X and Y are centred with the training means (himalaya fits no intercept).
@@ -215,16 +219,22 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     solver : {"auto", "kernel", "primal"}
         ``"auto"``: kernel when there are fewer training TRs than features.
     dtype : {"float32", "float64"}
+    voxels : ndarray of bool, shape (n_voxels,), or of int, optional
+        Fit only these voxels; the others get NaN alphas, scores, cv_scores and
+        predictions. Each voxel's fit is independent of the others', so the fitted
+        voxels' results equal those of a fit on all voxels, for a fraction of the
+        time and memory (chapters 5-6 fit only the voxels their summaries use).
     progress : bool
         Show himalaya's progress bar (kernel solver).
 
     Returns
     -------
     result : EncodingResult
-        numpy arrays, whatever the backend.
+        numpy arrays, whatever the backend; shapes count all voxels.
     """
     X, Ys, lengths, X_test, Y_test = _check_inputs(X_train, Y_train, X_test, Y_test, dtype)
     alphas = check_alphas(alphas)
+    fitted = _check_voxels(voxels, Y_test.shape[1])
     n_samples, n_features = X.shape
     if solver == "auto":
         solver = "kernel" if n_samples < n_features else "primal"
@@ -235,7 +245,7 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     x_mean = X.mean(0)
     X -= x_mean
     X_test = X_test - x_mean
-    n_voxels, max_val = Y_test.shape[1], max(len(val) for _, val in splits)
+    n_voxels, max_val = len(fitted), max(len(val) for _, val in splits)
     chunk = max(1, _CHUNK_BYTES // (n_samples * X.itemsize))
     batch = max(1, min(n_voxels, chunk, _BLOCK_ELEMENTS // (len(alphas) * max_val)))
 
@@ -245,7 +255,7 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
         basis = _eigenbasis(X, X_test, solver)
         parts = []
         for start in range(0, n_voxels, chunk):
-            cols = slice(start, start + chunk)
+            cols = fitted[start:start + chunk]
             Y = np.concatenate([y[:, cols] for y in Ys])
             y_mean = Y.mean(0)
             Y -= y_mean
@@ -257,9 +267,39 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     best, cv_scores, predictions = (np.concatenate(p, axis=-1) for p in zip(*parts))
     # exp(-log(alpha)) in float32 is not exactly the grid value
     best = alphas[np.abs(np.log(best)[:, None] - np.log(alphas)[None]).argmin(1)]
-    return EncodingResult(alphas=best, scores=pearson_r(predictions, Y_test).astype(np.float64),
-                          predictions=predictions, backend=name, solver=solver,
+    scores = pearson_r(predictions, Y_test[:, fitted]).astype(np.float64)
+    if len(fitted) < Y_test.shape[1]:
+        best, scores, cv_scores, predictions = (_spread(a, fitted, Y_test.shape[1])
+                                                for a in (best, scores, cv_scores, predictions))
+    return EncodingResult(alphas=best, scores=scores, predictions=predictions, backend=name, solver=solver,
                           cv_scores=cv_scores.astype(np.float64))
+
+
+def _check_voxels(voxels, n_voxels: int) -> np.ndarray:
+    """Indices of the voxels to fit (all when ``voxels`` is None), sorted and unique."""
+    if voxels is None:
+        return np.arange(n_voxels)
+    voxels = np.asarray(voxels)
+    if voxels.dtype == bool:
+        if voxels.shape != (n_voxels,):
+            raise ValueError(f"voxels is a mask of shape {voxels.shape}; the responses have {n_voxels} voxels.")
+        voxels = np.flatnonzero(voxels)
+    elif voxels.ndim != 1 or voxels.dtype.kind not in "iu":
+        raise TypeError(f"voxels must be a boolean mask or 1-D voxel indices, got {voxels.dtype} of shape "
+                        f"{voxels.shape}.")
+    elif voxels.size and (voxels.min() < 0 or voxels.max() >= n_voxels):
+        raise ValueError(f"voxels holds indices from {voxels.min()} to {voxels.max()}; the responses have "
+                         f"{n_voxels} voxels (0 to {n_voxels - 1}).")
+    if voxels.size == 0:
+        raise ValueError("voxels selects no voxel: there is nothing to fit.")
+    return np.unique(voxels)
+
+
+def _spread(values: np.ndarray, fitted: np.ndarray, n_voxels: int) -> np.ndarray:
+    """``values`` of the fitted voxels (last axis) placed among ``n_voxels``, NaN elsewhere."""
+    out = np.full(values.shape[:-1] + (n_voxels,), np.nan, dtype=np.result_type(values, np.float32))
+    out[..., fitted] = values
+    return out
 
 
 def check_alphas(alphas) -> np.ndarray:

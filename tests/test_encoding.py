@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -115,6 +116,37 @@ def test_voxel_chunks_give_the_fit_of_all_voxels_at_once(planted, monkeypatch, s
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-9, atol=1e-9)
     assert chunked.predictions.shape == planted["Y_test"].shape
     assert abs(chunked.predictions.mean() - 5.0) < 0.3  # in the units of the training responses
+
+
+@pytest.mark.parametrize("solver", ["primal", "kernel"])
+def test_a_voxel_subset_gets_the_fit_of_all_voxels_and_nan_elsewhere(planted, monkeypatch, solver):
+    args = (planted["X"][:3], planted["Y"][:3], planted["X_test"], planted["Y_test"])
+    whole = fit_encoding_model(*args, solver=solver, dtype="float64")
+    n_voxels = planted["Y_test"].shape[1]
+    mask = np.zeros(n_voxels, bool)
+    mask[[3, 4, 40, 41, 200, n_voxels - 1]] = True
+    monkeypatch.setattr(encoding, "_CHUNK_BYTES", 3 * N_TRS * 8 * 4)  # 4 voxels a chunk: the subset spans 2
+    for voxels in (mask, np.flatnonzero(mask)[::-1]):
+        part = fit_encoding_model(*args, solver=solver, dtype="float64", voxels=voxels)
+        for name in ("alphas", "scores", "cv_scores", "predictions"):
+            got, want = getattr(part, name), getattr(whole, name)
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got[..., mask], want[..., mask], rtol=1e-9, atol=1e-9)
+            assert np.isnan(got[..., ~mask]).all()
+    assert f"{n_voxels - 6} voxels not fitted" in part.summary()
+
+
+@pytest.mark.parametrize("voxels, error, words", [
+    (np.ones(7, bool), ValueError, "mask of shape (7,)"),
+    (np.array([0, N_VOXELS]), ValueError, f"indices from 0 to {N_VOXELS}; the responses have {N_VOXELS}"),
+    (np.array([-1, 2]), ValueError, "indices from -1"),
+    (np.zeros(0, int), ValueError, "no voxel"),
+    (np.array([0.5, 2.0]), TypeError, "boolean mask or 1-D voxel indices"),
+])
+def test_a_bad_voxel_selection_is_named(planted, voxels, error, words):
+    args = (planted["X"][:3], planted["Y"][:3], planted["X_test"], planted["Y_test"])
+    with pytest.raises(error, match=re.escape(words)):
+        fit_encoding_model(*args, voxels=voxels)
 
 
 def test_auto_solver_picks_kernel_when_features_outnumber_trs():

@@ -225,6 +225,11 @@ def test_lowlevel_impact_on_the_tiny_twin(tiny):
     with pytest.raises(ValueError, match="Several layers"):
         impact.percent_drop(masks)
     assert "layer 2, rates" in impact.summary()
+    some = np.arange(n_voxels) % 3 == 0  # chapter 6 fits only the voxels its means use
+    part = lowlevel_impact({2: rows[2]}, ds, "UTS01", sets=("rates",), n_folds=2, top_diphones=5, voxels=some)
+    for got, want in ((part.r_orig[2], impact.r_orig[2]), (part.r_resid[(2, "rates")], impact.r_resid[(2, "rates")])):
+        np.testing.assert_allclose(got[some], want[some], atol=1e-5)
+        assert np.isnan(got[~some]).all()
     bad = {0: dict(rows[0], **{test: rows[0][test][:-1]})}
     with pytest.raises(ValueError, match=f"Story {test}: model_rows\\[0\\] has"):
         lowlevel_impact(bad, ds, "UTS01", sets=("rates",), n_folds=2)

@@ -299,7 +299,8 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
         himalaya backend of both.
     progress : bool
     **fit_kwargs
-        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
+        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`; ``voxels=`` (a
+        mask) fits only the voxels a summary uses, the others' r being NaN.
 
     Returns
     -------
