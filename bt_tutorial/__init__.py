@@ -15,6 +15,7 @@ Settings and data
     ``file_formats``   what a complete file of each format starts with, MD5 of S3 objects
     ``profiles``       what each profile plugs in: the dataset, ROI masks, downstream tasks
     ``synthetic``      the offline twin of ds003020 and the offline downstream tasks
+    ``command_line``   what every ``python -m bt_tutorial.<command>`` does with an expected error
 Speech models and their features
     ``models``         wav2vec 2.0, HuBERT and Whisper behind one interface
     ``whisper_ct2``    the packaged Whisper tiny.en converted to ``transformers``

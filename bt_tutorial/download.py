@@ -27,6 +27,7 @@ from typing import NamedTuple, Sequence
 
 from tqdm import tqdm
 
+from .command_line import run_command
 from .file_formats import is_complete
 from .layout import DERIVATIVE_DIRS, derivative_dir
 from .stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
@@ -302,17 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     with its traceback.
     """
     args = parse_args(argv)
-    try:
+
+    def body():
         download_lebel(args.subject, args.stories, args.out or _default_out(), base_url=args.base_url,
                        dry_run=args.dry_run, retries=args.retries, progress=not args.no_progress)
-    except (DownloadError, OSError, ValueError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
-    return 0
+        return 0
+
+    return run_command(body, (DownloadError, OSError, ValueError),
+                       interrupted="Interrupted; run the same command again to resume.")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import atlas
+from .command_line import run_command
 from .data import LebelDataset
 from .download import DEFAULT_BASE_URL, DownloadError, dataset_url, download_file, format_size, remote_size
 from .file_formats import file_md5
@@ -377,23 +378,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; return the exit code (0 on success, 2 with a one-line message on bad input)."""
     args = parse_args(argv)
+    # DatasetError and RoiFileError are ValueErrors
+    return run_command(lambda: build_from_args(args), (OSError, ValueError, DownloadError))
+
+
+def build_from_args(args) -> int:
+    """Download the inputs and build the masks as ``args`` say (nothing when they are built)."""
     root = args.data.expanduser()
     out = args.out or atlas.default_roi_path(root, args.subject)
-    try:
-        if out.exists() and not (args.force or args.dry_run):
-            print(f"ROI masks already built: {out} (pass --force to rebuild them).")
-            return 0
-        found = derivative_dir(root) if root.is_dir() else None
-        sources = plan_sources(args.subject, args.base_url, args.atlas_url, found.name if found else "derivative")
-        paths = fetch_inputs(sources, root, args.dry_run, progress=not args.quiet)
-        if args.dry_run:
-            return 0
-        print(f"Building the ROI masks of {args.subject}...")
-        out, rois = build_masks(paths, root, args.subject, out, args.rule, args.samples,
-                                {"sources": {n: s.url for n, s in sources.items() if n.startswith(("annot", "fs"))}})
-    except (OSError, ValueError, DownloadError) as exc:  # DatasetError and RoiFileError are ValueErrors
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    if out.exists() and not (args.force or args.dry_run):
+        print(f"ROI masks already built: {out} (pass --force to rebuild them).")
+        return 0
+    found = derivative_dir(root) if root.is_dir() else None
+    sources = plan_sources(args.subject, args.base_url, args.atlas_url, found.name if found else "derivative")
+    paths = fetch_inputs(sources, root, args.dry_run, progress=not args.quiet)
+    if args.dry_run:
+        return 0
+    print(f"Building the ROI masks of {args.subject}...")
+    out, rois = build_masks(paths, root, args.subject, out, args.rule, args.samples,
+                            {"sources": {n: s.url for n, s in sources.items() if n.startswith(("annot", "fs"))}})
     print(summary(rois, atlas.read_roi_info(out)["n_voxels"]))
     print(f"Wrote {out}")
     return 0

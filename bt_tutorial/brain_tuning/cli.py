@@ -60,7 +60,14 @@ def tuning_config(args) -> TuningConfig:
 
 def main(argv=None) -> int:
     """Run the command; 0 when a tuned backbone was written, 2 with a one-line message otherwise."""
+    from ..command_line import run_command
+
     args = parse_args(argv)
+    return run_command(lambda: tune_from_args(args), (ValueError, OSError, FloatingPointError))
+
+
+def tune_from_args(args) -> int:
+    """Brain-tune as ``args`` say and print the history; an error if no backbone was written."""
     from ..config import get_config
     from ..data import LebelDataset
     from ..models import load_speech_model
@@ -68,20 +75,16 @@ def main(argv=None) -> int:
     from .distributed import is_main_process
     from .loop import brain_tune
 
-    try:
-        config = tuning_config(args)
-        if args.data:  # a ds003020 folder, read as the full profile reads it
-            full = get_config(profile="full")
-            dataset = LebelDataset(args.data, strict=True, nan_policy=full.nan_policy,
-                                   train_stories=full.train_story_setting)
-        else:
-            dataset = open_dataset(get_config())
-        model = load_speech_model(args.model)
-        result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
-                            device=args.device, overwrite=args.overwrite)
-    except (ValueError, OSError, FloatingPointError) as exc:  # bad settings or data: a message, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = tuning_config(args)
+    if args.data:  # a ds003020 folder, read as the full profile reads it
+        full = get_config(profile="full")
+        dataset = LebelDataset(args.data, strict=True, nan_policy=full.nan_policy,
+                               train_stories=full.train_story_setting)
+    else:
+        dataset = open_dataset(get_config())
+    model = load_speech_model(args.model)
+    result = brain_tune(model, dataset, args.subject, args.out, config, resume=args.resume,
+                        device=args.device, overwrite=args.overwrite)
     if not is_main_process():
         return 0
     for h in result.history:
@@ -89,8 +92,7 @@ def main(argv=None) -> int:
               f"(mean r {h.get('val_r', float('nan')):.3f}), "
               f"{h['samples_per_s']:.1f} samples/s")
     if not (result.backbone_dir / "config.json").is_file():
-        print(f"error: no tuned backbone was written to {result.backbone_dir.parent}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"no tuned backbone was written to {result.backbone_dir.parent}")
     print(f"best epoch {result.best_epoch}; tuned backbone in {result.backbone_dir}")
     return 0
 

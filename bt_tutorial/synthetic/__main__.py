@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..command_line import run_command
 from ..config import get_config
 from . import TwinSpec, ensure_twin, make_synthetic_twin
 
@@ -22,19 +23,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
-    spec = TwinSpec(seed=args.seed)
+    return run_command(lambda: write_twin(args.out, TwinSpec(seed=args.seed), progress=not args.no_progress))
+
+
+def write_twin(out, spec, progress: bool = True) -> int:
+    """Write the twin into ``out`` (a new or empty folder) or into the demo data home (``out`` None)."""
     t0 = time.perf_counter()
-    if args.out is not None and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        print(f"error: {args.out} exists and is not an empty folder; choose a new folder.", file=sys.stderr)
-        return 2
-    try:
-        if args.out is None:
-            root = ensure_twin(get_config(profile="demo").dataset_root, spec, progress=not args.no_progress)
-        else:
-            root = make_synthetic_twin(args.out, spec, progress=not args.no_progress)
-    except (OSError, ValueError) as exc:  # a folder in the way, a full disk: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder; choose a new folder.")
+    if out is None:
+        root = ensure_twin(get_config(profile="demo").dataset_root, spec, progress=progress)
+    else:
+        root = make_synthetic_twin(out, spec, progress=progress)
     print(f"synthetic twin ready at {root} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
