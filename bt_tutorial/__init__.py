@@ -22,6 +22,7 @@ Speech models and their features
     ``features``       causal features: one vector per window of past audio, cached
 Measuring alignment
     ``encoding``       voxelwise ridge with story folds (himalaya), Pearson r on the test story
+    ``encoding_inputs`` checks of the fit's inputs: shapes, finite values, alphas, voxels
     ``alignment``      a model's features of every layer -> encoding models -> scores per layer
     ``noise_ceiling``  noise ceilings from repeated presentations, voxel selection
     ``surface``        the fsaverage5 surface for brain maps

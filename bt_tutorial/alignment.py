@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .encoding import EncodingResult, fit_encoding_model
+from .encoding import EncodingResult, fit_encoding_model, voxel_indices
 from .features import PAPER_PARAMS, FeatureParams, story_rows
 from .timing import make_delayed
 
@@ -86,9 +86,41 @@ def story_feature_rows(model, dataset, stories, layers, params: FeatureParams = 
     return out
 
 
+def split_responses(dataset, subject: str, voxels=None) -> tuple:
+    """The training and test responses of ``dataset.split(subject)``, cut to ``voxels``.
+
+    Each story is cut as it is read, so only the kept voxels are held: at real scale
+    the training responses of all voxels take 3 GB.
+
+    Parameters
+    ----------
+    dataset : LebelDataset
+    subject : str
+    voxels : ndarray of bool, shape (n_voxels,), or of int, optional
+        Voxels to keep; default all.
+
+    Returns
+    -------
+    y_train : list of ndarray, each shape (n_trs_i, n_kept)
+    y_test : ndarray, shape (n_test_trs, n_kept)
+    kept : ndarray of int, shape (n_kept,)
+        Their indices among the ``n_voxels`` of the subject.
+    n_voxels : int
+    """
+    split = dataset.split(subject)
+    y_test = dataset.load_responses(subject, split["test"])
+    n_voxels = y_test.shape[1]
+    kept = voxel_indices(voxels, n_voxels)
+
+    def cut(y):
+        return y if len(kept) == n_voxels else y[:, kept]
+
+    return [cut(dataset.load_responses(subject, s)) for s in split["train"]], cut(y_test), kept, n_voxels
+
+
 def brain_alignment(model, dataset, subject: str, layers=None, params: FeatureParams = PAPER_PARAMS,
                     delays=DELAYS, cache_dir=None, progress: bool = True, keep_predictions: bool = True,
-                    **fit_kwargs) -> AlignmentResult:
+                    voxels=None, **fit_kwargs) -> AlignmentResult:
     """Fit and score voxelwise encoding models for each layer of a model.
 
     Training stories are those of ``dataset.split(subject)["train"]``; ridge
@@ -109,6 +141,10 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
         Keep each layer's test predictions, shape (n_test_trs, n_voxels). At real
         scale they take 110 MB a layer (1.4 GB for 13 layers): leave them out
         (``predictions=None``) when only the scores are needed.
+    voxels : ndarray of bool, shape (n_voxels,), or of int, optional
+        Fit only these voxels (their scores equal those of a fit on all voxels: each
+        voxel's ridge is its own); the others' alphas, scores and predictions are NaN.
+        Only their responses are held, which saves time and memory at real scale.
     **fit_kwargs
         Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
 
@@ -119,18 +155,19 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
     layers = list(range(model.n_layers + 1)) if layers is None else sorted(set(layers))
     split = dataset.split(subject)
     train, test = split["train"], split["test"]
-    y_train = [dataset.load_responses(subject, s) for s in train]
-    y_test = dataset.load_responses(subject, test)
+    y_train, y_test, kept, n_voxels = split_responses(dataset, subject, voxels)
     n_rows = {s: len(y) for s, y in zip(train + [test], y_train + [y_test])}
     rows = story_feature_rows(model, dataset, train + [test], layers, params, n_rows, cache_dir, progress)
     results = {}
     for k in layers:
         x_train = [make_delayed(rows[k][s], delays, f"Story {s}") for s in train]
         x_test = make_delayed(rows[k][test], delays, f"Story {test}")
-        results[k] = fit_encoding_model(x_train, y_train, x_test, y_test, **fit_kwargs)
+        result = fit_encoding_model(x_train, y_train, x_test, y_test, **fit_kwargs)
         if not keep_predictions:
-            results[k] = replace(results[k], predictions=None)
-    return AlignmentResult(subject, model.name, layers, results, test, y_test)
+            result = replace(result, predictions=None)
+        results[k] = result if len(kept) == n_voxels else result.spread(kept, n_voxels)
+    measured = y_test if len(kept) == n_voxels else dataset.load_responses(subject, test)
+    return AlignmentResult(subject, model.name, layers, results, test, measured)
 
 
-__all__ = ["AlignmentResult", "EncodingResult", "brain_alignment", "story_feature_rows", "DELAYS"]
+__all__ = ["AlignmentResult", "EncodingResult", "brain_alignment", "split_responses", "story_feature_rows", "DELAYS"]

@@ -19,15 +19,16 @@ alphas and give the same test scores (``tests/test_encoding.py`` checks it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from himalaya.backend import get_backend, set_backend
 from himalaya.kernel_ridge import solve_multiple_kernel_ridge_random_search
 from himalaya.ridge import solve_group_ridge_random_search
 
+from .encoding_inputs import MIN_TEST_ROWS, check_alphas, check_inputs, voxel_indices  # noqa: F401 (re-exported)
+
 MAX_FOLDS = 5
-MIN_TEST_ROWS = 3  # Pearson r over fewer rows is +-1 or undefined
 # elements of the (n_alphas, n_val_trs, n_voxels) prediction block scored at once
 _BLOCK_ELEMENTS = 2**27
 # bytes of training responses copied, centred and fitted at once: a real subject's
@@ -178,6 +179,25 @@ class EncodingResult:
 
     __repr__ = summary
 
+    def spread(self, fitted: np.ndarray, n_voxels: int) -> "EncodingResult":
+        """This result of the voxels ``fitted`` (indices) placed among ``n_voxels``, NaN elsewhere.
+
+        For a fit of responses already cut to some voxels (to hold less in memory).
+        """
+        fitted = np.asarray(fitted)
+        if len(fitted) != len(self.scores):
+            raise ValueError(f"{len(fitted)} voxel indices for a result of {len(self.scores)} voxels.")
+
+        def place(values):
+            if values is None:
+                return None
+            out = np.full(values.shape[:-1] + (n_voxels,), np.nan, dtype=np.result_type(values, np.float32))
+            out[..., fitted] = values
+            return out
+
+        return replace(self, alphas=place(self.alphas), scores=place(self.scores),
+                       predictions=place(self.predictions), cv_scores=place(self.cv_scores))
+
 
 def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 10, 11),
                        n_folds=None, backend="auto", solver="auto", dtype="float32",
@@ -232,9 +252,9 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     result : EncodingResult
         numpy arrays, whatever the backend; shapes count all voxels.
     """
-    X, Ys, lengths, X_test, Y_test = _check_inputs(X_train, Y_train, X_test, Y_test, dtype)
+    X, Ys, lengths, X_test, Y_test = check_inputs(X_train, Y_train, X_test, Y_test, dtype)
     alphas = check_alphas(alphas)
-    fitted = _check_voxels(voxels, Y_test.shape[1])
+    fitted = voxel_indices(voxels, Y_test.shape[1])
     n_samples, n_features = X.shape
     if solver == "auto":
         solver = "kernel" if n_samples < n_features else "primal"
@@ -268,48 +288,10 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     # exp(-log(alpha)) in float32 is not exactly the grid value
     best = alphas[np.abs(np.log(best)[:, None] - np.log(alphas)[None]).argmin(1)]
     scores = pearson_r(predictions, Y_test[:, fitted]).astype(np.float64)
-    if len(fitted) < Y_test.shape[1]:
-        best, scores, cv_scores, predictions = (_spread(a, fitted, Y_test.shape[1])
-                                                for a in (best, scores, cv_scores, predictions))
-    return EncodingResult(alphas=best, scores=scores, predictions=predictions, backend=name, solver=solver,
-                          cv_scores=cv_scores.astype(np.float64))
+    result = EncodingResult(alphas=best, scores=scores, predictions=predictions, backend=name, solver=solver,
+                            cv_scores=cv_scores.astype(np.float64))
+    return result if len(fitted) == Y_test.shape[1] else result.spread(fitted, Y_test.shape[1])
 
-
-def _check_voxels(voxels, n_voxels: int) -> np.ndarray:
-    """Indices of the voxels to fit (all when ``voxels`` is None), sorted and unique."""
-    if voxels is None:
-        return np.arange(n_voxels)
-    voxels = np.asarray(voxels)
-    if voxels.dtype == bool:
-        if voxels.shape != (n_voxels,):
-            raise ValueError(f"voxels is a mask of shape {voxels.shape}; the responses have {n_voxels} voxels.")
-        voxels = np.flatnonzero(voxels)
-    elif voxels.ndim != 1 or voxels.dtype.kind not in "iu":
-        raise TypeError(f"voxels must be a boolean mask or 1-D voxel indices, got {voxels.dtype} of shape "
-                        f"{voxels.shape}.")
-    elif voxels.size and (voxels.min() < 0 or voxels.max() >= n_voxels):
-        raise ValueError(f"voxels holds indices from {voxels.min()} to {voxels.max()}; the responses have "
-                         f"{n_voxels} voxels (0 to {n_voxels - 1}).")
-    if voxels.size == 0:
-        raise ValueError("voxels selects no voxel: there is nothing to fit.")
-    return np.unique(voxels)
-
-
-def _spread(values: np.ndarray, fitted: np.ndarray, n_voxels: int) -> np.ndarray:
-    """``values`` of the fitted voxels (last axis) placed among ``n_voxels``, NaN elsewhere."""
-    out = np.full(values.shape[:-1] + (n_voxels,), np.nan, dtype=np.result_type(values, np.float32))
-    out[..., fitted] = values
-    return out
-
-
-def check_alphas(alphas) -> np.ndarray:
-    """A ridge alpha grid as a sorted float64 array of unique values; ValueError unless finite and > 0."""
-    alphas = np.asarray(alphas, dtype=np.float64).ravel()
-    bad = alphas[~(np.isfinite(alphas) & (alphas > 0))]
-    if len(alphas) == 0 or bad.size:
-        raise ValueError(f"alphas must be finite and > 0; got {len(alphas)} values, {bad.size} of them bad "
-                         f"(e.g. {bad[:3].tolist()}).")
-    return np.unique(alphas)
 
 
 def _eigenbasis(X, X_test, solver):
@@ -382,48 +364,3 @@ def _r2_score(y_true, y_pred):
     centred = y_true - y_true.mean(0)
     var = (centred * centred).sum(0)
     return (1 - resid.sum(-2) / (var + (var == 0))) * (var > 0)
-
-
-def _check_inputs(X_train, Y_train, X_test, Y_test, dtype):
-    """Validate shapes and values; return float arrays, training features concatenated.
-
-    The training responses stay a list (no copy when already of ``dtype``): they are
-    concatenated one chunk of voxels at a time.
-    """
-    if np.dtype(dtype).kind != "f":
-        raise ValueError(f"dtype must be a float type, got {dtype!r}.")
-    if isinstance(X_train, np.ndarray) or isinstance(Y_train, np.ndarray):
-        raise TypeError("X_train and Y_train must be lists with one array per story.")
-    if len(X_train) != len(Y_train):
-        raise ValueError(f"X_train has {len(X_train)} stories but Y_train has {len(Y_train)}.")
-    Xs = [_as_2d(x, f"X_train[{i}]", dtype) for i, x in enumerate(X_train)]
-    Ys = [_as_2d(y, f"Y_train[{i}]", dtype) for i, y in enumerate(Y_train)]
-    X_test, Y_test = _as_2d(X_test, "X_test", dtype), _as_2d(Y_test, "Y_test", dtype)
-    for i, (x, y) in enumerate(zip(Xs, Ys)):
-        if len(x) != len(y):
-            raise ValueError(f"Story {i}: X_train[{i}] has {len(x)} rows but Y_train[{i}] has {len(y)}.")
-    for name, arrays, what in (("X", Xs + [X_test], "features"), ("Y", Ys + [Y_test], "voxels")):
-        labels = [f"{name}_train[{i}]" for i in range(len(arrays) - 1)] + [f"{name}_test"]
-        for label, a in zip(labels, arrays):
-            if a.shape[1] != arrays[0].shape[1]:
-                raise ValueError(f"{label} has {a.shape[1]} {what} but {labels[0]} has "
-                                 f"{arrays[0].shape[1]}.")
-    if len(X_test) != len(Y_test):
-        raise ValueError(f"X_test has {len(X_test)} rows but Y_test has {len(Y_test)}.")
-    if len(Y_test) < MIN_TEST_ROWS:
-        raise ValueError(f"Y_test has {len(Y_test)} rows; test scores need at least {MIN_TEST_ROWS} "
-                         "(a correlation over 2 rows is always +1 or -1).")
-    return (np.concatenate(Xs), Ys, [len(x) for x in Xs], X_test, Y_test)
-
-
-def _as_2d(a, name, dtype):
-    a = np.asarray(a, dtype=dtype)
-    if a.ndim != 2 or 0 in a.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D array (n_trs, n_columns), got shape {a.shape}.")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        kind = "NaN" if np.isnan(a[row, col]) else "inf"
-        raise ValueError(f"{name} has {int(bad.sum())} non-finite values (NaN or inf); the first is {kind} "
-                         f"at row {row}, column {col}.")
-    return a

@@ -39,6 +39,15 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
                            progress=False, n_folds=2, keep_predictions=False)
     assert lean.results[2].predictions is None and "? test TRs" in repr(lean.results[2])
     assert np.array_equal(lean.scores, result.scores)
+    n_voxels = result.measured.shape[1]
+    some = np.arange(n_voxels) % 4 == 1  # chapter 5 fits only voxels with a usable ceiling
+    part = brain_alignment(model, ds, "UTS01", layers=[0, 2], params=SMALL, cache_dir=tmp_path,
+                           progress=False, n_folds=2, voxels=some)
+    assert part.scores.shape == result.scores.shape and np.array_equal(part.measured, result.measured)
+    np.testing.assert_allclose(part.scores[:, some], result.scores[:, some], atol=1e-6)
+    np.testing.assert_allclose(part.results[2].predictions[:, some], result.results[2].predictions[:, some],
+                               atol=1e-5)
+    assert np.isnan(part.scores[:, ~some]).all() and np.isnan(part.results[0].alphas[~some]).all()
 
 
 def test_best_layer_leaves_out_voxels_without_r():

@@ -10,8 +10,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bt_tutorial"
 # modules that import nothing from the package
-LEAVES = {"config", "stimulus", "timing", "encoding", "noise_ceiling", "surface", "whisper_ct2",
-          "lowlevel.phones", "file_formats", "stories", "layout", "command_line"}
+LEAVES = {"config", "stimulus", "timing", "noise_ceiling", "surface", "whisper_ct2",
+          "lowlevel.phones", "file_formats", "stories", "layout", "command_line", "encoding_inputs"}
 # the one module outside synthetic/ that may import it: it generates the demo data on first use
 TWIN_GATEWAY = "profiles"
 

@@ -34,7 +34,7 @@ from himalaya.backend import get_backend, set_backend
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import r2_score
 
-from ..alignment import DELAYS
+from ..alignment import DELAYS, split_responses
 from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
 from ..rois import roi_means
 from ..timing import make_delayed
@@ -269,7 +269,8 @@ class LowLevelImpact:
 def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS, layers=None,
                     delays=DELAYS, lowlevel: dict | None = None, top_diphones: int = TOP_DIPHONES,
                     top_triphones: int = TOP_TRIPHONES, residual_alphas=LOWLEVEL_ALPHAS,
-                    n_folds=None, backend="auto", progress: bool = False, **fit_kwargs) -> LowLevelImpact:
+                    n_folds=None, backend="auto", voxels=None, progress: bool = False,
+                    **fit_kwargs) -> LowLevelImpact:
     """Encoding models on model features and on their low-level residuals.
 
     Parameters
@@ -297,10 +298,12 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
         Story folds of both ridge regressions.
     backend : str
         himalaya backend of both.
+    voxels : ndarray of bool, shape (n_voxels,), or of int, optional
+        Fit only these voxels (the ones a summary uses); the others' r are NaN. Only
+        their responses are held, which saves time and memory at real scale.
     progress : bool
     **fit_kwargs
-        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`; ``voxels=`` (a
-        mask) fits only the voxels a summary uses, the others' r being NaN.
+        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
 
     Returns
     -------
@@ -313,8 +316,7 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
         raise KeyError(f"model_rows has no layer {missing[0]}; layers: {sorted(model_rows)}.")
     split = dataset.split(subject)
     train, test = split["train"], split["test"]
-    y_train = [dataset.load_responses(subject, s) for s in train]
-    y_test = dataset.load_responses(subject, test)
+    y_train, y_test, kept, n_voxels = split_responses(dataset, subject, voxels)
     n_rows = {s: len(y) for s, y in zip(train + [test], y_train + [y_test])}
     _check_model_rows(model_rows, layers, n_rows)
     if lowlevel is None:
@@ -325,8 +327,8 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
 
     def encode(x_train, x_test):
         x_train = [make_delayed(x, delays, f"Story {s}") for x, s in zip(x_train, train)]
-        return fit_encoding_model(x_train, y_train, make_delayed(x_test, delays, f"Story {test}"), y_test,
-                                  **fit).scores
+        result = fit_encoding_model(x_train, y_train, make_delayed(x_test, delays, f"Story {test}"), y_test, **fit)
+        return result.scores if len(kept) == n_voxels else result.spread(kept, n_voxels).scores
 
     r_orig, r_resid, infos = {}, {}, {}
     for k in layers:
