@@ -122,6 +122,8 @@ class SpeechModel:
             (batch, n_mels, n_frames) log-mel features for Whisper.
         """
         windows = np.asarray(windows, dtype=np.float32)
+        if not windows.flags.writeable:  # a row of a strided window view: torch warns on read-only memory
+            windows = windows.copy()
         if self.family != "whisper":
             x = torch.from_numpy(windows)
             if getattr(self.feature_extractor, "do_normalize", True):

@@ -1,4 +1,5 @@
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -26,6 +27,17 @@ def test_hidden_states_of_every_layer_and_truncation(name):
             assert len(part) == k + 1 and torch.allclose(part[-1], full[k], atol=1e-5)
     with pytest.raises(ValueError, match="hidden states 0..3"):
         model.hidden_states(x, 7)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_prepare_takes_read_only_windows_silently(name):
+    model = load_speech_model(name)
+    wave = audio(2)[0]
+    view = np.lib.stride_tricks.sliding_window_view(wave, 16000)[::16000]  # read-only rows, as windows are cut
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = model.prepare(view)
+    assert torch.equal(x, model.prepare(view.copy()))
 
 
 @pytest.mark.parametrize("name", ["tiny-wav2vec2", "tiny-hubert"])
