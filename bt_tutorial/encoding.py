@@ -275,8 +275,7 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
         basis = _eigenbasis(X, X_test, solver)
         parts = []
         for start in range(0, n_voxels, chunk):
-            cols = fitted[start:start + chunk]
-            Y = np.concatenate([y[:, cols] for y in Ys])
+            Y = _gather(Ys, fitted[start:start + chunk])
             y_mean = Y.mean(0)
             Y -= y_mean
             best, cv_scores, predictions = _fit_predict(basis, Y, alphas, splits, batch, progress)
@@ -292,6 +291,16 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
                             cv_scores=cv_scores.astype(np.float64))
     return result if len(fitted) == Y_test.shape[1] else result.spread(fitted, Y_test.shape[1])
 
+
+
+def _gather(Ys: list, cols: np.ndarray) -> np.ndarray:
+    """The columns ``cols`` of every story, stacked: one copy, no per-story intermediates."""
+    out = np.empty((sum(len(y) for y in Ys), len(cols)), dtype=Ys[0].dtype)
+    row = 0
+    for y in Ys:
+        np.take(y, cols, axis=1, out=out[row:row + len(y)], mode="clip")  # cols are checked; "raise" buffers
+        row += len(y)
+    return out
 
 
 def _eigenbasis(X, X_test, solver):
