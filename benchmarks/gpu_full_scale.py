@@ -338,33 +338,11 @@ def reference_tuning(family: str, train, sizes, device: torch.device) -> dict:
     from bt_tutorial.brain_tuning.benchmark import reference_loop, timed
 
     stories = list(zip(train.windows, train.targets))
-    loop = whisper_reference_loop if family == "whisper" else reference_loop
     model = copy.deepcopy(random_model(family, sizes.tiny))
-    seconds, peak = timed(lambda: loop(model, stories, sizes.batch, device), device)
+    seconds, peak = timed(lambda: reference_loop(model, stories, sizes.batch, device), device)
     rate = len(train) / seconds
     return {"dtype": "fp32", "samples_per_s": rate, "peak_gib": None if math.isnan(peak) else peak,
             "reserved_gib": _reserved_gib(device), "epoch_min": EPOCH_SAMPLES / rate / 60}
-
-
-def whisper_reference_loop(model, stories: list, batch_size: int, device: torch.device) -> None:
-    """``benchmark.reference_loop`` (waveform models only) for Whisper: log-mel of 30 s, on the CPU, as the paper."""
-    from bt_tutorial.brain_tuning import BrainTunedModel
-    from bt_tutorial.models import SAMPLE_RATE
-
-    tuned = BrainTunedModel(model, stories[0][1].shape[1]).to(device)
-    model.freeze_feature_encoder()
-    optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
-                                   "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
-    tuned.train()
-    for windows, targets in stories:
-        data = torch.utils.data.TensorDataset(torch.from_numpy(windows), torch.from_numpy(targets))
-        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True):
-            mel = model.feature_extractor(list(x.numpy()), sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            pred = tuned.head(tuned.backbone(mel.input_features.to(device)).last_hidden_state.mean(1))
-            loss = torch.nn.functional.mse_loss(pred, y.to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
 
 
 def tuning_summary(runs: dict, device: torch.device) -> dict:

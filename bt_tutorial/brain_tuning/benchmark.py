@@ -52,21 +52,34 @@ def random_wav2vec2(tiny: bool = False) -> SpeechModel:
 
 
 def reference_loop(model: SpeechModel, stories: list, batch_size: int, device: torch.device) -> None:
-    """One epoch in the style of the paper's code: fp32, a DataLoader per story, a step per batch."""
+    """One epoch in the style of the paper's code: fp32, a DataLoader per story, a step per batch.
+
+    Waveform models get normalised windows; Whisper gets log-mel of 30 s computed on the
+    CPU per batch, as the paper's code feeds it.
+    """
     tuned = BrainTunedModel(model, stories[0][1].shape[1]).to(device)
-    tuned.backbone.feature_extractor._freeze_parameters()
+    if model.family == "whisper":
+        model.freeze_feature_encoder()
+    else:
+        tuned.backbone.feature_extractor._freeze_parameters()
     optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
                                    "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
     tuned.train()
     for windows, targets in stories:
         data = torch.utils.data.TensorDataset(torch.from_numpy(windows), torch.from_numpy(targets))
         for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True):
-            x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-7)
-            pred = tuned.head(tuned.backbone(x.to(device)).last_hidden_state.mean(1))
+            pred = tuned.head(tuned.backbone(_paper_inputs(model, x).to(device)).last_hidden_state.mean(1))
             loss = torch.nn.functional.mse_loss(pred, y.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
+
+def _paper_inputs(model: SpeechModel, x: torch.Tensor) -> torch.Tensor:
+    """A batch of windows as the paper's code feeds the model (waveforms normalised, or Whisper log-mel)."""
+    if model.family == "whisper":
+        return model.feature_extractor(list(x.numpy()), sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    return (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-7)
 
 
 def timed(fn, device: torch.device) -> tuple[float, float]:
