@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = 2
-SUBJECT = "UTS03"  # the ds003020 subject with 95,556 voxels
+from bt_tutorial.roi_build import SURFACE_SUFFIXES
+
+GENERATOR_VERSION = 3
 N_AREAS = 180  # HCP-MMP1 areas per hemisphere
 N_SAMPLES = 64  # points per white -> pial segment, as roi_build.N_SAMPLES
 HEMIS = (("lh", "L", -1.0), ("rh", "R", 1.0))  # FreeSurfer name, side, sign of x
@@ -45,10 +46,12 @@ class RoiFakeSpec:
     shape: tuple = (84, 84, 54)  # functional volume (x, y, z) as nibabel reads it
     voxel_mm: float = 2.6
     seed: int = 0
+    subject: str = "UTS03"  # 95,556 voxels; UTS02's surfaces are .npz in ds003020, the others' .gii
 
 
 REAL = RoiFakeSpec()
-SMALL = RoiFakeSpec(n_vertices=2_000, n_fsaverage=2_562, n_voxels=5_000, shape=(24, 24, 16), voxel_mm=9.0)
+SMALL = RoiFakeSpec(n_vertices=2_000, n_fsaverage=2_562, n_voxels=5_000, shape=(24, 24, 16), voxel_mm=9.0,
+                   subject="UTS02")
 # the brain in surface mm, whatever the voxel size
 CENTRE_X, SEMI_AXES = 38.0, np.array([34.0, 78.0, 52.0])
 FOLD_MM, FOLD_WAVELENGTH_MM, THICKNESS_MM = 8.0, 11.0, (2.0, 3.0)  # ~96,000 mm2 per hemisphere
@@ -130,6 +133,14 @@ def _write_gifti(path: Path, coords: np.ndarray, faces: np.ndarray) -> None:
     nib.save(nib.gifti.GiftiImage(darrays=darrays), str(path))
 
 
+def _write_surface(path: Path, coords: np.ndarray, faces: np.ndarray) -> None:
+    """GIfTI, or pycortex's ``.npz`` (``pts``, ``polys``)."""
+    if path.suffix == ".npz":
+        np.savez(path, pts=coords.astype(np.float64), polys=faces.astype(np.int64))
+    else:
+        _write_gifti(path, coords, faces)
+
+
 def _thick_mask(spec: RoiFakeSpec, coord: np.ndarray, segments: list, mids: np.ndarray) -> tuple:
     """The ``n_voxels`` voxels crossed by a segment, then nearest to the mid surface; (x, y, z) bool."""
     from scipy.spatial import cKDTree
@@ -164,8 +175,10 @@ def write_roi_fakes(folder: Path, spec: RoiFakeSpec) -> dict:
     rng = np.random.default_rng(spec.seed)
     served = folder / "served"
     data, at = served / "ds003020" / "derivative", served / "atlas"
-    db, surf = data / "pycortex-db" / SUBJECT, data / "freesurfer_subjdir" / SUBJECT / "surf"
-    xfm = db / "transforms" / f"{SUBJECT}_auto"
+    subject = spec.subject
+    db, surf = data / "pycortex-db" / subject, data / "freesurfer_subjdir" / subject / "surf"
+    xfm = db / "transforms" / f"{subject}_auto"
+    suffix = SURFACE_SUFFIXES.get(subject, ".gii")
     for path in (db / "surfaces", surf, xfm, at):
         path.mkdir(parents=True, exist_ok=True)
     coord = _coord(spec)
@@ -186,8 +199,8 @@ def write_roi_fakes(folder: Path, spec: RoiFakeSpec) -> dict:
         write_geometry(str(surf / f"{h}.sphere.reg"), (u * 100).astype(np.float32), faces,
                        create_stamp="created by benchmarks/roi_fakes.py")  # no date: same bytes each time
         white, mid, pial = _cortex(u, sign, rng)
-        _write_gifti(db / "surfaces" / f"wm_{h}.gii", white, faces)
-        _write_gifti(db / "surfaces" / f"pia_{h}.gii", pial, faces)
+        _write_surface(db / "surfaces" / f"wm_{h}{suffix}", white, faces)
+        _write_surface(db / "surfaces" / f"pia_{h}{suffix}", pial, faces)
         segments.append((white, pial))
         mids.append(mid)
         a, b, c = (mid[faces[:, i]] for i in range(3))
@@ -197,7 +210,7 @@ def write_roi_fakes(folder: Path, spec: RoiFakeSpec) -> dict:
              str(xfm / "mask_thick.nii.gz"))
     (xfm / "matrices.xfm").write_text(json.dumps({"coord": coord.tolist(), "magnet": np.eye(4).tolist()}))
     files = sorted(p for p in served.rglob("*") if p.is_file())
-    return dict(spec=asdict(spec), version=GENERATOR_VERSION, subject=SUBJECT, mid_surface_mm2=areas_mm2,
+    return dict(spec=asdict(spec), version=GENERATOR_VERSION, subject=subject, mid_surface_mm2=areas_mm2,
                 **figures, n_files=len(files), served_mb=round(sum(p.stat().st_size for p in files) / 1e6, 1),
                 generate_s=round(time.perf_counter() - t0, 1))
 

@@ -17,6 +17,7 @@ from .features import PAPER_PARAMS, FeatureParams, story_rows
 from .timing import make_delayed
 
 DELAYS = (1, 2, 3, 4)
+MIN_SCORED_ROWS = 10
 
 
 @dataclass
@@ -29,8 +30,10 @@ class AlignmentResult:
     layers : list of int
     results : dict of int -> EncodingResult
     test_story : str
-    measured : ndarray, shape (n_test_trs, n_voxels)
-        Mean of the test story's repeats.
+    measured : ndarray, shape (n_scored_trs, n_voxels)
+        Mean of the test story's repeats, on the scored rows.
+    first_scored_row : int
+        Test rows before this one were left out of the scores (and predictions).
     """
 
     subject: str
@@ -39,6 +42,7 @@ class AlignmentResult:
     results: dict
     test_story: str
     measured: np.ndarray = field(repr=False)
+    first_scored_row: int = 0
 
     @property
     def scores(self) -> np.ndarray:
@@ -118,9 +122,23 @@ def split_responses(dataset, subject: str, voxels=None) -> tuple:
     return [cut(dataset.load_responses(subject, s)) for s in split["train"]], cut(y_test), kept, n_voxels
 
 
+def scored_test_rows(first_scored_row: int, n_rows: int, story: str = "the test story") -> slice:
+    """The test rows that are scored, ``first_scored_row`` on; a clear error if too few are left.
+
+    The features of every row are built (and delayed) on the whole story first, so the
+    scored rows keep the audio and responses that precede them.
+    """
+    first = int(first_scored_row)
+    if not 0 <= first <= n_rows - MIN_SCORED_ROWS:
+        raise ValueError(f"first_scored_row={first_scored_row} leaves {n_rows - first} of the {n_rows} rows of "
+                         f"{story}; at least {MIN_SCORED_ROWS} are needed (use scored_rows='all' for a short "
+                         "story, as the synthetic twin's).")
+    return slice(first, None)
+
+
 def brain_alignment(model, dataset, subject: str, layers=None, params: FeatureParams = PAPER_PARAMS,
                     delays=DELAYS, cache_dir=None, progress: bool = True, keep_predictions: bool = True,
-                    voxels=None, **fit_kwargs) -> AlignmentResult:
+                    voxels=None, first_scored_row: int = 0, **fit_kwargs) -> AlignmentResult:
     """Fit and score voxelwise encoding models for each layer of a model.
 
     Training stories are those of ``dataset.split(subject)["train"]``; ridge
@@ -145,6 +163,9 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
         Fit only these voxels (their scores equal those of a fit on all voxels: each
         voxel's ridge is its own); the others' alphas, scores and predictions are NaN.
         Only their responses are held, which saves time and memory at real scale.
+    first_scored_row : int
+        Score the test story from this row on (the authors: 40, ``Config.first_scored_row``);
+        use the same rows for its noise ceiling.
     **fit_kwargs
         Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
 
@@ -157,17 +178,19 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
     train, test = split["train"], split["test"]
     y_train, y_test, kept, n_voxels = split_responses(dataset, subject, voxels)
     n_rows = {s: len(y) for s, y in zip(train + [test], y_train + [y_test])}
+    scored = scored_test_rows(first_scored_row, len(y_test), test)
     rows = story_feature_rows(model, dataset, train + [test], layers, params, n_rows, cache_dir, progress)
     results = {}
     for k in layers:
         x_train = [make_delayed(rows[k][s], delays, f"Story {s}") for s in train]
-        x_test = make_delayed(rows[k][test], delays, f"Story {test}")
-        result = fit_encoding_model(x_train, y_train, x_test, y_test, **fit_kwargs)
+        x_test = make_delayed(rows[k][test], delays, f"Story {test}")[scored]
+        result = fit_encoding_model(x_train, y_train, x_test, y_test[scored], **fit_kwargs)
         if not keep_predictions:
             result = replace(result, predictions=None)
         results[k] = result if len(kept) == n_voxels else result.spread(kept, n_voxels)
     measured = y_test if len(kept) == n_voxels else dataset.load_responses(subject, test)
-    return AlignmentResult(subject, model.name, layers, results, test, measured)
+    return AlignmentResult(subject, model.name, layers, results, test, measured[scored], scored.start)
 
 
-__all__ = ["AlignmentResult", "EncodingResult", "brain_alignment", "split_responses", "story_feature_rows", "DELAYS"]
+__all__ = ["AlignmentResult", "EncodingResult", "brain_alignment", "scored_test_rows", "split_responses",
+           "story_feature_rows", "DELAYS"]

@@ -2,7 +2,7 @@
 
 The profile is read from the environment variable ``BT_PROFILE`` and the data
 home from ``BT_DATA`` (``BT_SUBJECT``, ``BT_TRAIN_STORIES``, ``BT_MODEL``, ``BT_FEATURES``,
-``BT_PROGRESS`` and ``BT_INTERACTIVE`` are optional);
+``BT_SCORED_ROWS``, ``BT_PROGRESS`` and ``BT_INTERACTIVE`` are optional);
 :func:`get_config` turns them into one small object that chapters read, so the
 same code runs in both profiles.
 """
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROFILES = ("demo", "full")
+AUTHORS_FIRST_SCORED_ROW = 40  # eval_utils.py: responses [40:], features [50:-5], repeats [:, 40:]
+SCORED_ROWS = {"authors": AUTHORS_FIRST_SCORED_ROW, "all": 0}
 # the subjects of ds003020 (the full profile); a synthetic twin names its subjects the same way
 LEBEL_SUBJECTS = tuple(f"UTS{i:02d}" for i in range(1, 9))
 DEFAULT_SUBJECT = "UTS01"
@@ -123,6 +125,11 @@ class Config:
         Window preset of :data:`FEATURE_PRESETS` (``BT_FEATURES``). Default: ``"paper"``
         in the full profile; the demo profile keeps its own 8 s / 2 s windows unless a
         preset is named. See :attr:`feature_params`.
+    scored_rows : {"authors", "all"}, optional
+        Rows of the test story that r and the noise ceiling are computed on
+        (``BT_SCORED_ROWS``): ``"authors"``, from row :data:`AUTHORS_FIRST_SCORED_ROW` (40) on,
+        as the authors' evaluation code (the full profile's default); ``"all"``, every row
+        (the demo's default: the twin's test story is short). See :attr:`first_scored_row`.
     """
 
     profile: str = "demo"
@@ -133,6 +140,7 @@ class Config:
     interactive: bool = True
     train_stories: str | tuple | None = None
     features: str | None = None
+    scored_rows: str | None = None
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -167,6 +175,12 @@ class Config:
                 raise ValueError(f"Unknown feature preset {self.features!r}: use one of "
                                  f"{', '.join(FEATURE_PRESETS)} (set the environment variable BT_FEATURES).")
             object.__setattr__(self, "features", key)
+        if self.scored_rows is not None:
+            key = self.scored_rows.strip().lower() if isinstance(self.scored_rows, str) else self.scored_rows
+            if key not in SCORED_ROWS:
+                raise ValueError(f"Unknown scored_rows {self.scored_rows!r}: use one of {', '.join(SCORED_ROWS)} "
+                                 "(set the environment variable BT_SCORED_ROWS).")
+            object.__setattr__(self, "scored_rows", key)
 
     @property
     def dataset_root(self) -> Path:
@@ -216,6 +230,17 @@ class Config:
             return FEATURE_PRESETS[self.features]
         return DEMO_PARAMS if self.profile == "demo" else PAPER_PARAMS
 
+    @property
+    def first_scored_row(self) -> int:
+        """First row of the test story scored (r) and used for its noise ceiling.
+
+        The authors' evaluation (``eval_utils.py`` of bridge-ai-neuro/brain-tuning) drops the
+        first 40 response rows of the test story (80 s), for r and for the ceiling alike;
+        the full profile does the same by default. The demo scores every row.
+        """
+        key = self.scored_rows or ("all" if self.profile == "demo" else "authors")
+        return SCORED_ROWS[key]
+
     def with_(self, **changes) -> "Config":
         """Return a copy with some fields changed."""
         return replace(self, **changes)
@@ -238,7 +263,7 @@ def get_config(**overrides) -> Config:
     values = {"profile": os.environ.get("BT_PROFILE", "demo").strip().lower()}
     if os.environ.get("BT_DATA"):
         values["data_home"] = Path(os.environ["BT_DATA"])
-    for name in ("model", "subject", "train_stories", "features"):
+    for name in ("model", "subject", "train_stories", "features", "scored_rows"):
         if os.environ.get(f"BT_{name.upper()}", "").strip():
             values[name] = os.environ[f"BT_{name.upper()}"].strip()
     for name in ("progress", "interactive"):

@@ -153,9 +153,10 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
             inputs = model.prepare(np.asarray(cut[start:start + params.batch_size]))
             with amp:
                 states = model.hidden_states(inputs, max(layers))
-            n = params.n_pooled_frames(states[0].shape[1])
+            valid = min(states[0].shape[1], model.n_audio_frames(cut.shape[1]))  # Whisper padded to 30 s: fewer
+            n = params.n_pooled_frames(valid)
             for k in layers:
-                out[k].append(states[k][:, -n:, :].float().mean(1).cpu().numpy())
+                out[k].append(states[k][:, valid - n:valid, :].float().mean(1).cpu().numpy())
             bar.update(len(inputs))
     if bar is not progress:
         bar.close()
@@ -300,6 +301,9 @@ def feature_cache_bytes(duration: float, hidden_size: int, n_states: int, params
     return {"windows": n_windows * per_row, "rows": n_rows * per_row}
 
 
+CACHE_VERSION = 2  # 2: the top state is the model's output (Whisper: after its final layer norm)
+
+
 def _chunks(n_windows: int, params: FeatureParams):
     size = CHUNK_BATCHES * params.batch_size
     return [slice(a, min(a + size, n_windows)) for a in range(0, n_windows, size)]
@@ -310,7 +314,7 @@ def _cache_path(model, waveform, story, params, dtype, cache_dir) -> Path:
     if cache_dir is None:
         cache_dir = resolve_data_home() / "cache" / "features"
     audio_hash = hashlib.sha1(np.ascontiguousarray(waveform).tobytes()).hexdigest()[:10]
-    name = f"{story}_{audio_hash}_{params.tag()}_{str(dtype).replace('torch.', '')}"
+    name = f"{story}_{audio_hash}_{params.tag()}_{str(dtype).replace('torch.', '')}_v{CACHE_VERSION}"
     return Path(cache_dir) / f"{model_folder_name(model.name)}-{model.fingerprint()}" / name
 
 

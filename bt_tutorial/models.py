@@ -141,7 +141,10 @@ class SpeechModel:
         """Hidden states 0..max_layer, running no layer above ``max_layer``.
 
         State 0 is the input of the first transformer layer, state ``k`` the
-        output of layer ``k`` (for Whisper, before the encoder's final layer norm).
+        output of layer ``k``; the top state is the model's output, as
+        transformers' ``hidden_states[-1]`` (for Whisper, after the encoder's final
+        layer norm: the authors' "layer 12" of Whisper small). States in between
+        are the same as transformers' ``hidden_states``.
 
         Parameters
         ----------
@@ -166,11 +169,25 @@ class SpeechModel:
             for layer in layers[:top]]
         try:
             with _truncated(encoder, self.family, max(top, 1)):
-                encoder(inputs)
+                output = encoder(inputs)
         finally:
             for hook in hooks:
                 hook.remove()
-        return states[: top + 1]
+        states = states[: top + 1]
+        if top == self.n_layers:  # a final layer norm (Whisper's) applies to the output only
+            states[top] = output.last_hidden_state
+        return states
+
+    def n_audio_frames(self, n_samples: int) -> int:
+        """Output frames that hold audio for a window of ``n_samples`` samples at 16 kHz.
+
+        Whisper makes one frame per 20 ms of its (possibly padded) input, so of a window
+        padded to 30 s only the first ``n_samples // 320`` of the 1,500 frames hold audio.
+        wav2vec 2.0 and HuBERT see no padding: all their frames hold audio.
+        """
+        if self.family == "whisper":
+            return int(n_samples) // 320
+        return int(self.backbone._get_feat_extract_output_lengths(torch.tensor(int(n_samples))))
 
     def last_hidden_state(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's output (all layers, Whisper's final layer norm included), with gradients.

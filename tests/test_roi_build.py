@@ -52,6 +52,14 @@ def write_gifti(path: Path, coords) -> None:
     nib.save(nib.gifti.GiftiImage(darrays=darrays), str(path))
 
 
+def write_surface(path: Path, coords) -> None:
+    """A GIfTI surface, or pycortex's ``.npz`` (``pts``, ``polys``) as UTS02 has in ds003020."""
+    if path.suffix == ".npz":
+        np.savez(path, pts=np.asarray(coords, np.float64), polys=np.array([[0, 1, 2]], np.int64))
+    else:
+        write_gifti(path, coords)
+
+
 def write_annot_file(path: Path, hemi: str) -> None:
     names = ["???"] + [f"{hemi}_{a}_ROI" for a in AREAS]
     labels = [names.index("???" if a == "???" else f"{hemi}_{a}_ROI") for a in FS_LABELS[hemi]]
@@ -59,11 +67,11 @@ def write_annot_file(path: Path, hemi: str) -> None:
     write_annot(str(path), np.array(labels), ctab, names)
 
 
-def build_mirror(serve: Path) -> dict:
+def build_mirror(serve: Path, subject: str = SUBJECT, surfaces: str = ".gii") -> dict:
     """Write the served files; return the expected area of every voxel (x, y, z)."""
     data, at = serve / "ds003020" / "derivative", serve / "atlas"
-    db, surf = data / "pycortex-db" / SUBJECT, data / "freesurfer_subjdir" / SUBJECT / "surf"
-    xfm = db / "transforms" / f"{SUBJECT}_auto"
+    db, surf = data / "pycortex-db" / subject, data / "freesurfer_subjdir" / subject / "surf"
+    xfm = db / "transforms" / f"{subject}_auto"
     for folder in (db / "surfaces", surf, xfm, at):
         folder.mkdir(parents=True, exist_ok=True)
     (xfm / "matrices.xfm").write_text(json.dumps({"coord": COORD.tolist(), "magnet": np.eye(4).tolist()}))
@@ -79,8 +87,8 @@ def build_mirror(serve: Path) -> dict:
         if side == "L":  # vertex 0 runs from voxel (0, 0, 0) through (0, 1, 0) to (0, 2, 0)
             pial[0] = mm((0, 2, 0))
             expected[(0, 2, 0)] = labels[0]  # (0, 1, 0) keeps vertex 4: weight 1 against 1/2
-        write_gifti(db / "surfaces" / f"wm_{h}.gii", white)
-        write_gifti(db / "surfaces" / f"pia_{h}.gii", pial)
+        write_surface(db / "surfaces" / f"wm_{h}{surfaces}", white)
+        write_surface(db / "surfaces" / f"pia_{h}{surfaces}", pial)
         write_geometry(str(surf / f"{h}.sphere.reg"), (AXES[PERM] * 1.02).astype(np.float32),
                        np.array([[0, 1, 2]], np.int32))
         write_annot_file(at / f"{h}.HCP-MMP1.annot", side)
@@ -138,11 +146,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def served(tmp_path, monkeypatch):
+def served(tmp_path, monkeypatch, request):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     serve = tmp_path / "served"
-    expected = build_mirror(serve)
+    expected = build_mirror(serve, *getattr(request, "param", ()))
     pins = {name: (f, u, hashlib.md5((serve / "atlas" / f).read_bytes()).hexdigest() if md5 else None)
             for name, (f, u, md5) in roi_build.ATLAS_FILES.items()}
     monkeypatch.setattr(roi_build, "ATLAS_FILES", pins)
@@ -157,8 +165,8 @@ def served(tmp_path, monkeypatch):
     server.server_close()
 
 
-def cli(served, *extra):
-    return ["--subject", SUBJECT, "--data", str(served["data"]), "--base-url", served["url"] + "/ds003020",
+def cli(served, *extra, subject=SUBJECT):
+    return ["--subject", subject, "--data", str(served["data"]), "--base-url", served["url"] + "/ds003020",
             "--atlas-url", served["url"] + "/atlas", "--quiet", *extra]
 
 
@@ -203,6 +211,34 @@ def test_one_command_downloads_inputs_and_builds_the_masks(served, capsys):
     with pytest.warns(UserWarning, match="label no voxel"):
         assert roi_build.main(cli(served, "--force")) == 0  # rebuilt from the files here, offline
     assert len(requests) == n_requests and capsys.readouterr().out.count("  here  ") == 12
+
+
+@pytest.mark.parametrize("served", [("UTS02", ".npz")], indirect=True)
+def test_uts02_surfaces_are_pycortex_npz(served, capsys):
+    """Catches a plan that asks UTS02 for .gii surfaces (ds003020 has .npz) or a reader of GIfTI only."""
+    assert roi_build.surface_suffix("UTS02") == ".npz" and roi_build.surface_suffix("UTS01") == ".gii"
+    with pytest.warns(UserWarning, match="label no voxel"):
+        assert roi_build.main(cli(served, subject="UTS02")) == 0
+    asked = [path for _, path, _ in served["state"]["requests"] if "/surfaces/" in path]
+    assert asked and all(path.endswith(".npz") for path in asked)
+    masks = atlas.load_roi_masks(atlas.default_roi_path(served["data"], "UTS02"), n_voxels=23)
+    want = expected_columns(served["expected"])
+    for name, members in PAPER_ROI_SETS.items():
+        assert np.flatnonzero(masks[name]).tolist() == np.flatnonzero(np.isin(want, members)).tolist(), name
+    capsys.readouterr()
+
+
+def test_surfaces_found_locally_decide_the_format(tmp_path):
+    folder = tmp_path / "derivative/pycortex-db/UTS01/surfaces"
+    folder.mkdir(parents=True)
+    for name in ("wm_lh", "wm_rh", "pia_lh", "pia_rh"):
+        write_surface(folder / f"{name}.npz", AXES)
+    assert roi_build.surface_suffix("UTS01", tmp_path) == ".npz"
+    assert roi_build.plan_sources("UTS01", surfaces=".npz")["wm_lh"].relpath.endswith("surfaces/wm_lh.npz")
+    assert np.allclose(roi_build.read_surface(folder / "wm_lh.npz"), AXES)
+    np.savez(folder / "bad.npz", points=AXES)
+    with pytest.raises(ValueError, match="Cannot read the surface .*bad.npz"):
+        roi_build.read_surface(folder / "bad.npz")
 
 
 def test_size_of_a_file_whose_server_refuses_head(served):

@@ -145,13 +145,14 @@ def check(path):
 
 
 @pytest.mark.parametrize("text", [LONG, SHORT, CHRONOLOGICAL], ids=["long", "short", "chronological"])
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "utf-16", "utf-16-be", "crlf"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "utf-16", "utf-16-be", "crlf", "utf-8-bom-crlf",
+                                      "utf-16-crlf"])
 def test_formats_and_encodings_give_the_same_transcript(tmp_path, text, encoding):
     path = tmp_path / "story.TextGrid"
+    if encoding.endswith("crlf"):
+        text, encoding = text.replace("\n", "\r\n"), encoding.removesuffix("-crlf").removesuffix("crlf") or "utf-8"
     if encoding == "utf-8-bom":
         data = codecs.BOM_UTF8 + text.encode()
-    elif encoding == "crlf":
-        data = text.replace("\n", "\r\n").encode()
     else:
         data = text.encode(encoding)  # "utf-16" writes a byte-order mark, "utf-16-be" none
     path.write_bytes(data)
@@ -183,9 +184,61 @@ def test_overlap_beyond_a_rounding_error_is_an_error_naming_the_file(tmp_path):
     path = tmp_path / "story.TextGrid"
     path.write_text(LONG.replace("            xmin = 0.6\n", "            xmin = 0.5\n", 1))
     with pytest.raises(StimulusFileError, match=r"story.TextGrid: in tier 'phone'.*overlap by 0.1 s"):
-        read_textgrid(path)
+        read_textgrid(path, bad_phones="raise")
     words, phones = read_textgrid(path, overlap_tolerance=0.2)
-    assert phones.starts[2] == pytest.approx(0.6)
+    assert phones.starts[2] == pytest.approx(0.6) and phones.source == "textgrid"
+
+
+BROKEN_PHONE_TIERS = {
+    "overlap": ("            xmin = 0.6\n", "            xmin = 0.5\n", r"overlap by 0.1 s"),
+    "backwards": ("            xmax = 1.0\n            text = \"L\"", "            xmax = 0.55\n            text = \"L\"",
+                  "end before they start"),
+    "empty": ('text = "HH"', 'text = ""', None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_PHONE_TIERS))
+def test_a_broken_phone_tier_keeps_the_words_and_warns_once(tmp_path, case):
+    """Catches a phone tier that stops the transcript (wheretheressmoke's is reported unusable)."""
+    old, new, problem = BROKEN_PHONE_TIERS[case]
+    text = LONG.replace(old, new, 1)
+    if case == "empty":
+        for label in ("AH0", "L", "OW1"):
+            text = text.replace(f'text = "{label}"', 'text = ""')
+    path = tmp_path / "story.TextGrid"
+    path.write_text(text)
+    with pytest.warns(UserWarning) as caught:
+        words, phones = read_textgrid(path)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "story.TextGrid" in message and "'phone'" in message and "words are kept" in message
+    if problem:
+        assert __import__("re").search(problem, message), message
+    assert words.labels == WORDS  # the words are untouched
+    assert phones.source == "dictionary" and phones.labels == PHONES  # CMU: hello = HH AH0 L OW1
+    np.testing.assert_allclose(phones.starts, [0, 0.3, 0.6, 0.9])  # the word's 1.2 s split evenly
+    np.testing.assert_allclose(phones.ends, [0.3, 0.6, 0.9, 1.2])
+    with pytest.warns(UserWarning, match="has no phones"):
+        _, dropped = read_textgrid(path, bad_phones="drop")
+    assert len(dropped) == 0 and dropped.source == "none"
+    with pytest.raises(StimulusFileError, match="story.TextGrid"):
+        read_textgrid(path, bad_phones="raise")
+
+
+def test_dictionary_phones_skip_unknown_words():
+    from bt_tutorial.stimulus import Intervals, dictionary_phones
+
+    words = Intervals(("hello", "qzxv", "world"), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 2.8]))
+    phones = dictionary_phones(words)
+    assert phones.labels == ("HH", "AH", "L", "OW", "W", "ER", "L", "D")
+    assert phones.starts[4] == 2.0 and phones.ends[-1] == pytest.approx(2.8)
+
+
+def test_a_broken_word_tier_is_still_an_error(tmp_path):
+    path = tmp_path / "story.TextGrid"
+    path.write_text(CHRONOLOGICAL.replace('2 0 1.2\n"HELLO"', '2 1.0 0.5\n"HELLO"'))
+    with pytest.raises(StimulusFileError, match="'word'.*end before they start"):
+        read_textgrid(path)
 
 
 def test_damaged_chronological_file_is_a_clear_error(tmp_path):

@@ -1,5 +1,7 @@
 """Brain-tuning: windows, controls, the loop on a learnable target, resume, bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -143,7 +145,9 @@ def test_profile_settings_and_run_folders(tmp_path):
     assert (demo.lag_trs, demo.head_init) == (2, "ridge")  # the demo uses the improved recipe
     assert profile_tuning_config("demo", "paper").head_init == "random"
     improved = profile_tuning_config("full", "lag-ridge")
-    assert improved == TuningConfig(lag_trs=2, head_init="ridge")
+    assert improved == TuningConfig(lag_trs=2, head_init="ridge", epochs=10, patience=3, batch_order="shuffled",
+                                    train_mode=True, warmup_epochs=None, head_decay=1.0, head_floor=1.0,
+                                    chunk_trs=10, chunk_distance=0)
     with pytest.raises(ValueError, match="Unknown tuning preset"):
         profile_tuning_config("full", "best")
     a = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01")
@@ -282,15 +286,128 @@ def test_command_line_presets_and_overrides():
                                                 "chunk_permute"]))
     assert (improved.lag_trs, improved.head_init, improved.control) == (3, "ridge", "chunk_permute")
     assert tuning_config(parse_args(base + ["--no-mixed-precision"])).mixed_precision is False
+    paper_like = tuning_config(parse_args(base + ["--preset", "lag-ridge", "--patience", "none", "--warmup-epochs",
+                                                  "5", "--no-train-mode", "--batch-order", "by_story"]))
+    assert (paper_like.patience, paper_like.warmup_epochs, paper_like.train_mode) == (None, 5, False)
+    assert tuning_config(parse_args(base + ["--warmup-epochs", "none"])).warmup_epochs is None
     with pytest.raises(SystemExit):
         parse_args(base + ["--head-init", "zeros"])
 
 
 def test_optimizer_steps_and_schedule():
-    from bt_tutorial.brain_tuning import lr_schedule, optimizer_steps
+    """Catches a schedule that is not the authors' (src/brain_trainer_story.py) or a wrong step count."""
+    from bt_tutorial.brain_tuning import epoch_batches, lr_schedule, optimizer_steps
 
-    config = TuningConfig(batch_size=8, effective_batch=16, epochs=2)
-    assert optimizer_steps(666, config) == 2 * 42
-    backbone, head = lr_schedule(100, 0.1)
+    shuffled = TuningConfig(batch_size=8, effective_batch=16, epochs=2, batch_order="shuffled",
+                            warmup_epochs=None, head_decay=1.0, head_floor=1.0)
+    assert optimizer_steps(666, shuffled) == 2 * 42
+    assert optimizer_steps([300, 366], shuffled) == 2 * 42
+    backbone, head = lr_schedule(10, replace(shuffled, epochs=10))
     assert [backbone(s) for s in (0, 9, 10, 55, 99)] == pytest.approx([0.1, 1.0, 1.0, 0.5, 1 / 90])
     assert head(0) == head(99) == 1.0
+
+    authors = TuningConfig()  # 30 epochs, warm-up 5 epochs from 0, head x 0.8 per epoch down to 0.1
+    assert optimizer_steps([300, 130], authors) == 30 * (3 + 2)  # batches of 128 within each story
+    backbone, head = lr_schedule(7, authors)
+    per_epoch = [(backbone(7 * e + 3), head(7 * e)) for e in range(30)]
+    assert [b for b, _ in per_epoch[:7]] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0, 1 - 1 / 25])
+    assert per_epoch[29][0] == pytest.approx(0.04)  # never 0: the last epoch is index 29
+    assert [h for _, h in per_epoch[:3]] == pytest.approx([1, 0.8, 0.64])
+    assert per_epoch[10][1] == pytest.approx(0.8 ** 10) and per_epoch[11][1] == per_epoch[29][1] == 0.1
+    assert backbone(0) == backbone(6) == 0.0  # constant within an epoch
+
+    batches = epoch_batches([300, 130], authors, epoch=0)  # consecutive rows of one story per step
+    assert [(b[0], len(b)) for b in batches] == [(0, 128), (128, 128), (256, 44), (300, 128), (428, 2)]
+    assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches([300, 130], authors, epoch=3)))
+    mixed = epoch_batches([300, 130], shuffled, epoch=0)
+    assert sorted(np.concatenate(mixed)) == list(range(430)) and not np.array_equal(mixed[0], np.arange(16))
+
+
+def _noisy_tiny_model(family: str):
+    """A tiny wav2vec2 / HuBERT with SpecAugment masking, LayerDrop and dropout all on (strongly)."""
+    import transformers as tf
+
+    from bt_tutorial.models import SpeechModel
+
+    kwargs = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                  conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                  apply_spec_augment=True, mask_time_prob=0.5, mask_time_length=2, mask_time_min_masks=1,
+                  layerdrop=0.5, hidden_dropout=0.5, attention_dropout=0.5, activation_dropout=0.5,
+                  feat_proj_dropout=0.5)
+    cls_config, cls_model = ((tf.Wav2Vec2Config, tf.Wav2Vec2Model) if family == "wav2vec2"
+                             else (tf.HubertConfig, tf.HubertModel))
+    torch.manual_seed(0)
+    backbone = cls_model(cls_config(**kwargs)).eval()  # as from_pretrained returns it
+    return SpeechModel(f"noisy-{family}", family, backbone,
+                       tf.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True))
+
+
+def _first_training_forward(model, config, tmp_path):
+    """The backbone's first forward with gradients in a training run, and the same forward in eval mode."""
+    import copy
+
+    train, val = learnable(rows=8)
+    initial = copy.deepcopy(model.backbone).eval()
+    seen = []
+
+    def record(module, args, output):
+        if torch.is_grad_enabled() and not seen:
+            seen.append((args[0].detach().clone(), output.last_hidden_state.detach().clone(), module.training))
+
+    handle = model.backbone.register_forward_hook(record)
+    try:
+        train_model(model, train, val, np.arange(3), tmp_path, config, device="cpu", progress=False,
+                    stop_after_steps=1)
+    finally:
+        handle.remove()
+    inputs, output, training = seen[0]
+    with torch.no_grad():
+        reference = initial(inputs).last_hidden_state
+    return output, reference, training
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "hubert"])
+def test_paper_recipe_trains_in_eval_mode(family, tmp_path):
+    """Catches model.train() in the paper's recipe: the authors never leave eval mode, so no masking,
+    LayerDrop or dropout; the improved recipe (train_mode=True) has them."""
+    paper = replace(FAST, epochs=1)
+    assert paper.train_mode is False and TuningConfig().train_mode is False
+    output, reference, training = _first_training_forward(_noisy_tiny_model(family), paper, tmp_path / "paper")
+    assert training is False and torch.allclose(output, reference, atol=1e-5)
+    output, reference, training = _first_training_forward(_noisy_tiny_model(family), replace(paper, train_mode=True),
+                                                          tmp_path / "train")
+    assert training is True and not torch.allclose(output, reference, atol=1e-3)
+
+
+def test_controls_follow_the_authors_rules():
+    """Catches a control that keeps a story's own responses, a wrong top-up, or swaps nearer than 10 chunks."""
+    from bt_tutorial.brain_tuning import chunk_order
+
+    rng = np.random.default_rng(0)
+    targets = [np.full((30, 1), 0.0), np.arange(12.0)[:, None] + 100, np.full((20, 1), 2.0)]
+    sources = set()
+    for _ in range(20):
+        other = control_targets(targets, "other_story", 15, rng)
+        assert [len(t) for t in other] == [30, 12, 20]
+        assert not np.any(other[0] == 0) and not np.any(other[2] == 2)  # never the story's own
+        sources.add("story 1" if other[0][0, 0] >= 100 else "story 2")
+        if np.all(other[0] >= 100):  # 12 rows of story 1, topped up with 18 of its rows drawn at random
+            assert np.array_equal(other[0][:12, 0], np.arange(12.0) + 100)
+            assert len(np.unique(other[0][12:])) > 3 and not np.array_equal(other[0][12:24], other[0][:12])
+    assert sources == {"story 1", "story 2"}  # a random other story, not always the next one
+    class Recorder:  # each draw: chunk i swaps with one of i + 10 ... last
+        calls = []
+
+        def integers(self, low, high):
+            self.calls.append((low, high))
+            return high - 1
+
+    order = chunk_order(15 * 25 + 7, 15, 10, Recorder())  # 26 chunks, the last of 7 rows
+    assert Recorder.calls == [(i + 10, 26) for i in range(16)]
+    assert sorted(order) == list(range(382)) and np.array_equal(order[:7], np.arange(375, 382))
+    assert all(np.array_equal(np.diff(order[a:a + 15]), np.ones(14)) for a in range(7, 382, 15))  # chunks whole
+    shuffled = chunk_order(15 * 25 + 7, 15, 10, np.random.default_rng(1))
+    assert sorted(shuffled) == list(range(382)) and np.mean(shuffled == np.arange(382)) < 0.5
+    with pytest.warns(UserWarning, match="too few to swap"):
+        short = chunk_order(60, 15, 10, np.random.default_rng(0))
+    assert sorted(short) == list(range(60))

@@ -18,15 +18,15 @@ checkpoints that load no code); :mod:`~bt_tutorial.brain_tuning.benchmark` times
 steps on a GPU (``python -m bt_tutorial.brain_tuning.benchmark``).
 """
 
-from .loop import TuningResult, brain_tune, evaluate, lr_schedule, optimizer_steps, train_model
+from .loop import TuningResult, brain_tune, epoch_batches, evaluate, lr_schedule, optimizer_steps, train_model
 from .model import BrainTunedModel, fit_ridge_head, mean_correlation, pooled_outputs
-from .samples import TuningData, control_targets, prepare_tuning_data, tr_windows
-from .settings import (CONTROLS, DEMO_SIZES, TUNING_PRESETS, TuningConfig, profile_tuning_config,
-                       tuned_model_dir)
+from .samples import TuningData, chunk_order, control_targets, prepare_tuning_data, tr_windows
+from .settings import (CONTROLS, DEMO_SIZES, IMPROVED_SCHEDULE, TUNING_PRESETS, TuningConfig,
+                       profile_tuning_config, tuned_model_dir)
 
 __all__ = [
-    "CONTROLS", "DEMO_SIZES", "TUNING_PRESETS", "BrainTunedModel", "TuningConfig", "TuningData",
-    "TuningResult", "brain_tune", "control_targets", "evaluate", "fit_ridge_head", "lr_schedule",
+    "CONTROLS", "DEMO_SIZES", "IMPROVED_SCHEDULE", "TUNING_PRESETS", "BrainTunedModel", "TuningConfig", "TuningData",
+    "TuningResult", "brain_tune", "chunk_order", "control_targets", "epoch_batches", "evaluate", "fit_ridge_head", "lr_schedule",
     "mean_correlation", "optimizer_steps", "pooled_outputs", "prepare_tuning_data",
     "profile_tuning_config", "tr_windows", "train_model", "tuned_model_dir",
 ]

@@ -18,9 +18,15 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .settings import CONTROLS, HEAD_INITS, SELECT_BY, TUNING_PRESETS, TuningConfig, profile_tuning_config
+from .settings import (BATCH_ORDERS, CONTROLS, HEAD_INITS, SELECT_BY, TUNING_PRESETS, TuningConfig,
+                       profile_tuning_config)
 
-CHOICES = {"head_init": HEAD_INITS, "select_by": SELECT_BY}
+CHOICES = {"head_init": HEAD_INITS, "select_by": SELECT_BY, "batch_order": BATCH_ORDERS}
+OPTIONAL_INTS = ("patience", "warmup_epochs")  # "none" turns them off
+
+
+def _int_or_none(text: str):
+    return "none" if text.strip().lower() == "none" else int(text)
 
 
 def parse_args(argv=None):
@@ -38,13 +44,17 @@ def parse_args(argv=None):
                         "that cannot be resumed)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--preset", choices=sorted(TUNING_PRESETS), default="paper",
-                        help="recipe: 'paper' (default) or 'lag-ridge' (window 2 TRs earlier, ridge-fitted "
-                             "head); the flags below override it")
+                        help="recipe: 'paper' (default: the authors' schedule, eval mode, 30 epochs) or "
+                             "'lag-ridge' (window 2 TRs earlier, ridge-fitted head, this book's schedule); "
+                             "the flags below override it")
     for f in fields(TuningConfig):
         flag = f"--{f.name.replace('_', '-')}"
         if isinstance(f.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=f"default: {f.default}")
+        elif f.name in OPTIONAL_INTS:
+            parser.add_argument(flag, type=_int_or_none, default=None, metavar="N|none",
+                                help=f"default: {f.default} (none: off)")
         elif f.name != "control":
             parser.add_argument(flag, type=type(f.default), default=None, choices=CHOICES.get(f.name),
                                 help=f"default: {f.default}")
@@ -55,6 +65,7 @@ def tuning_config(args) -> TuningConfig:
     """The run's settings: the preset at the paper's sizes, then the flags that were given."""
     given = {f.name: getattr(args, f.name) for f in fields(TuningConfig)
              if f.name != "control" and getattr(args, f.name) is not None}
+    given.update({name: None for name, value in given.items() if value == "none"})
     return profile_tuning_config("full", args.preset, control=args.control, **given)
 
 

@@ -70,30 +70,84 @@ def _precision(device: torch.device, enabled: bool = True):
     return autocast, (None if dtype == torch.bfloat16 else torch.amp.GradScaler("cuda"))
 
 
-def optimizer_steps(n_samples: int, config: TuningConfig) -> int:
-    """Optimizer steps of a whole run: ``epochs * ceil(n_samples / effective_batch)``."""
-    accumulation = max(1, config.effective_batch // config.batch_size)
-    return config.epochs * math.ceil(n_samples / (config.batch_size * accumulation))
+def _story_sizes(rows_per_story) -> list:
+    return [int(rows_per_story)] if np.ndim(rows_per_story) == 0 else [int(n) for n in rows_per_story]
 
 
-def lr_schedule(total_steps: int, warmup_fraction: float) -> list:
+def optimizer_steps(rows_per_story, config: TuningConfig) -> int:
+    """Optimizer steps of a whole run: ``epochs`` times the steps of one epoch.
+
+    Parameters
+    ----------
+    rows_per_story : int or sequence of int
+        Training rows of each story (an int: all rows together).
+    config : TuningConfig
+        ``batch_order="by_story"`` makes ``ceil(n_rows / effective_batch)`` steps per
+        story; ``"shuffled"`` ``ceil(total rows / effective_batch)`` in all.
+    """
+    sizes = _story_sizes(rows_per_story)
+    if config.batch_order == "by_story":
+        per_epoch = sum(math.ceil(n / config.effective_batch) for n in sizes)
+    else:
+        per_epoch = math.ceil(sum(sizes) / config.effective_batch)
+    return config.epochs * per_epoch
+
+
+def epoch_batches(rows_per_story, config: TuningConfig, epoch: int) -> list:
+    """The training rows of each optimizer step of an epoch.
+
+    Rows are numbered story after story, as in :class:`~bt_tutorial.brain_tuning.TuningData`.
+
+    Returns
+    -------
+    batches : list of ndarray of int
+        ``"by_story"``: ``effective_batch`` consecutive rows of one story per step, the
+        stories in their order, every epoch the same; ``"shuffled"``: a new permutation of
+        all rows each epoch (seeded by ``config.seed`` and the epoch), cut in steps.
+    """
+    sizes = _story_sizes(rows_per_story)
+    size = config.effective_batch
+    if config.batch_order == "by_story":
+        starts = np.cumsum([0] + sizes[:-1])
+        return [np.arange(a + i, a + min(i + size, n)) for a, n in zip(starts, sizes) for i in range(0, n, size)]
+    order = np.random.default_rng([config.seed, epoch]).permutation(sum(sizes))
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def lr_schedule(steps_per_epoch: int, config: TuningConfig) -> list:
     """Learning-rate multipliers per optimizer step: ``[backbone, head]``.
 
-    The backbone warms up linearly over ``warmup_fraction`` of the steps, then
-    decays linearly to 0; the head keeps its learning rate.
+    With ``config.warmup_epochs`` (the authors), the multipliers change once per epoch:
+    the backbone's is ``epoch / warmup_epochs`` during the warm-up (0 in the first
+    epoch), then ``1 - (epoch - warmup_epochs) / (epochs - warmup_epochs)``; the head's is
+    ``max(head_decay ** epoch, head_floor)``. Without it, the backbone warms up linearly
+    over ``warmup_fraction`` of all steps, then decays linearly to 0.
 
     Returns
     -------
     multipliers : list of two callables, step -> float
     """
-    warmup = max(1, int(round(warmup_fraction * total_steps)))
+    per_epoch = max(1, int(steps_per_epoch))
+    total, warm = config.epochs * per_epoch, config.warmup_epochs
+
+    def head(step):
+        return max(config.head_decay ** (step // per_epoch), config.head_floor)
+
+    if warm is not None:
+        def backbone(step):
+            epoch = step // per_epoch
+            if epoch < warm:
+                return epoch / warm
+            return max(0.0, 1 - (epoch - warm) / max(1, config.epochs - warm))
+        return [backbone, head]
+    warmup = max(1, int(round(config.warmup_fraction * total)))
 
     def backbone(step):
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return max(0.0, (total - step) / max(1, total - warmup))
 
-    return [backbone, lambda step: 1.0]
+    return [backbone, head]
 
 
 def check_device(device) -> str | None:
@@ -270,14 +324,13 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
     progress = progress and processes.is_main
     speech_model.freeze_feature_encoder()
     torch.manual_seed(config.seed)
-    model = BrainTunedModel(speech_model, len(voxels)).to(device)
+    model = BrainTunedModel(speech_model, len(voxels), train.window_samples).to(device)
     trainable = [p for p in model.backbone.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam([{"params": trainable, "lr": config.lr_backbone},
                                   {"params": model.head.parameters(), "lr": config.lr_head}])
-    accumulation = max(1, config.effective_batch // config.batch_size)
-    steps_per_epoch = optimizer_steps(len(train), config) // config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_schedule(config.epochs * steps_per_epoch, config.warmup_fraction))
+    sizes = [len(t) for t in train.targets]
+    steps_per_epoch = optimizer_steps(sizes, config) // config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps_per_epoch, config))
     autocast, scaler = _precision(device, config.mixed_precision)
     state = {"epoch": 0, "history": [], "best_val": -float("inf"), "best_epoch": 0, "initial": {}}
     path = out / CHECKPOINT
@@ -301,14 +354,14 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
     net = processes.wrap(model)
     steps_done = 0
     for epoch in range(state["epoch"], config.epochs):
-        if epoch - state["best_epoch"] >= config.patience and state["history"]:
+        if config.patience is not None and epoch - state["best_epoch"] >= config.patience and state["history"]:
             break
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
-        model.train()
+        batches = epoch_batches(sizes, config, epoch)
+        model.train(config.train_mode)  # the authors' trainer leaves the model in eval mode
         t0, seen, losses = time.perf_counter(), 0, []
         bar = tqdm(range(steps_per_epoch), disable=not progress, desc=f"epoch {epoch + 1}/{config.epochs}")
         for step in bar:
-            rows = order[step * config.batch_size * accumulation:(step + 1) * config.batch_size * accumulation]
+            rows = batches[step]
             mine, weight = processes.share(rows)
             chunks = np.array_split(mine, math.ceil(len(mine) / config.batch_size))
             loss_sum = 0.0

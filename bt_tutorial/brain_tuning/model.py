@@ -19,17 +19,27 @@ class BrainTunedModel(torch.nn.Module):
     ----------
     speech_model : SpeechModel
     n_voxels : int
+    window_samples : int, optional
+        Length of the audio windows (16 kHz). The average runs over the frames that lie
+        on the audio (:meth:`~bt_tutorial.models.SpeechModel.n_audio_frames`): all of them,
+        except for Whisper padded to 30 s, whose padding frames are left out, as the
+        authors' ``WhisperLinear`` does. Default: all frames.
     """
 
-    def __init__(self, speech_model: SpeechModel, n_voxels: int):
+    def __init__(self, speech_model: SpeechModel, n_voxels: int, window_samples: int | None = None):
         super().__init__()
         self.speech_model = speech_model
         self.backbone = speech_model.backbone
         self.head = torch.nn.Linear(speech_model.hidden_size, n_voxels)
+        self.n_frames = None if window_samples is None else speech_model.n_audio_frames(window_samples)
+
+    def pool(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The last hidden state averaged over the audio's frames, shape (batch, hidden_size)."""
+        return self.speech_model.last_hidden_state(inputs)[:, :self.n_frames].mean(dim=1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Predicted responses, shape (batch, n_voxels), from prepared inputs."""
-        return self.head(self.speech_model.last_hidden_state(inputs).mean(dim=1))
+        return self.head(self.pool(inputs))
 
 
 RIDGE_HEAD_ALPHAS = np.logspace(-2, 6, 17)
@@ -48,8 +58,7 @@ def pooled_outputs(model: BrainTunedModel, data: "TuningData", batch_size: int, 
     with torch.no_grad(), autocast():
         for start in tqdm(range(0, len(data), batch_size), disable=not progress, desc="pooled outputs"):
             x, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
-            out.append(model.speech_model.last_hidden_state(model.speech_model.prepare(x)).mean(dim=1)
-                       .float().cpu().numpy())
+            out.append(model.pool(model.speech_model.prepare(x)).float().cpu().numpy())
     return np.concatenate(out)
 
 

@@ -8,6 +8,7 @@ a story's own TRs.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,8 +47,17 @@ def tr_windows(waveform: np.ndarray, tr_times: np.ndarray, window_trs: int = 5, 
     return AudioWindows(waveform, ends, n)
 
 
-def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> list:
+def control_targets(targets: list, control: str | None, chunk_trs: int, rng, chunk_distance: int = 0) -> list:
     """Targets of the shuffled-fMRI control (unchanged when ``control`` is None).
+
+    ``"other_story"``: each story takes the responses of a random other story, cut to
+    its length or topped up with rows of that story drawn at random (the authors'
+    ``FMRIRandomStory``, ``random_method="all"``, which may also draw the story itself).
+    ``"chunk_permute"``: the story's rows in chunks of ``chunk_trs`` (the last one
+    shorter); with ``chunk_distance`` d > 0, chunk i swaps in turn with a random chunk at
+    least d chunks further on, when there is one (the authors' ``random_method="local"``:
+    15 and 10; chunks near the end may stay in place); with d = 0 the chunks are permuted
+    at random. A story too short for any swap is permuted at random, with a warning.
 
     Parameters
     ----------
@@ -55,6 +65,7 @@ def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> 
     control : {None, "other_story", "chunk_permute"}
     chunk_trs : int
     rng : numpy Generator
+    chunk_distance : int
 
     Returns
     -------
@@ -65,12 +76,37 @@ def control_targets(targets: list, control: str | None, chunk_trs: int, rng) -> 
     if control == "other_story":
         if len(targets) < 2:
             raise ValueError("The 'other_story' control needs at least 2 training stories.")
-        return [np.resize(targets[(k + 1) % len(targets)], t.shape) for k, t in enumerate(targets)]
-    out = []
-    for t in targets:
-        chunks = np.array_split(np.arange(len(t)), max(1, int(math.ceil(len(t) / chunk_trs))))
-        out.append(t[np.concatenate([chunks[i] for i in rng.permutation(len(chunks))])])
-    return out
+        out = []
+        for k, t in enumerate(targets):
+            source = targets[rng.choice([i for i in range(len(targets)) if i != k])]
+            extra = rng.integers(0, len(source), max(0, len(t) - len(source)))
+            out.append(np.concatenate([source[:len(t)], source[extra]]))
+        return out
+    return [t[chunk_order(len(t), chunk_trs, chunk_distance, rng)] for t in targets]
+
+
+def chunk_order(n_rows: int, chunk_trs: int, chunk_distance: int, rng) -> np.ndarray:
+    """Row order of the chunk control: chunks of ``chunk_trs`` rows, reordered (see :func:`control_targets`).
+
+    Returns
+    -------
+    order : ndarray of int, shape (n_rows,)
+        A permutation of ``range(n_rows)`` that keeps each chunk's rows together.
+    """
+    chunks = [np.arange(a, min(a + chunk_trs, n_rows)) for a in range(0, n_rows, chunk_trs)]
+    n = len(chunks)
+    if chunk_distance and n <= chunk_distance:
+        warnings.warn(f"A story of {n_rows} rows has {n} chunks of {chunk_trs} TRs, too few to swap chunks "
+                      f"{chunk_distance} apart: its chunks are permuted at random instead.", stacklevel=3)
+        chunk_distance = 0
+    if not chunk_distance:
+        places = rng.permutation(n)
+    else:
+        places = np.arange(n)
+        for i in range(n - chunk_distance):
+            j = rng.integers(i + chunk_distance, n)
+            places[[i, j]] = places[[j, i]]
+    return np.concatenate([chunks[i] for i in places]) if n else np.arange(0)
 
 
 @dataclass
@@ -90,6 +126,11 @@ class TuningData:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def window_samples(self) -> int:
+        """Length of every window (16 kHz samples)."""
+        return int(self.windows[0].shape[1])
 
     def batch(self, rows: np.ndarray) -> tuple:
         pairs = self.index[rows]
@@ -124,7 +165,7 @@ def prepare_tuning_data(speech_model, dataset, subject: str, config: TuningConfi
     train_w = [w[::config.row_step] for w in train_w]
     train_t = [t[::config.row_step] for t in train_t]
     val_w, val_t = load([split["validation"]])
-    train_t = control_targets(train_t, config.control, config.chunk_trs, rng)
+    train_t = control_targets(train_t, config.control, config.chunk_trs, rng, config.chunk_distance)
     if config.control is not None:  # the control is selected on shuffled targets too
-        val_t = control_targets(val_t, "chunk_permute", config.chunk_trs, rng)
+        val_t = control_targets(val_t, "chunk_permute", config.chunk_trs, rng, config.chunk_distance)
     return TuningData(train_w, train_t), TuningData(val_w, val_t), voxels

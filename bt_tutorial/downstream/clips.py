@@ -71,9 +71,12 @@ def clip_features(model: SpeechModel, task: Task, layers=None, batch_size: int =
     return {k: feats[k] for k in wanted}
 
 
+CACHE_VERSION = 2  # 2: the top state is the model's output (Whisper: after its final layer norm)
+
+
 def feature_cache_path(model: SpeechModel, task: Task, cache_dir=None) -> Path:
     """``<cache_dir>/<model name>-<weights fingerprint>/<task>_<task digest>.npz``."""
-    return _model_dir(model, cache_dir) / f"{task.name}_{task.digest()}.npz"
+    return _model_dir(model, cache_dir) / f"{task.name}_{task.digest()}_v{CACHE_VERSION}.npz"
 
 
 def _model_dir(model: SpeechModel, cache_dir=None) -> Path:

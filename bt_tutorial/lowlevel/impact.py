@@ -34,7 +34,7 @@ from himalaya.backend import get_backend, set_backend
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import r2_score
 
-from ..alignment import DELAYS, split_responses
+from ..alignment import DELAYS, scored_test_rows, split_responses
 from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
 from ..rois import roi_means
 from ..timing import make_delayed
@@ -269,8 +269,8 @@ class LowLevelImpact:
 def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS, layers=None,
                     delays=DELAYS, lowlevel: dict | None = None, top_diphones: int = TOP_DIPHONES,
                     top_triphones: int = TOP_TRIPHONES, residual_alphas=LOWLEVEL_ALPHAS,
-                    n_folds=None, backend="auto", voxels=None, progress: bool = False,
-                    **fit_kwargs) -> LowLevelImpact:
+                    n_folds=None, backend="auto", voxels=None, first_scored_row: int = 0,
+                    progress: bool = False, **fit_kwargs) -> LowLevelImpact:
     """Encoding models on model features and on their low-level residuals.
 
     Parameters
@@ -301,6 +301,8 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
     voxels : ndarray of bool, shape (n_voxels,), or of int, optional
         Fit only these voxels (the ones a summary uses); the others' r are NaN. Only
         their responses are held, which saves time and memory at real scale.
+    first_scored_row : int
+        Score the test story from this row on, as :func:`~bt_tutorial.alignment.brain_alignment`.
     progress : bool
     **fit_kwargs
         Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
@@ -325,9 +327,12 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
     low = {name: [stack_sets(lowlevel[s], name) for s in train + [test]] for name in sets}
     fit = dict(fit_kwargs, n_folds=n_folds, backend=backend)
 
+    scored = scored_test_rows(first_scored_row, len(y_test), test)
+
     def encode(x_train, x_test):
         x_train = [make_delayed(x, delays, f"Story {s}") for x, s in zip(x_train, train)]
-        result = fit_encoding_model(x_train, y_train, make_delayed(x_test, delays, f"Story {test}"), y_test, **fit)
+        x_test = make_delayed(x_test, delays, f"Story {test}")[scored]
+        result = fit_encoding_model(x_train, y_train, x_test, y_test[scored], **fit)
         return result.scores if len(kept) == n_voxels else result.spread(kept, n_voxels).scores
 
     r_orig, r_resid, infos = {}, {}, {}
