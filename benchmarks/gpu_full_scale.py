@@ -7,7 +7,7 @@ Sections, in the order they run (``--only`` picks some):
   same model) in fp32 and bf16 (fp16 below compute capability 8.0), peak GPU memory, the time of
   the paper's ~186,000 windows. Target: ours >= 3x naive.
 - ``encoding``: ``fit_encoding_model`` on himalaya's ``torch_cuda`` with random data of a real
-  subject's size (9,000 TRs in 24 stories, 3,072 features, 95,556 voxels, 281 test TRs, 15 alphas):
+  subject's size (9,000 TRs in 24 stories, 3,072 features, 95,556 voxels, 291 test TRs, 15 alphas):
   wall time, GPU and host memory. Before tuning, so that a tight budget still reaches it.
 - ``tuning``: 5-TR windows, batch 8 accumulated to 128, 95,556 then 50,000 voxels: samples/s and
   peak memory of ``train_model`` (fp32, mixed) against the paper-style loop of
@@ -73,7 +73,7 @@ SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/sh
 # what each section runs: the paper's scale, and a CPU smoke test of the same code
 FULL = dict(tiny=False, context=16.0, stride=0.1, feature_batch=16, n_ours=256, n_naive=32,
             window_trs=5, batch=8, effective_batch=128, tuning_samples=128, voxels=(95_556, 50_000),
-            enc_trs=9_000, enc_stories=24, enc_features=3_072, enc_voxels=95_556, enc_test=281)
+            enc_trs=9_000, enc_stories=24, enc_features=3_072, enc_voxels=95_556, enc_test=291)
 TINY = dict(FULL, tiny=True, feature_batch=4, n_ours=8, n_naive=2, window_trs=1, batch=2, effective_batch=4,
             tuning_samples=8, voxels=(500, 250), enc_trs=288, enc_features=64, enc_voxels=500, enc_test=40)
 

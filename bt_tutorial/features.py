@@ -153,10 +153,10 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
             inputs = model.prepare(np.asarray(cut[start:start + params.batch_size]))
             with amp:
                 states = model.hidden_states(inputs, max(layers))
-            valid = min(states[0].shape[1], model.n_audio_frames(cut.shape[1]))  # Whisper padded to 30 s: fewer
-            n = params.n_pooled_frames(valid)
+            stop = min(states[0].shape[1], model.last_audio_frame(cut.shape[1]) + 1)  # padded Whisper: < 1500
+            n = params.n_pooled_frames(stop)
             for k in layers:
-                out[k].append(states[k][:, valid - n:valid, :].float().mean(1).cpu().numpy())
+                out[k].append(states[k][:, stop - n:stop, :].float().mean(1).cpu().numpy())
             bar.update(len(inputs))
     if bar is not progress:
         bar.close()

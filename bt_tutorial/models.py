@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,19 @@ class SpeechModel:
         if top == self.n_layers:  # a final layer norm (Whisper's) applies to the output only
             states[top] = output.last_hidden_state
         return states
+
+    def last_audio_frame(self, n_samples: int) -> int:
+        """Index of the last output frame that a causal feature of a window reads.
+
+        The last frame whose input holds audio: for Whisper padded to 30 s that is frame
+        ``ceil(n_samples / 160 + 1) // 2`` (``duration * 50``), whose receptive field holds
+        the audio's last 20 ms and then padding: the frame the authors' extraction reads
+        (``extract_speech_features.py``); with the position table cut to the window, the
+        last frame; for wav2vec 2.0 and HuBERT, the last frame.
+        """
+        if self.family == "whisper" and self.whisper_pad_to_30s:
+            return (math.ceil(int(n_samples) / 160) + 1) // 2
+        return self.n_audio_frames(n_samples) - 1
 
     def n_audio_frames(self, n_samples: int) -> int:
         """Output frames that hold audio for a window of ``n_samples`` samples at 16 kHz.

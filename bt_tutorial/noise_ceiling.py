@@ -13,7 +13,7 @@ repeat is z-scored over time, so with 2 TRs every repeat is ``(-1, 1)`` or
 ``(1, -1)`` and, with 4 repeats, 1 in 8 pure-noise voxels gets a ceiling of
 exactly 1.0. Short stories stay noisy: with 4 pure-noise repeats a third of
 the voxels exceed the paper's 0.4 threshold at 10 TRs, against 3 % at the
-281 rows of the real test story.
+291 rows of the real test story.
 
 Real repeats have voxels with NaN (the paper's loader zeroes them): a voxel with a
 non-finite value in any repeat gets a signal power of NaN and a ceiling of 0, with one

@@ -74,13 +74,26 @@ def profile_roi_masks(dataset: LebelDataset, subject: str, n_voxels: int, hemisp
     return load_roi_masks(default_roi_path(dataset.root, subject), n_voxels=n_voxels)
 
 
-def profile_downstream_tasks(config=None, timit_root=None) -> dict:
+FULL_TASK_SIZES = {"speech_commands": 300, "slurp": 100, "crema_d": None, "timit": 3000}
+"""Clips kept in the full profile: per class and split (Speech Commands, SLURP, CREMA-D) or in all
+(TIMIT); None keeps every clip, as the authors do. Subsampled so that features of the three
+models fit a Colab session: ``profile_downstream_tasks(sizes=None)`` keeps them all."""
+
+
+def profile_downstream_tasks(config=None, timit_root=None, sizes: dict | None = FULL_TASK_SIZES) -> dict:
     """The downstream tasks of chapter 7 for the profile, each a :class:`~bt_tutorial.downstream.Task`.
 
     ``demo``: the four tasks spoken by eSpeak NG (generated once into the data home).
-    ``full``: Speech Commands v2, SLURP and CREMA-D (downloaded on first use), and TIMIT's
-    phonemes and sentence type when ``timit_root`` (default ``$TIMIT_ROOT``) points to a
-    licensed copy.
+    ``full``: Speech Commands v2, SLURP (its ``action`` label, as the authors) and CREMA-D
+    (downloaded on first use), and TIMIT's phonemes and sentence type when ``timit_root``
+    (default ``$TIMIT_ROOT``) points to a licensed copy, subsampled as ``sizes`` says.
+
+    Parameters
+    ----------
+    config : Config, optional
+    timit_root : str or Path, optional
+    sizes : dict of str -> int or None, or None
+        Clips kept per task in the full profile (:data:`FULL_TASK_SIZES`); None: all.
 
     Returns
     -------
@@ -94,14 +107,17 @@ def profile_downstream_tasks(config=None, timit_root=None) -> dict:
                 for name in SYNTHETIC_TASKS}
     from .downstream import default_root, load_crema_d, load_slurp, load_speech_commands, load_timit
 
+    size = (sizes or {}).get
     progress, home = config.progress, config.data_home
     tasks = {"speech_commands": load_speech_commands(default_root("speech_commands", home), download=True,
-                                                     max_per_class=300, progress=progress),
-             "slurp": load_slurp(default_root("slurp", home), download=True, max_per_class=100, progress=progress),
-             "crema_d": load_crema_d(default_root("crema_d", home), download=True, progress=progress)}
+                                                     max_per_class=size("speech_commands"), progress=progress),
+             "slurp": load_slurp(default_root("slurp", home), label="action", download=True,
+                                 max_per_class=size("slurp"), progress=progress),
+             "crema_d": load_crema_d(default_root("crema_d", home), download=True, max_per_class=size("crema_d"),
+                                     progress=progress)}
     timit_root = timit_root or os.environ.get("TIMIT_ROOT")
     if timit_root:
         for kind in ("phonemes", "sentence_type"):
-            task = load_timit(timit_root, kind, max_clips=3000)
+            task = load_timit(timit_root, kind, max_clips=size("timit"))
             tasks[task.name] = task
     return tasks

@@ -155,6 +155,55 @@ def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, 
     return rows
 
 
+AUTHORS_MIN_CEILING = 0.05  # multi-brain-tuning, brn_align_utils.get_vol_base_: cc_thr=0.05
+
+
+def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, groups: dict,
+                        min_ceiling: float = AUTHORS_MIN_CEILING) -> dict:
+    """The authors' ROI summary: mean per area, then the mean of the areas of each ROI set.
+
+    As the authors' later code (bridge-ai-neuro/multi-brain-tuning, ``brn_align_utils.py``):
+    each voxel's normalised alignment ``r / ceiling``, with voxels whose ceiling is at most
+    ``min_ceiling`` (or whose r is NaN) counted as 0, not left out; averaged over each area
+    (both hemispheres together), then over the areas of the set, so that every area weighs
+    the same whatever its size. The authors average fsaverage vertices after projecting
+    each subject's volume with an unpublished affine; here the voxels of the subject's
+    own masks are averaged (:mod:`~bt_tutorial.roi_build`), so values differ from theirs
+    by that mapping. Chapters 5 and 6 report voxel means over usable ceilings instead
+    (:func:`roi_summary`).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_voxels,)
+        Test correlations r.
+    ceiling : ndarray, shape (n_voxels,)
+        Noise ceilings (CC_max) of the same voxels, from the same test rows.
+    masks : dict of str -> ndarray of bool, shape (n_voxels,)
+        Must hold a mask for each area named in ``groups``.
+    groups : dict of str -> sequence of str
+        ROI sets and their areas (e.g. :data:`PAPER_ROI_SETS`, :data:`TWIN_ROI_SETS`).
+
+    Returns
+    -------
+    means : dict of str -> float
+        NaN for a set none of whose areas has a voxel.
+    """
+    scores, ceiling = np.asarray(scores, float), np.asarray(ceiling, float)
+    if scores.shape != ceiling.shape:
+        raise ValueError(f"scores {scores.shape} and ceiling {ceiling.shape} must cover the same voxels.")
+    usable = ceiling > min_ceiling
+    normalized = np.zeros_like(scores)
+    normalized[usable] = np.nan_to_num(scores[usable] / ceiling[usable], nan=0.0)
+    out = {}
+    for group, areas in groups.items():
+        missing = [a for a in areas if a not in masks]
+        if missing:
+            raise KeyError(f"No mask for the areas {missing} of {group!r}; masks: {sorted(masks)[:8]}...")
+        area_means = [normalized[masks[a]].mean() for a in areas if masks[a].any()]
+        out[group] = float(np.mean(area_means)) if area_means else float("nan")
+    return out
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     """Model A minus model B over the same voxels.

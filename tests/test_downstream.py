@@ -401,8 +401,9 @@ def test_real_loaders_name_the_expected_layout(tmp_path):
 
 def _slurp_line(sid, sentence, intent, files):
     recs = [{"file": f, "wer": 0.0, "ent_wer": None, "status": "correct"} for f in files]
-    return json.dumps({"slurp_id": sid, "sentence": sentence, "intent": intent,
-                       "scenario": intent.split("_")[0], "recordings": recs})
+    scenario, action = intent.split("_", 1)
+    return json.dumps({"slurp_id": sid, "sentence": sentence, "intent": intent, "scenario": scenario,
+                       "action": action, "recordings": recs})
 
 
 def test_slurp_download_and_load(server, tmp_path):
@@ -425,8 +426,10 @@ def test_slurp_download_and_load(server, tmp_path):
     assert (root / "dataset" / "slurp" / "metadata.absent").is_file()  # and not asked again:
     dead = "http://127.0.0.1:9"
     R.download_slurp(root, text_url=dead, audio_url=f"{dead}/slurp_real.tar.gz", progress=False)
-    task = R.load_slurp(root, progress=False)
-    assert task.label_names == ("alarm_set", "iot_hue_lightoff", "play_music")
+    task = R.load_slurp(root, progress=False)  # the authors' label: the action
+    assert task.label_names == ("hue_lightoff", "music", "set")
+    intent = R.load_slurp(root, label="intent", progress=False)
+    assert intent.label_names == ("alarm_set", "iot_hue_lightoff", "play_music")
     assert len(task) == 5 and list(task.split).count("test") == 2
     assert "wake me up at seven" in task.texts
     scen = R.load_slurp(root, label="scenario", headset_only=False, progress=False)

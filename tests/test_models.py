@@ -50,6 +50,45 @@ def test_states_match_transformers_hidden_states(name):
             assert torch.allclose(ours, theirs, atol=1e-5)
 
 
+@pytest.mark.parametrize("seconds", [30, 4])
+def test_whisper_states_match_transformers_hidden_states(seconds):
+    """Catches a top Whisper state taken before the encoder's final layer norm: the authors' "layer 12"
+    is transformers' hidden_states[-1], after it."""
+    model = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
+    x = model.prepare(audio(seconds))
+    with torch.inference_mode():
+        ref = model.backbone(x, output_hidden_states=True).hidden_states
+        ours = model.hidden_states(x)
+        assert len(ours) == len(ref) == model.n_layers + 1
+        for k, (a, b) in enumerate(zip(ours, ref)):
+            assert torch.allclose(a, b, atol=1e-5), k
+        before_norm = model.backbone.layers[-1](ref[-2], None)[0]
+        assert not torch.allclose(ours[-1], before_norm, atol=1e-3)  # the norm matters
+
+
+def test_padded_whisper_features_read_the_authors_frame():
+    """Catches reading frame 1499 (padding) of a window padded to 30 s: the authors read frame
+    duration * 50, the last whose input holds audio; averages over a window's last second stop there too."""
+    from bt_tutorial.config import FeatureParams
+    from bt_tutorial.features import extract_features
+
+    model = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
+    wave = audio(6)[0]
+    params = FeatureParams(context=4.0, stride=2.0, batch_size=2)
+    ends, feats = extract_features(model, wave, [model.n_layers], params, progress=False)
+    assert model.last_audio_frame(64000) == 200 and model.n_audio_frames(64000) == 200
+    windows = np.stack([np.concatenate([np.zeros(64000), wave])[int(e * 16000):int(e * 16000) + 64000]
+                        for e in ends])
+    with torch.inference_mode():
+        ref = model.backbone(model.prepare(windows), output_hidden_states=True).hidden_states[-1]
+    np.testing.assert_allclose(feats[model.n_layers], ref[:, 200].numpy(), atol=1e-5)
+    pooled = FeatureParams(context=4.0, stride=2.0, batch_size=2, pool="stride")
+    _, mean = extract_features(model, wave, [model.n_layers], pooled, progress=False)
+    np.testing.assert_allclose(mean[model.n_layers], ref[:, 101:201].mean(1).numpy(), atol=1e-5)
+    cut = load_speech_model("tiny-whisper")
+    assert cut.last_audio_frame(64000) == 199  # no frame past the window: its last
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_freeze_feature_encoder_and_save_load(name, tmp_path):
     model = load_speech_model(name, freeze_feature_encoder=True)

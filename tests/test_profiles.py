@@ -62,8 +62,12 @@ def test_profile_downstream_tasks_per_profile(monkeypatch, tmp_path):
     monkeypatch.setattr(synthetic, "ensure_task", lambda name, data_home, progress: (name, data_home))
     demo = profile_downstream_tasks(get_config(profile="demo", data_home=tmp_path))
     assert list(demo) == list(synthetic.SYNTHETIC_TASKS) and demo["intent"] == ("intent", tmp_path)
+    asked = {}
     for loader in ("load_speech_commands", "load_slurp", "load_crema_d"):
-        monkeypatch.setattr(downstream, loader, lambda root, loader=loader, **kw: (loader, root, kw["download"]))
+        def fake(root, loader=loader, **kw):
+            asked[loader] = kw
+            return loader, root, kw["download"]
+        monkeypatch.setattr(downstream, loader, fake)
     monkeypatch.setattr(downstream, "load_timit", lambda root, kind, max_clips: _Task(f"timit_{kind}"))
     monkeypatch.setenv("BT_DATA", str(tmp_path / "elsewhere"))  # the config's data home wins
     full = get_config(profile="full", data_home=tmp_path)
@@ -71,6 +75,10 @@ def test_profile_downstream_tasks_per_profile(monkeypatch, tmp_path):
     assert profile_downstream_tasks(full, timit_root=None) == {
         "speech_commands": ("load_speech_commands", home / "speech_commands", True),
         "slurp": ("load_slurp", home / "slurp", True), "crema_d": ("load_crema_d", home / "crema_d", True)}
+    assert asked["load_slurp"]["label"] == "action"  # the authors' SLURP label
+    assert asked["load_slurp"]["max_per_class"] == 100 and asked["load_crema_d"]["max_per_class"] is None
+    profile_downstream_tasks(full, timit_root=None, sizes=None)
+    assert all(kw["max_per_class"] is None for kw in asked.values())  # every clip, as the authors
     with_timit = profile_downstream_tasks(full, timit_root=tmp_path)
     assert list(with_timit)[3:] == ["timit_phonemes", "timit_sentence_type"]
 

@@ -81,3 +81,20 @@ def test_twin_masks_have_both_hemispheres(twin_root):
     for group in ("late_language", "early_auditory", "primary_auditory"):
         assert masks[f"{group}_L"].sum() > 0 and masks[f"{group}_R"].sum() > 0
         assert np.array_equal(masks[f"{group}_L"] | masks[f"{group}_R"], masks[group])
+
+
+def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zero():
+    """Catches a voxel mean in place of the authors' mean of area means, or low ceilings left out
+    instead of counted as 0 (multi-brain-tuning, brn_align_utils.py)."""
+    from bt_tutorial.rois import area_then_roi_means
+
+    scores = np.array([0.5, 0.1, 0.1, 0.1, 0.1, 0.3, np.nan, 0.2])
+    ceiling = np.array([0.5, 0.5, 0.5, 0.5, 0.04, 0.6, 0.5, 0.5])
+    masks = {"A": np.array([1, 0, 0, 0, 0, 0, 0, 0], bool), "B": np.array([0, 1, 1, 1, 1, 0, 0, 0], bool),
+             "C": np.array([0, 0, 0, 0, 0, 1, 1, 0], bool), "D": np.zeros(8, bool)}
+    means = area_then_roi_means(scores, ceiling, masks, {"AB": ("A", "B"), "C": ("C",), "D": ("D",)})
+    assert means["AB"] == pytest.approx((1.0 + (0.2 + 0.2 + 0.2 + 0) / 4) / 2)  # area means 1.0 and 0.15
+    assert means["C"] == pytest.approx((0.5 + 0) / 2)  # a NaN r counts as 0
+    assert np.isnan(means["D"])
+    with pytest.raises(KeyError, match="areas \\['E'\\]"):
+        area_then_roi_means(scores, ceiling, masks, {"x": ("E",)})

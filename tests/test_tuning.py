@@ -411,3 +411,23 @@ def test_controls_follow_the_authors_rules():
     with pytest.warns(UserWarning, match="too few to swap"):
         short = chunk_order(60, 15, 10, np.random.default_rng(0))
     assert sorted(short) == list(range(60))
+
+
+def test_padded_whisper_head_averages_the_audio_frames_only():
+    """Catches a mean over all 1,500 frames of a window padded to 30 s: the authors' WhisperLinear
+    averages the frames of the audio (the first duration * 50)."""
+    from bt_tutorial.brain_tuning import BrainTunedModel
+
+    speech = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
+    model = BrainTunedModel(speech, 3, window_samples=64000).eval()
+    x = speech.prepare(np.random.default_rng(0).standard_normal((2, 64000)).astype(np.float32))
+    with torch.no_grad():
+        states = speech.last_hidden_state(x)
+        assert states.shape[1] == 1500
+        assert torch.allclose(model.pool(x), states[:, :200].mean(1), atol=1e-6)
+        assert torch.allclose(model(x), model.head(states[:, :200].mean(1)), atol=1e-6)
+    cut = load_speech_model("tiny-whisper")
+    whole = BrainTunedModel(cut, 3, window_samples=64000).eval()
+    with torch.no_grad():
+        y = cut.prepare(np.zeros((1, 64000), np.float32))
+        assert torch.allclose(whole.pool(y), cut.last_hidden_state(y).mean(1))

@@ -131,7 +131,8 @@ def write_downstream_fakes(home: Path, n_speakers: int = 6, n_clips: int = 3) ->
                     name = f"audio-{i}{s}{k}-headset.flac"
                     _write(root / "audio" / "slurp_real" / name, _tone(i, s, k))
                     lines.append(json.dumps({"slurp_id": len(metadata), "sentence": f"{intent} {k}",
-                                             "intent": intent, "recordings": [{"file": name}]}))
+                                             "intent": intent, "scenario": intent.split("_")[0],
+                                             "action": intent.split("_", 1)[1], "recordings": [{"file": name}]}))
                     metadata[str(len(metadata))] = {"recordings": {name: {"usrid": f"U{s}"}}}
         (text_dir / f"{part}.jsonl").write_text("\n".join(lines) + "\n")
     (text_dir / "metadata.json").write_text(json.dumps(metadata))

@@ -141,10 +141,13 @@ def download_slurp(root=None, text_url: str = SLURP_TEXT_URL, audio_url: str = S
     return root
 
 
-def load_slurp(root=None, label: str = "intent", classes=None, max_per_class: int | None = None,
+SLURP_LABELS = ("action", "intent", "scenario")
+
+
+def load_slurp(root=None, label: str = "action", classes=None, max_per_class: int | None = None,
                headset_only: bool = True, seed: int = 0, download: bool = False,
                progress: bool = True) -> Task:
-    """Intent (or scenario) of spoken commands to a home assistant: SLURP (Bastianelli et al., 2020).
+    """Action (or intent, or scenario) of spoken commands to a home assistant: SLURP (Bastianelli et al., 2020).
 
     Layout (as the SLURP repository and its download script leave it)::
 
@@ -159,7 +162,9 @@ def load_slurp(root=None, label: str = "intent", classes=None, max_per_class: in
     ----------
     root : str or Path, optional
         Default ``<data home>/downstream/slurp``.
-    label : {"intent", "scenario"}
+    label : {"action", "intent", "scenario"}
+        The authors' probe predicts the ``action`` field (``data_utils.py`` of
+        bridge-ai-neuro/brain-tuning); ``intent`` is scenario and action together.
     classes : sequence of str, optional
         Classes to keep (default: all that occur in training).
     max_per_class : int, optional
@@ -173,8 +178,8 @@ def load_slurp(root=None, label: str = "intent", classes=None, max_per_class: in
     -------
     task : Task
     """
-    if label not in ("intent", "scenario"):
-        raise ValueError(f"label must be 'intent' or 'scenario', got {label!r}.")
+    if label not in SLURP_LABELS:
+        raise ValueError(f"label must be one of {SLURP_LABELS}, got {label!r}.")
     root = Path(root) if root else default_root("slurp")
     if download:
         download_slurp(root, progress=progress)

@@ -110,7 +110,7 @@ class TwinSpec:
 # one subject of ds003020 at its real size: 95,556 voxels (UTS03's cortical mask), the
 # paper's 24 training stories of about 350 TRs, a 10-minute test story with 10 repeats
 REAL_SCALE = TwinSpec(seed=0, n_subjects=1, n_train_stories=len(PAPER_TRAIN_STORIES), story_seconds=680.0,
-                      test_story_seconds=580.0, n_repeats=10, n_voxels=95_556,
+                      test_story_seconds=600.0, n_repeats=10, n_voxels=95_556,
                       train_story_names=PAPER_TRAIN_STORIES)
 
 
