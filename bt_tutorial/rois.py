@@ -159,7 +159,7 @@ AUTHORS_MIN_CEILING = 0.05  # multi-brain-tuning, brn_align_utils.get_vol_base_:
 
 
 def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, groups: dict,
-                        min_ceiling: float = AUTHORS_MIN_CEILING) -> dict:
+                        min_ceiling: float = AUTHORS_MIN_CEILING, voxels=None) -> dict:
     """The authors' ROI summary: mean per area, then the mean of the areas of each ROI set.
 
     As the authors' later code (bridge-ai-neuro/multi-brain-tuning, ``brn_align_utils.py``):
@@ -182,6 +182,10 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
         Must hold a mask for each area named in ``groups``.
     groups : dict of str -> sequence of str
         ROI sets and their areas (e.g. :data:`PAPER_ROI_SETS`, :data:`TWIN_ROI_SETS`).
+    min_ceiling : float
+    voxels : ndarray of bool, shape (n_voxels,), optional
+        Only these voxels are averaged (e.g. the fitted ones of ``brain_alignment(voxels=)``,
+        whose other scores are NaN because they were not fitted); default all.
 
     Returns
     -------
@@ -191,6 +195,7 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
     scores, ceiling = np.asarray(scores, float), np.asarray(ceiling, float)
     if scores.shape != ceiling.shape:
         raise ValueError(f"scores {scores.shape} and ceiling {ceiling.shape} must cover the same voxels.")
+    voxels = None if voxels is None else np.asarray(voxels, bool)
     usable = ceiling > min_ceiling
     normalized = np.zeros_like(scores)
     normalized[usable] = np.nan_to_num(scores[usable] / ceiling[usable], nan=0.0)
@@ -199,7 +204,8 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
         missing = [a for a in areas if a not in masks]
         if missing:
             raise KeyError(f"No mask for the areas {missing} of {group!r}; masks: {sorted(masks)[:8]}...")
-        area_means = [normalized[masks[a]].mean() for a in areas if masks[a].any()]
+        kept = [masks[a] if voxels is None else masks[a] & voxels for a in areas]
+        area_means = [normalized[m].mean() for m in kept if m.any()]
         out[group] = float(np.mean(area_means)) if area_means else float("nan")
     return out
 

@@ -50,6 +50,38 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
     assert np.isnan(part.scores[:, ~some]).all() and np.isnan(part.results[0].alphas[~some]).all()
 
 
+def test_first_scored_row_scores_the_later_test_rows_only(tiny_twin, tmp_path):
+    """Catches scoring every test row when the authors' rows are asked (eval_utils.py: from row 40), or
+    test features shifted against the responses when the first rows are cut."""
+    from bt_tutorial.encoding import pearson_r
+
+    ds = LebelDataset(tiny_twin)
+    model = load_speech_model("tiny-hubert")
+    kw = dict(layers=[2], params=SMALL, cache_dir=tmp_path, progress=False, n_folds=2)
+    whole = brain_alignment(model, ds, "UTS01", **kw)
+    late = brain_alignment(model, ds, "UTS01", first_scored_row=4, **kw)
+    n_test = whole.measured.shape[0]
+    assert late.first_scored_row == 4 and late.measured.shape[0] == n_test - 4
+    np.testing.assert_array_equal(late.measured, whole.measured[4:])
+    np.testing.assert_allclose(late.results[2].predictions, whole.results[2].predictions[4:], atol=1e-5)
+    expected = pearson_r(whole.results[2].predictions[4:], whole.measured[4:])
+    np.testing.assert_allclose(late.scores[0], expected, atol=1e-5)
+    assert not np.allclose(late.scores, whole.scores, atol=1e-3)
+    with pytest.raises(ValueError, match=f"first_scored_row=40 leaves {n_test - 40} of the {n_test} rows"):
+        brain_alignment(model, ds, "UTS01", first_scored_row=40, **kw)
+
+
+def test_scored_rows_setting_per_profile(monkeypatch):
+    """Catches a full profile that scores all rows by default (the authors' evaluation drops 40)."""
+    assert get_config(profile="full").first_scored_row == 40
+    assert get_config(profile="demo").first_scored_row == 0
+    assert get_config(profile="full", scored_rows="all").first_scored_row == 0
+    monkeypatch.setenv("BT_SCORED_ROWS", "authors")
+    assert get_config(profile="demo").first_scored_row == 40
+    with pytest.raises(ValueError, match="BT_SCORED_ROWS"):
+        get_config(scored_rows="some")
+
+
 def test_best_layer_leaves_out_voxels_without_r():
     """A constant test voxel has r = NaN (pearson_r): the layer means must not all become NaN."""
     from bt_tutorial.alignment import AlignmentResult

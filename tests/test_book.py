@@ -108,3 +108,20 @@ def test_demo_feature_settings_quoted_in_the_docs_match_the_config():
         assert quoted in text, f"{doc.name} does not say '{quoted}'"
         for stride in re.findall(r"windows every\s+(\d+(?:\.\d+)?) s", text):
             assert float(stride) in (params.stride, 0.1), f"{doc.name} quotes a stride of {stride} s"
+
+
+def test_paper_page_names_existing_tests():
+    """Catches a "same as the authors" row of book/paper_and_book.md whose test was renamed or removed."""
+    page = (BOOK / "paper_and_book.md").read_text()
+    named = set(re.findall(r"`tests/(test_\w+\.py)::(test_\w+)`", page))
+    assert len(named) >= 15
+    rows = [line.split(" | ") for line in page.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) >= 20 and all(len(row) == 5 for row in rows)
+    same_untested = [row[0] for row in rows if "the same" in row[2] and "tests/" not in row[4]]
+    assert same_untested == []  # every "the same" names its test
+    missing = []
+    for file, test in sorted(named):
+        source = (BOOK.parent / "tests" / file).read_text()
+        if not re.search(rf"^def {test}\(", source, re.MULTILINE):
+            missing.append(f"{file}::{test}")
+    assert missing == []

@@ -230,6 +230,14 @@ def test_lowlevel_impact_on_the_tiny_twin(tiny):
     for got, want in ((part.r_orig[2], impact.r_orig[2]), (part.r_resid[(2, "rates")], impact.r_resid[(2, "rates")])):
         np.testing.assert_allclose(got[some], want[some], atol=1e-5)
         assert np.isnan(got[~some]).all()
+    late = lowlevel_impact({2: rows[2]}, ds, "UTS01", sets=("rates",), n_folds=2, top_diphones=5,
+                           first_scored_row=3)  # the authors' residual evaluation scores from row 40
+    y_test = ds.load_responses("UTS01", test)
+    from bt_tutorial.alignment import DELAYS
+    from bt_tutorial.timing import make_delayed
+    fit = fit_encoding_model([make_delayed(rows[2][s], DELAYS) for s in train], [ds.load_responses("UTS01", s)
+                             for s in train], make_delayed(rows[2][test], DELAYS)[3:], y_test[3:], n_folds=2)
+    np.testing.assert_allclose(late.r_orig[2], fit.scores, atol=1e-5)
     bad = {0: dict(rows[0], **{test: rows[0][test][:-1]})}
     with pytest.raises(ValueError, match=f"Story {test}: model_rows\\[0\\] has"):
         lowlevel_impact(bad, ds, "UTS01", sets=("rates",), n_folds=2)

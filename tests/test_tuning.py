@@ -431,3 +431,32 @@ def test_padded_whisper_head_averages_the_audio_frames_only():
     with torch.no_grad():
         y = cut.prepare(np.zeros((1, 64000), np.float32))
         assert torch.allclose(whole.pool(y), cut.last_hidden_state(y).mean(1))
+
+
+def test_paper_recipe_learning_rates_per_epoch(monkeypatch, tmp_path):
+    """Catches a schedule that is not the authors' in a real run: Adam without weight decay, the
+    backbone at 0, 0.2 and 0.4 of 5e-5 in epochs 1-3, the head at 1, 0.8 and 0.64 of 1e-4."""
+    class Recording(torch.optim.Adam):
+        made = []
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.rates = []
+            Recording.made.append(self)
+
+        def step(self, closure=None):
+            self.rates.append([group["lr"] for group in self.param_groups])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=3)
+    train_model(load_speech_model("tiny-hubert"), train, val, np.arange(3), tmp_path, config, device="cpu",
+                progress=False)
+    adam = Recording.made[-1]
+    assert all(g["weight_decay"] == 0 and g["betas"] == (0.9, 0.999) for g in adam.param_groups)
+    per_epoch = len(adam.rates) // 3
+    assert per_epoch == 4  # 2 stories of 8 rows, 4 consecutive rows per step
+    for epoch, (backbone, head) in enumerate([(0.0, 1.0), (0.2, 0.8), (0.4, 0.64)]):
+        for rates in adam.rates[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            assert rates == pytest.approx([backbone * 5e-5, head * 1e-4]), epoch
