@@ -38,6 +38,7 @@ VARIANTS = {  # recipe changes on top of the demo sizes
     "lag": {"preset": "paper", "lag_trs": 2},
     "ridge": {"preset": "paper", "head_init": "ridge"},
     "lag-ridge": {"preset": "lag-ridge"},
+    "lag-ridge-eval": {"preset": "lag-ridge", "train_mode": False},  # the authors' eval mode
 }
 ROIS = ["late_language", "early_auditory", "primary_auditory"]
 
@@ -200,6 +201,20 @@ def _cell(row: dict, digits: int = 3) -> str:
     return f"{row['difference']:+.{digits}f} [{row['low']:+.{digits}f}, {row['high']:+.{digits}f}]{mark}"
 
 
+def _setting(config_class, name: str, text: str):
+    """``FIELD=VALUE`` of ``--set`` as the field's type: ``none``, ``true``/``false``, numbers, names."""
+    default = getattr(config_class(), name)
+    if text.lower() == "none":
+        return None
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false"):
+            raise SystemExit(f"--set {name}= takes true or false, got {text!r}")
+        return text.lower() == "true"
+    if isinstance(default, (int, float)) or name in ("patience", "warmup_epochs"):
+        return float(text) if "." in text or "e" in text.lower() else int(text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", nargs="+", default=["UTS01"])
@@ -219,8 +234,7 @@ def main(argv=None) -> int:
     from bt_tutorial.profiles import open_dataset
     from bt_tutorial.brain_tuning import TuningConfig
 
-    types = {f: type(v) for f, v in TuningConfig().__dict__.items()}
-    overrides = {k: types[k](v) for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = {k: _setting(TuningConfig, k, v) for k, v in (s.split("=", 1) for s in args.set)}
     config = get_config(profile="demo")
     dataset = open_dataset(config)
     runs = []

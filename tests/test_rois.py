@@ -96,6 +96,8 @@ def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zer
     assert means["AB"] == pytest.approx((1.0 + (0.2 + 0.2 + 0.2 + 0) / 4) / 2)  # area means 1.0 and 0.15
     assert means["C"] == pytest.approx((0.5 + 0) / 2)  # a NaN r counts as 0
     assert np.isnan(means["D"])
+    low = area_then_roi_means(np.array([0.05, 0.0]), np.array([0.1, 0.03]), {"L": np.ones(2, bool)}, {"L": ("L",)})
+    assert low["L"] == pytest.approx(0.25)  # ceiling 0.1 > 0.05 counts (0.5), 0.03 counts as 0
     fitted = np.array([1, 1, 1, 1, 1, 1, 0, 1], bool)  # voxel 6 not fitted: left out, not 0
     assert area_then_roi_means(scores, ceiling, masks, {"C": ("C",)}, voxels=fitted)["C"] == pytest.approx(0.5)
     with pytest.raises(KeyError, match="areas \\['E'\\]"):
