@@ -43,10 +43,10 @@ def reference_loop(model, stories, window_trs, tr, batch_size=8):
     tuned = BrainTunedModel(model, stories[0][2].shape[1])
     optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
                                    "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
-    tuned.train()
+    tuned.eval()  # as the authors' trainer, which never calls train()
     for audio, tr_times, targets in stories:
         loader = torch.utils.data.DataLoader(_StoryItems(audio, tr_times, targets, window_trs, tr),
-                                             batch_size=batch_size, shuffle=True)
+                                             batch_size=batch_size, shuffle=False)
         for x, y in loader:
             feats = model.feature_extractor(list(x.numpy()), sampling_rate=SAMPLE_RATE, return_tensors="pt")
             key = "input_features" if model.family == "whisper" else "input_values"

@@ -1,10 +1,23 @@
-"""Shared fixtures: the demo twin in the data home and a tiny twin for fast checks."""
+"""Shared fixtures: the demo twin in the tests' own data home and a tiny twin for fast checks.
+
+The suite never reads or writes the user's data home: ``BT_DATA`` points to a temporary
+folder made for the run (removed at its end), and the other ``BT_*`` settings of the
+user's shell are cleared, so a stale twin, a cached run or ``BT_PROFILE=full`` outside
+cannot change what the tests see.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
+
+for _name in [name for name in os.environ if name.startswith("BT_")]:
+    del os.environ[_name]
+PRIVATE_DATA_HOME = tempfile.mkdtemp(prefix="bt_tutorial_tests_")
+os.environ["BT_DATA"] = PRIVATE_DATA_HOME
 
 from bt_tutorial.synthetic import TwinSpec, ensure_twin, make_synthetic_twin
 
@@ -17,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach a hub
 
 @pytest.fixture(scope="session")
 def twin_root():
-    """The demo-profile twin, generated once into the data home (BT_DATA) and reused."""
+    """The demo-profile twin, generated once per run into the tests' data home."""
     return ensure_twin(progress=False)
 
 
@@ -31,3 +44,7 @@ def tiny_twin(tmp_path_factory):
 def tiny_spec():
     """The spec of ``tiny_twin``."""
     return TINY_SPEC
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(PRIVATE_DATA_HOME, ignore_errors=True)

@@ -52,7 +52,7 @@ def random_wav2vec2(tiny: bool = False) -> SpeechModel:
 
 
 def reference_loop(model: SpeechModel, stories: list, batch_size: int, device: torch.device) -> None:
-    """One epoch in the style of the paper's code: fp32, a DataLoader per story, a step per batch.
+    """One epoch in the style of the paper's code: fp32, eval mode, a DataLoader per story (in order), a step per batch.
 
     Waveform models get normalised windows; Whisper gets log-mel of 30 s computed on the
     CPU per batch, as the paper's code feeds it.
@@ -64,10 +64,10 @@ def reference_loop(model: SpeechModel, stories: list, batch_size: int, device: t
         tuned.backbone.feature_extractor._freeze_parameters()
     optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
                                    "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
-    tuned.train()
+    tuned.eval()  # the authors' trainer never calls train(): from_pretrained returns eval mode
     for windows, targets in stories:
         data = torch.utils.data.TensorDataset(torch.from_numpy(windows), torch.from_numpy(targets))
-        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True):
+        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False):
             pred = tuned.head(tuned.backbone(_paper_inputs(model, x).to(device)).last_hidden_state.mean(1))
             loss = torch.nn.functional.mse_loss(pred, y.to(device))
             optimizer.zero_grad()
