@@ -19,6 +19,11 @@ commit f74eb2bc95b827d359de338f9086743824d2d906) was made with::
         --include-top-level --include-prefix derivative/ \\
         --include-prefix stimuli/ --pycortex-subjects UTS01 UTS02 UTS03
 
+The tree's ``derivative/respdict.json`` is in git itself; the shipped copy
+``tests/data/ds003020_respdict.json`` was made with::
+
+    git -C ds003020 show 3.1.0:derivative/respdict.json > tests/data/ds003020_respdict.json
+
 Without any ``--include-*`` option every file of the revision is listed.
 ``--pycortex-subjects`` keeps only those subjects under
 ``derivative/pycortex-db/``; other paths are unaffected by it.
