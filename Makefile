@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints-cpu.txt
 BOOK_FLAGS ?= -W -n --keep-going
 
-.PHONY: install data test book full-check sync clean-book student screenshots
+.PHONY: install data test book full-check sync clean-book student screenshots mutation
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ book: $(STAMP) data
 # chapters 1-7 in the full profile, offline: a twin served as a ds003020 mirror, tiny-wav2vec2 (about an hour)
 full-check: $(STAMP)
 	$(PY) tools/full_profile_book.py
+
+# mutation testing of the modules behind the chapters' numbers ([tool.mutmut] in pyproject.toml; hours
+# on 2 cores, resumable: a second run continues), then a table per module; not part of CI
+mutation: $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[mutation]"
+	$(VENV)/bin/mutmut run --max-children 2
+	$(PY) tools/mutation_report.py
 
 # after editing a chapter's .md, refresh its paired .ipynb (for Colab)
 sync: $(STAMP)

@@ -195,8 +195,8 @@ def effect_holds(kind: str, verdicts) -> bool:
     return bool(verdicts) and all(v == EXPECTED[kind] for v in verdicts)
 
 
-RECIPES = {"paper": "paper (random head, no lag)", "lag": "lag 2 TRs", "ridge": "ridge head",
-           "lag-ridge": "lag 2 TRs + ridge head"}
+RECIPES = {"paper": "paper (the authors' recipe)", "lag": "paper + lag 2 TRs", "ridge": "paper + ridge head",
+           "lag-ridge": "lag 2 TRs + ridge head", "lag-ridge-eval": "lag 2 TRs + ridge head, eval mode"}
 
 
 def load_tuning_ablation(path=None) -> dict:

@@ -54,7 +54,7 @@ def test_make_delayed_shifts_down_with_zeros():
     assert np.array_equal(d[:, 2:], np.vstack([np.zeros((3, 2)), x[:3]]))
 
 
-def test_to_response_rows_aligns_and_reports_mismatch():
+def test_to_response_rows_shape_zscore_and_mismatch():
     n_scan = 60
     times = np.arange(0, 100, 0.5)
     feats = np.column_stack([np.sin(times / 7), np.cos(times / 11)])
@@ -62,6 +62,19 @@ def test_to_response_rows_aligns_and_reports_mismatch():
     assert rows.shape == (40, 2) and np.allclose(rows.mean(0), 0, atol=1e-6)
     with pytest.raises(ValueError, match="Story story: features give 40 TR rows but the responses have 41"):
         timing.to_response_rows(feats, times, n_scan, "story", n_response_rows=41)
+
+
+@pytest.mark.parametrize("row", [3, 17, 31])
+def test_to_response_rows_puts_an_event_on_its_response_row(row):
+    """Catches a TR grid shifted by a TR (or the wrong trimming): an event at the time of response row
+    ``row`` (seconds from the story onset: (row + 10) * TR - 10 + TR / 2) peaks on that row."""
+    n_scan = 60
+    times = np.arange(0, 120, 0.1)
+    event = (row + 10) * timing.TR - 10 + timing.TR / 2
+    bump = np.exp(-0.5 * ((times - event) / 1.5) ** 2)
+    rows = timing.to_response_rows(bump[:, None], times, n_scan, "story", n_response_rows=40)
+    assert int(np.argmax(rows[:, 0])) == row
+    assert timing.response_tr_times(n_scan)[row] == pytest.approx(event)  # the same time, as the reader gives it
 
 
 def test_make_delayed_refuses_a_story_not_longer_than_the_largest_delay():
