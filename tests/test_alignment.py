@@ -111,3 +111,41 @@ def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     means = roi_means(result.results[layer].scores, masks)
     assert means["late_language"] > 2 * means["outside_rois"]
     assert means["late_language"] - means["outside_rois"] > 0.05
+
+
+class _PlantedDataset:
+    """Stories whose responses are known linear maps of planted features, delayed by 2 TRs."""
+
+    def __init__(self, n_stories=4, n_rows=80, n_features=4, n_voxels=6, seed=0):
+        rng = np.random.default_rng(seed)
+        self.stories = [f"s{i}" for i in range(n_stories)] + ["test"]
+        self.features = {s: rng.standard_normal((n_rows, n_features)) for s in self.stories}
+        weights = rng.standard_normal((n_features, n_voxels))
+        self.responses = {}
+        for s, x in self.features.items():
+            delayed = np.vstack([np.zeros((2, n_features)), x[:-2]])
+            self.responses[s] = (delayed @ weights + 0.1 * rng.standard_normal((n_rows, n_voxels))).astype(np.float32)
+
+    def split(self, subject):
+        return {"train": self.stories[:-1], "validation": "val", "test": "test"}
+
+    def load_responses(self, subject, story):
+        return self.responses[story]
+
+
+def test_brain_alignment_recovers_a_planted_delay(monkeypatch):
+    """Catches test features delayed differently from the training ones (test r collapses), and default
+    layers that leave out the top hidden state."""
+    import types
+
+    from bt_tutorial import alignment
+
+    data = _PlantedDataset()
+    monkeypatch.setattr(alignment, "story_feature_rows", lambda model, dataset, stories, layers, *a, **k: {
+        k_: {s: data.features[s] * (k_ + 1) for s in stories} for k_ in layers})
+    model = types.SimpleNamespace(name="planted", n_layers=2)
+    result = alignment.brain_alignment(model, data, "UTS01", n_folds=2)
+    assert result.layers == [0, 1, 2]  # every hidden state, the output included
+    assert np.all(result.scores > 0.95), result.scores.min()
+    one_delay = alignment.brain_alignment(model, data, "UTS01", layers=[0], delays=(1,), n_folds=2)
+    assert np.nanmax(one_delay.scores) < 0.5  # the planted delay is 2 TRs: one TR misses it
