@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bt_tutorial.roi_build import SURFACE_SUFFIXES
+from bt_tutorial.roi_files import SURFACE_SUFFIXES
 
 GENERATOR_VERSION = 3
 N_AREAS = 180  # HCP-MMP1 areas per hemisphere

@@ -22,7 +22,6 @@ The route, subject-native and surface-based:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import urllib.parse
@@ -38,20 +37,15 @@ from .data import LebelDataset
 from .download import DEFAULT_BASE_URL, DownloadError, dataset_url, download_file, format_size, remote_size
 from .file_formats import file_md5
 from .layout import derivative_dir
+from .roi_files import HEMIS, SURFACE_FORMATS, read_annot_areas, read_coord_xfm, read_surface, surface_suffix
 from .rois import PAPER_ROI_SETS
 
 FIGSHARE = "https://ndownloader.figshare.com/files"
 TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com/tpl-fsaverage"
 ATLAS_FOLDER = "roi_masks/inputs"  # under the derivative folder
-HEMIS = (("lh", "L"), ("rh", "R"))
 N_SAMPLES = 64  # points per vertex on the white -> pial segment, as pycortex's line mappers
 MAX_SPHERE_GAP = 0.05  # median distance (unit sphere) from a subject vertex to fsaverage's nearest
 SUBJECT_RE = re.compile(r"UTS0[1-8]")
-# pycortex surfaces in ds003020 3.1.0 (derivative/pycortex-db/<subject>/surfaces/): GIfTI for every
-# subject but UTS02, whose surfaces are pycortex's own .npz (arrays ``pts`` and ``polys``);
-# tests/test_real_tree.py checks this against the dataset's file list
-SURFACE_SUFFIXES = {"UTS02": ".npz"}
-SURFACE_FORMATS = (".gii", ".npz")
 
 
 class Source(NamedTuple):
@@ -76,20 +70,6 @@ ATLAS_FILES = {
 
 
 # ------------------------------------------------------------------------ inputs
-def surface_suffix(subject: str, root=None, derivative: str = "derivative") -> str:
-    """File suffix of a subject's pycortex surfaces: ``".gii"`` or ``".npz"``.
-
-    What ``root`` already holds decides (a complete set of four surfaces in one format);
-    otherwise the real dataset's tree (:data:`SURFACE_SUFFIXES`, ``.gii`` but for UTS02).
-    """
-    if root is not None:
-        folder = Path(root).expanduser() / derivative / "pycortex-db" / subject / "surfaces"
-        for suffix in SURFACE_FORMATS:
-            if all((folder / f"{kind}_{h}{suffix}").is_file() for h, _ in HEMIS for kind in ("wm", "pia")):
-                return suffix
-    return SURFACE_SUFFIXES.get(subject, ".gii")
-
-
 def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str | None = None,
                  derivative: str = "derivative", surfaces: str | None = None) -> dict:  # fmt: skip
     """Every input of the build, by name.
@@ -202,73 +182,6 @@ def _check_md5(src: Source, path: Path) -> None:
     if src.md5 and file_md5(path) != src.md5:
         raise DownloadError(f"{path} is not the file of {src.url} (its MD5 is not {src.md5}): delete it and "
                             "run the same command again to download it again.")
-
-
-# ---------------------------------------------------------------------- reading
-def read_annot_areas(path, hemi: str) -> tuple:
-    """Area of each vertex of a FreeSurfer ``.annot`` and all areas its colour table names.
-
-    Parameters
-    ----------
-    path : str or Path
-    hemi : {"L", "R"}
-        Hemisphere of the file; labels of the other one are an error.
-
-    Returns
-    -------
-    areas : ndarray of str, shape (n_vertices,)
-        Hemisphere stripped (``"A1"``); ``""`` where unlabeled.
-    names : set of str
-    """
-    from nibabel.freesurfer import read_annot
-
-    try:
-        labels, _, names = read_annot(str(path))
-    except Exception as exc:  # nibabel raises several types on a damaged file
-        raise ValueError(f"Cannot read the annotation {path} ({type(exc).__name__}): delete it and run again "
-                         "to download it again.") from None
-    parsed = [atlas.parse_glasser_name(n) for n in names]
-    wrong = sorted({area for area, h in parsed if area and h not in (None, hemi)})
-    if wrong:
-        raise ValueError(f"{path} holds labels of the other hemisphere ({wrong[:5]}): swap the lh and rh files.")
-    table = np.array([area or "" for area, _ in parsed] + [""])  # vertex label -1 -> ""
-    return table[np.where(labels < 0, len(parsed), labels)], set(table) - {""}
-
-
-def read_surface(path) -> np.ndarray:
-    """Vertex coordinates, shape (n_vertices, 3), of a GIFTI (``.gii``), pycortex (``.npz``) or FreeSurfer surface.
-
-    A pycortex ``.npz`` holds the vertices as ``pts`` and the triangles as ``polys``.
-    """
-    import nibabel as nib
-    from nibabel.freesurfer import read_geometry
-
-    try:
-        if str(path).endswith(".npz"):
-            with np.load(str(path), allow_pickle=False) as npz:
-                coords = npz["pts"]
-        elif str(path).endswith(".gii"):
-            darrays = nib.load(str(path)).darrays
-            pointset = [d.data for d in darrays if d.intent == nib.nifti1.intent_codes["NIFTI_INTENT_POINTSET"]]
-            coords = (pointset or [d.data for d in darrays if d.data.ndim == 2 and d.data.dtype.kind == "f"])[0]
-        else:
-            coords = read_geometry(str(path))[0]
-    except Exception as exc:  # nibabel raises several types on a damaged file
-        raise ValueError(f"Cannot read the surface {path} ({type(exc).__name__}): delete it and run again "
-                         "to download it again.") from None
-    return np.asarray(coords, dtype=np.float64).reshape(-1, 3)
-
-
-def read_coord_xfm(path) -> np.ndarray:
-    """The ``coord`` matrix, shape (4, 4), of a pycortex ``matrices.xfm`` (JSON): surface mm -> voxel (x, y, z)."""
-    try:
-        coord = np.asarray(json.loads(Path(path).read_text())["coord"], dtype=np.float64)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a pycortex transform with a 'coord' matrix ({type(exc).__name__}): "
-                         "delete it and run again to download it again.") from None
-    if coord.shape != (4, 4):
-        raise ValueError(f"{path}: the 'coord' matrix has shape {coord.shape}, not (4, 4).")
-    return coord
 
 
 # --------------------------------------------------------------------- geometry

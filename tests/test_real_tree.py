@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bt_tutorial import roi_build
+from bt_tutorial import roi_build, roi_files
 from bt_tutorial.download import lebel_file_list
 from bt_tutorial.stories import PAPER_TRAIN_STORIES, TEST_STORY, TEST_STORY_ROWS, VALIDATION_STORY
 
@@ -49,7 +49,7 @@ def test_roi_plan_names_only_real_files(tree, subject):
     assert len(dataset_inputs) == 8
     assert [p for p in dataset_inputs if p not in tree] == []
     surfaces = {Path(p).suffix for p in tree if p.startswith(f"derivative/pycortex-db/{subject}/surfaces/pia_")}
-    assert surfaces == {roi_build.surface_suffix(subject)}
+    assert surfaces == {roi_files.surface_suffix(subject)}
 
 
 def test_test_story_rows_and_response_sizes(tree, respdict):

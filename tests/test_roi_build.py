@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bt_tutorial import atlas, roi_build
+from bt_tutorial import atlas, roi_build, roi_files
 from bt_tutorial.rois import PAPER_ROI_SETS
 
 nib = pytest.importorskip("nibabel")
@@ -79,7 +79,7 @@ def build_mirror(serve: Path, subject: str = SUBJECT, surfaces: str = ".gii") ->
     mask[MASKED_OUT] = 0
     nib.save(nib.Nifti1Image(mask, np.eye(4)), str(xfm / "mask_thick.nii.gz"))
     expected = {}
-    for z, (h, side) in enumerate(roi_build.HEMIS):
+    for z, (h, side) in enumerate(roi_files.HEMIS):
         centers = np.array([mm(voxel_of(i, z)) for i in range(6)])
         white, pial = centers - 0.3, centers + 0.3
         labels = [FS_LABELS[side][p] for p in PERM]
@@ -216,7 +216,7 @@ def test_one_command_downloads_inputs_and_builds_the_masks(served, capsys):
 @pytest.mark.parametrize("served", [("UTS02", ".npz")], indirect=True)
 def test_uts02_surfaces_are_pycortex_npz(served, capsys):
     """Catches a plan that asks UTS02 for .gii surfaces (ds003020 has .npz) or a reader of GIfTI only."""
-    assert roi_build.surface_suffix("UTS02") == ".npz" and roi_build.surface_suffix("UTS01") == ".gii"
+    assert roi_files.surface_suffix("UTS02") == ".npz" and roi_files.surface_suffix("UTS01") == ".gii"
     with pytest.warns(UserWarning, match="label no voxel"):
         assert roi_build.main(cli(served, subject="UTS02")) == 0
     asked = [path for _, path, _ in served["state"]["requests"] if "/surfaces/" in path]
@@ -233,12 +233,12 @@ def test_surfaces_found_locally_decide_the_format(tmp_path):
     folder.mkdir(parents=True)
     for name in ("wm_lh", "wm_rh", "pia_lh", "pia_rh"):
         write_surface(folder / f"{name}.npz", AXES)
-    assert roi_build.surface_suffix("UTS01", tmp_path) == ".npz"
+    assert roi_files.surface_suffix("UTS01", tmp_path) == ".npz"
     assert roi_build.plan_sources("UTS01", surfaces=".npz")["wm_lh"].relpath.endswith("surfaces/wm_lh.npz")
-    assert np.allclose(roi_build.read_surface(folder / "wm_lh.npz"), AXES)
+    assert np.allclose(roi_files.read_surface(folder / "wm_lh.npz"), AXES)
     np.savez(folder / "bad.npz", points=AXES)
     with pytest.raises(ValueError, match="Cannot read the surface .*bad.npz"):
-        roi_build.read_surface(folder / "bad.npz")
+        roi_files.read_surface(folder / "bad.npz")
 
 
 def test_size_of_a_file_whose_server_refuses_head(served):
@@ -290,10 +290,10 @@ def test_unregistered_sphere_and_wrong_hemisphere_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not registered|sphere.reg"):
         roi_build.resample_labels(AXES, np.arange(6), AXES + [[0.5, 0.5, 0]])
     write_annot_file(tmp_path / "lh.annot", "L")
-    areas, names = roi_build.read_annot_areas(tmp_path / "lh.annot", "L")
+    areas, names = roi_files.read_annot_areas(tmp_path / "lh.annot", "L")
     assert areas.tolist() == ["A1", "LBelt", "STSdp", "V1", "", "44"] and names == set(AREAS)
     with pytest.raises(ValueError, match="other hemisphere"):
-        roi_build.read_annot_areas(tmp_path / "lh.annot", "R")
+        roi_files.read_annot_areas(tmp_path / "lh.annot", "R")
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(served, capsys):

@@ -1,6 +1,6 @@
 """Brain-tuning: fine-tune a speech model to predict fMRI responses (Moussa et al., 2025).
 
-Four parts, in the order a run uses them:
+Five parts, in the order a run uses them:
 
 - :mod:`~bt_tutorial.brain_tuning.settings`: :class:`TuningConfig`, the recipes
   (``TUNING_PRESETS``) and where runs are saved;
@@ -8,6 +8,8 @@ Four parts, in the order a run uses them:
   its z-scored targets, and the shuffled-fMRI controls;
 - :mod:`~bt_tutorial.brain_tuning.model`: the speech model with a linear head, and the
   ridge fit that can start the head;
+- :mod:`~bt_tutorial.brain_tuning.schedule`: the rows of each optimizer step and the
+  learning rates (the authors' schedule or this book's);
 - :mod:`~bt_tutorial.brain_tuning.loop`: the training loop (mixed precision, gradient
   accumulation, checkpoints, resume), with :mod:`~bt_tutorial.brain_tuning.distributed`
   for several processes and :mod:`~bt_tutorial.brain_tuning.cli` behind
@@ -18,9 +20,10 @@ checkpoints that load no code); :mod:`~bt_tutorial.brain_tuning.benchmark` times
 steps on a GPU (``python -m bt_tutorial.brain_tuning.benchmark``).
 """
 
-from .loop import TuningResult, brain_tune, epoch_batches, evaluate, lr_schedule, optimizer_steps, train_model
+from .loop import TuningResult, brain_tune, evaluate, train_model
 from .model import BrainTunedModel, fit_ridge_head, mean_correlation, pooled_outputs
 from .samples import TuningData, chunk_order, control_targets, prepare_tuning_data, tr_windows
+from .schedule import epoch_batches, lr_schedule, optimizer_steps
 from .settings import (CONTROLS, DEMO_SIZES, IMPROVED_SCHEDULE, TUNING_PRESETS, TuningConfig,
                        profile_tuning_config, tuned_model_dir)
 
