@@ -195,8 +195,9 @@ def effect_holds(kind: str, verdicts) -> bool:
     return bool(verdicts) and all(v == EXPECTED[kind] for v in verdicts)
 
 
-RECIPES = {"paper": "paper (the authors' recipe)", "lag": "paper + lag 2 TRs", "ridge": "paper + ridge head",
-           "lag-ridge": "lag 2 TRs + ridge head", "lag-ridge-eval": "lag 2 TRs + ridge head, eval mode"}
+RECIPES = {"paper": "paper (the authors' recipe)", "lag-ridge": "lag 2 TRs + ridge head (the demo)",
+           "no-lag": "demo without the lag", "random-head": "demo with a random head",
+           "lag-ridge-eval": "demo in eval mode"}
 
 
 def load_tuning_ablation(path=None) -> dict:
