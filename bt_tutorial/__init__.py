@@ -29,6 +29,7 @@ Measuring alignment
     ``rois``           ROI sets, per-ROI summaries with intervals, paired comparisons
     ``atlas``          Glasser ROI masks of real subjects, built once per subject
     ``roi_build``      ``python -m bt_tutorial.roi_build``: downloads the inputs, builds the masks
+    ``roi_files``      the ROI build's input files (annotations, surfaces, transforms) and their readers
 Brain-tuning
     ``brain_tuning``   settings, training samples and controls, the tuned model, the loop
     ``tune``           ``python -m bt_tutorial.tune``, the command line of brain-tuning

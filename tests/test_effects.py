@@ -184,7 +184,8 @@ def test_ablation_table_reads_each_run_at_its_chosen_layer(tmp_path):
     path.write_text(json.dumps({"runs": [run]}))
     table = ablation_table(load_tuning_ablation(path))
     assert table.to_dict("records") == [{
-        "recipe": "lag 2 TRs + ridge head", "subject": "UTS02", "layer": 2, "comparison": "brain-tuned - control",
+        "recipe": "lag 2 TRs + ridge head (the demo)", "subject": "UTS02", "layer": 2,
+        "comparison": "brain-tuned - control",
         "difference": 0.04, "low": 0.03, "high": 0.05, "verdict": "higher", "tuning_s": 190.0,
         "head_start_r": 0.073}]
     assert ablation_table(load_tuning_ablation(path), layer=3)["difference"].tolist() == [-0.5]
