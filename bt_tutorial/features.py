@@ -148,12 +148,13 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
     bar = progress if isinstance(progress, tqdm) else tqdm(total=len(ends), disable=not progress,
                                                            desc=f"{model.name} features", unit="window")
     out = {k: [] for k in layers}
+    last = model.last_audio_frame(cut.shape[1])  # padded Whisper: frame duration * 50, not 1499
     with torch.inference_mode():
         for start in range(0, len(cut), params.batch_size):
             inputs = model.prepare(np.asarray(cut[start:start + params.batch_size]))
             with amp:
                 states = model.hidden_states(inputs, max(layers))
-            stop = min(states[0].shape[1], model.last_audio_frame(cut.shape[1]) + 1)  # padded Whisper: < 1500
+            stop = min(states[0].shape[1], last + 1)
             n = params.n_pooled_frames(stop)
             for k in layers:
                 out[k].append(states[k][:, stop - n:stop, :].float().mean(1).cpu().numpy())

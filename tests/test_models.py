@@ -144,8 +144,12 @@ def test_hub_name_offline_fails_fast_with_advice(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tried = []
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: tried.append(a) or (_ for _ in ()).throw(
-        OSError("no network in this test")))
+
+    def no_network(*args, **kwargs):
+        tried.append(args)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
     with pytest.raises(OSError, match="whisper-tiny.en"):
         load_speech_model("facebook/wav2vec2-base-not-cached")
     assert tried == []  # no connection attempted
