@@ -21,7 +21,7 @@ data: $(STAMP)
 	$(PY) data_scripts/make_synthetic_twin.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m coverage run --source=bt_tutorial --data-file=$(VENV)/.coverage -m pytest -q --chapter-coverage
 
 book: $(STAMP) data
 	$(VENV)/bin/jupyter-book clean book

@@ -48,3 +48,12 @@ def tiny_spec():
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(PRIVATE_DATA_HOME, ignore_errors=True)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--chapter-coverage", action="store_true",
+                     help="check that every function a chapter calls ran in this (coverage-measured) run")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)  # stable: order kept otherwise

@@ -116,6 +116,99 @@ def test_every_package_name_a_chapter_imports_is_tested(chapter):
     assert untested == [], f"{chapter.name} uses names no test's code uses: {untested}"
 
 
+def chapter_method_calls(chapter) -> set:
+    """Attribute names a chapter's code calls, ``x.load_responses(...)`` -> ``load_responses``."""
+    import ast
+
+    called = set()
+    for kind, src, _ in cells(chapter):
+        if kind == "code":
+            tree = ast.parse("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
+            called |= {node.func.attr for node in ast.walk(tree)
+                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    return called
+
+
+def package_methods() -> dict:
+    """Public methods of the package's public classes: name -> [function]."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import bt_tutorial
+
+    methods = {}
+    for info in pkgutil.walk_packages(bt_tutorial.__path__, "bt_tutorial."):
+        module = importlib.import_module(info.name)
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and cls.__module__ == module.__name__ and not cls.__name__.startswith("_"):
+                for name, member in vars(cls).items():
+                    member = member.fget if isinstance(member, property) else member
+                    if inspect.isfunction(member) and not name.startswith("_"):
+                        methods.setdefault(name, []).append(member)
+    return methods
+
+
+def body_lines(function) -> tuple:
+    """(file, line numbers of the function's body): its code's lines without the ``def`` line."""
+    import inspect
+
+    code = inspect.unwrap(function).__code__
+    return code.co_filename, {line for *_, line in code.co_lines() if line and line != code.co_firstlineno}
+
+
+def chapter_callables(chapter) -> dict:
+    """What a chapter runs of the package: ``module.name`` -> candidate functions (any one may be it).
+
+    Imported functions, imported classes' methods, and methods called by name on any object
+    (``dataset.load_responses(...)`` -> every public class's ``load_responses``).
+    """
+    import importlib
+    import inspect
+
+    found = {}
+    for name, module in chapter_imports(chapter).items():
+        obj = getattr(importlib.import_module(module), name)
+        if inspect.isfunction(obj):
+            found[f"{module}.{name}"] = [obj]
+        elif inspect.isclass(obj):
+            found[f"{module}.{name}"] = [f for f in vars(obj).values() if inspect.isfunction(f)]
+    methods = package_methods()
+    for name in chapter_method_calls(chapter) & set(methods):
+        found[f"<object>.{name}"] = methods[name]
+    return {key: functions for key, functions in found.items() if functions}
+
+
+def test_chapter_callables_include_imports_and_method_calls():
+    found = chapter_callables(BOOK / "01_setup_and_data.md")
+    assert "bt_tutorial.profiles.open_dataset" in found and "<object>.load_responses" in found
+    load_responses = found["<object>.load_responses"][0]
+    file, lines = body_lines(load_responses)
+    assert file.endswith("data.py") and min(lines) > load_responses.__code__.co_firstlineno
+
+
+@pytest.mark.run_last
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_function_a_chapter_calls_is_executed_by_a_test(chapter, request):
+    """Coverage of the whole suite: each function a chapter calls has run at least one line of its body."""
+    import coverage
+
+    cov = coverage.Coverage.current()
+    if not request.config.getoption("--chapter-coverage"):
+        pytest.skip("needs the whole suite under coverage: make test")
+    assert cov is not None, "--chapter-coverage needs `python -m coverage run -m pytest` (make test does this)"
+    data = cov.get_data()
+    missed = []
+    for key, functions in chapter_callables(chapter).items():
+        ran = False
+        for function in functions:
+            file, lines = body_lines(function)
+            ran = ran or bool(lines & set(data.lines(file) or ()))
+        if not ran:
+            missed.append(key)
+    assert missed == [], f"{chapter.name} calls functions no test runs: {sorted(missed)}"
+
+
 def test_demo_feature_settings_quoted_in_the_docs_match_the_config():
     from bt_tutorial.config import get_config
 

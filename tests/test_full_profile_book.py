@@ -35,7 +35,7 @@ def test_chapter_7_reads_the_miniature_datasets_offline(tmp_path, monkeypatch):
         assert all(len(w) == 16000 for w in task.waveforms), name
 
 
-def test_the_kernels_reach_only_localhost():
+def test_offline_env_points_the_hub_proxies_and_dataset_url_at_localhost():
     env = load_tool().offline_env(Path("/x"), "http://127.0.0.1:8000", "fast")
     assert env["BT_PROFILE"] == "full" and env["BT_MODEL"] == "tiny-wav2vec2" and env["BT_FEATURES"] == "fast"
     assert env["https_proxy"] == env["http_proxy"] == "http://127.0.0.1:9" and env["HF_HUB_OFFLINE"] == "1"

@@ -205,7 +205,7 @@ def test_percent_drop_is_a_ratio_of_roi_means():
         percent_drop(r_orig, r_resid[:3], masks)
 
 
-def test_lowlevel_impact_on_the_tiny_twin(tiny):
+def test_lowlevel_impact_keys_shapes_and_voxel_subset_on_the_tiny_twin(tiny):
     ds, train, test = tiny
     rng = np.random.default_rng(0)
     rows = {k: {s: rng.standard_normal((len(ds.tr_times(s)), 16)).astype(np.float32)
