@@ -76,7 +76,7 @@ def signal_power(repeats: np.ndarray, chunk: int = CHUNK_VOXELS) -> np.ndarray:
     """
     reps = _check_repeats(repeats)
     n_voxels = reps.shape[2]
-    sp = np.empty(n_voxels)
+    sp = np.full(n_voxels, np.nan)
     bad = np.zeros(n_voxels, bool)
     for start in range(0, n_voxels, max(1, int(chunk))):
         block = np.asarray(reps[:, :, start:start + chunk], dtype=np.float64)

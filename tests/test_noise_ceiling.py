@@ -119,7 +119,7 @@ def test_degenerate_repeats_are_refused():
     from bt_tutorial.noise_ceiling import MIN_TRS
 
     reps = simulate(np.random.default_rng(5), np.zeros(400), n_repeats=4, n_trs=2)
-    with pytest.raises(ValueError, match=f"2 TRs; a noise ceiling needs at least {MIN_TRS}"):
+    with pytest.raises(ValueError, match=rf"2 TRs; a noise ceiling needs at least {MIN_TRS} \(with fewer, pure"):
         cc_max(reps)
     with pytest.raises(ValueError, match="n_repeats >= 2"):
         cc_max(simulate(np.random.default_rng(5), np.ones(3), n_repeats=1, n_trs=100))
@@ -131,12 +131,14 @@ def test_degenerate_repeats_are_refused():
 def test_selection_and_normalisation_refuse_bad_ceilings():
     from bt_tutorial.noise_ceiling import normalized_alignment, select_voxels
 
-    with pytest.raises(ValueError, match="non-empty 1-D array of finite values.*1 non-finite"):
-        select_voxels(np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match="non-empty 1-D array of finite values.*2 non-finite"):
+        select_voxels(np.array([0.5, np.nan, np.inf]))
     with pytest.raises(ValueError, match=r"non-empty 1-D.*shape \(0,\)"):
         select_voxels(np.array([]))
-    with pytest.raises(ValueError, match="ceiling has 1 non-finite"):
-        normalized_alignment(np.array([0.1, 0.2]), np.array([0.5, np.inf]))
+    with pytest.raises(ValueError, match="ceiling has 2 non-finite"):
+        normalized_alignment(np.array([0.1, 0.2, 0.3]), np.array([0.5, np.inf, np.nan]))
+    with pytest.raises(ValueError, match=r"scores \(2,\) and ceiling \(3,\) differ in shape"):
+        normalized_alignment(np.array([0.1, 0.2]), np.array([0.5, 0.5, 0.5]))
     # a NaN score (constant voxel) stays NaN instead of becoming a ratio
     assert np.isnan(normalized_alignment(np.array([np.nan, 0.2]), np.array([0.5, 0.5]))).tolist() == [True, False]
 
@@ -182,3 +184,39 @@ def test_lebel_summary_is_complete_and_consistent():
         high = np.concatenate([q, [s["max"]]])
         width = np.diff(edges)
         assert width @ low - 1e-3 <= s["mean"] <= width @ high + 1e-3, subject
+
+
+def test_signal_power_ignores_each_repeats_offset_and_scale():
+    """Catches broken z-scoring of the repeats: the mean added instead of removed, or small sds left unscaled."""
+    rng = np.random.default_rng(11)
+    reps = 0.1 * simulate(rng, np.array([0.2, 1.0, 3.0]), n_repeats=4, n_trs=200)  # sds well under 1
+    moved = reps * rng.uniform(0.05, 0.5, (4, 1, 3)) + rng.uniform(-5, 5, (4, 1, 3))
+    np.testing.assert_allclose(signal_power(moved), signal_power(reps), rtol=1e-9)
+
+
+def test_every_chunk_size_computes_every_voxel_in_float64():
+    """Catches voxels skipped by the chunk loop (chunk of 1) and a float32 computation of float32 input."""
+    rng = np.random.default_rng(12)
+    reps = simulate(rng, rng.uniform(0, 2, 9), n_repeats=3, n_trs=80).astype(np.float32)
+    exact = signal_power(reps.astype(np.float64), chunk=10**9)
+    for chunk in (1, 4):
+        np.testing.assert_allclose(signal_power(reps, chunk=chunk), exact, rtol=1e-12)  # float32: ~1e-7
+
+
+def test_the_non_finite_warning_lists_five_voxels_and_points_at_the_caller():
+    """Catches the warning attributed to the package's own line (stacklevel) or listing too many voxels."""
+    reps = simulate(np.random.default_rng(13), np.ones(9), n_repeats=3, n_trs=50)
+    reps[0, 0, 1:8] = np.nan
+    with pytest.warns(UserWarning, match=r"7 of 9 voxels .*\(first: \[1, 2, 3, 4, 5\]\)") as caught:
+        cc_max(reps)
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # clean repeats: no warning at all
+        cc_max(reps[:, :, [0, 8]])
+
+
+def test_normalized_alignment_of_integer_lists_is_a_float_ratio():
+    """Catches the inputs kept as ints: 1 / 2 would be stored as 0."""
+    from bt_tutorial.noise_ceiling import normalized_alignment
+
+    assert normalized_alignment([1, 0, 3], [2, 0, 4]).tolist()[::2] == [0.5, 0.75]
