@@ -460,3 +460,38 @@ def test_paper_recipe_learning_rates_per_epoch(monkeypatch, tmp_path):
     for epoch, (backbone, head) in enumerate([(0.0, 1.0), (0.2, 0.8), (0.4, 0.64)]):
         for rates in adam.rates[epoch * per_epoch:(epoch + 1) * per_epoch]:
             assert rates == pytest.approx([backbone * 5e-5, head * 1e-4]), epoch
+
+
+def test_other_story_top_up_draws_every_row_and_a_single_story_is_refused():
+    """Catches a top-up that never draws the source's first row, and a missing refusal of one story."""
+    targets = [np.zeros((30, 1)), np.array([[100.0], [101.0]])]
+    other = control_targets(targets, "other_story", 15, np.random.default_rng(0))
+    assert set(other[0][:, 0]) == {100.0, 101.0} and other[0][0, 0] == 100.0
+    assert set(other[0][2:, 0]) == {100.0, 101.0}  # 28 random draws from both rows
+    with pytest.raises(ValueError, match="The 'other_story' control needs at least 2 training stories"):
+        control_targets(targets[:1], "other_story", 15, np.random.default_rng(0))
+
+
+def test_chunk_permute_passes_the_distance_and_falls_back_to_a_random_order():
+    """Catches the distance dropped on the way to chunk_order, a story of exactly ``distance`` chunks
+    left in order, a forward swap used as the fallback, an empty story, and the warning's caller."""
+    from bt_tutorial.brain_tuning import chunk_order
+
+    story = np.arange(40 * 15.0)[:, None]
+    got = control_targets([story], "chunk_permute", 15, np.random.default_rng(3), chunk_distance=10)
+    assert np.array_equal(got[0][:, 0], chunk_order(600, 15, 10, np.random.default_rng(3)))
+    with pytest.warns(UserWarning, match="10 chunks of 15 TRs, too few to swap chunks 10 apart") as caught:
+        control_targets([np.arange(150.0)[:, None]], "chunk_permute", 15, np.random.default_rng(0), 10)
+    assert caught[0].filename == __file__
+    with pytest.warns(UserWarning):
+        orders = [chunk_order(150, 15, 10, np.random.default_rng(seed)) for seed in range(40)]
+    assert any(not np.array_equal(o, np.arange(150)) for o in orders)
+    assert any(o[0] == 0 for o in orders)  # a random permutation may keep chunk 0 first; a forward swap never
+    with pytest.warns(UserWarning):
+        assert chunk_order(0, 15, 10, np.random.default_rng(0)).shape == (0,)
+
+
+def test_tr_windows_default_to_five_trs():
+    """Catches a changed default window (the authors' 5 TRs, 10.045 s)."""
+    w = tr_windows(np.zeros(16000 * 30, np.float32), np.array([20.0]))
+    assert 5 * 2.0045 * 16000 <= w.shape[1] < 5 * 2.0045 * 16000 + 320

@@ -82,7 +82,10 @@ def control_targets(targets: list, control: str | None, chunk_trs: int, rng, chu
             extra = rng.integers(0, len(source), max(0, len(t) - len(source)))
             out.append(np.concatenate([source[:len(t)], source[extra]]))
         return out
-    return [t[chunk_order(len(t), chunk_trs, chunk_distance, rng)] for t in targets]
+    permuted = []
+    for t in targets:  # a loop, not a comprehension: chunk_order's warning names control_targets' caller
+        permuted.append(t[chunk_order(len(t), chunk_trs, chunk_distance, rng)])
+    return permuted
 
 
 def chunk_order(n_rows: int, chunk_trs: int, chunk_distance: int, rng) -> np.ndarray:
