@@ -1,0 +1,59 @@
+"""tools/mutation_report.py: the per-module table of a mutmut run and the sorting of its survivors."""
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "mutation_report.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("mutation_report", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def diff(before: str, after: str) -> str:
+    return f"--- a.py\n+++ a.py\n@@ -1 +1 @@\n-    {before}\n+    {after}\n"
+
+
+def test_survivors_are_sorted_into_wording_equivalent_and_open():
+    tool = load_tool()
+    entry = {"function": "bt_tutorial.m.x_f", "change": "y = g(x, None)", "reason": "why"}
+    assert tool.classify("bt_tutorial.m.x_f__mutmut_3", diff('raise ValueError("Bad x.")',
+                                                           'raise ValueError("XXBad x.XX")'), [entry])[0] == "wording"
+    assert tool.classify("bt_tutorial.m.x_f__mutmut_4", diff('warn("Bad x.")', 'warn("BAD X.")'), [])[0] == "wording"
+    assert tool.classify("bt_tutorial.m.x_f__mutmut_5", diff("y = g(x, 1)", "y = g(x, None)"), [entry]) == (
+        "equivalent", "why")
+    assert tool.classify("bt_tutorial.m.x_h__mutmut_5", diff("y = g(x, 1)", "y = g(x, None)"), [entry])[0] == "open"
+    assert tool.classify("bt_tutorial.m.x_f__mutmut_6", diff("y = a - b", "y = a + b"), [entry])[0] == "open"
+
+
+def test_table_counts_and_shares_per_module():
+    tool = load_tool()
+    lines = ["    bt_tutorial.m.x_f__mutmut_1: killed", "    bt_tutorial.m.x_f__mutmut_2: survived",
+             "    bt_tutorial.m.xǁCǁg__mutmut_1: timeout", "    bt_tutorial.m.x_f__mutmut_3: no tests",
+             "    bt_tutorial.m.x_f__mutmut_4: survived"]
+    counts, survivors = tool.tally(lines)
+    assert dict(counts["bt_tutorial.m"]) == {"mutants": 5, "killed": 1, "survived": 2, "timeout": 1, "no tests": 1}
+    assert survivors["bt_tutorial.m"] == ["bt_tutorial.m.x_f__mutmut_2", "bt_tutorial.m.x_f__mutmut_4"]
+    counts["bt_tutorial.m"].update(equivalent=1, open=1)
+    row = tool.table(counts).splitlines()[-1]
+    assert row == "| `bt_tutorial.m` | 5 | 1 | 1 | 0 | 1 | 1 | 1 | 50% | 67% |"
+
+
+def test_every_listed_equivalent_names_a_function_of_the_package():
+    """A renamed function would leave its entries matching nothing."""
+    tool = load_tool()
+    entries = tool.load_equivalents()
+    assert entries
+    for entry in entries:
+        module_name, _, function = entry["function"].rpartition(".")
+        module = importlib.import_module(module_name)
+        if function.startswith("xǁ"):
+            _, cls, method = function.split("ǁ")
+            assert hasattr(getattr(module, cls), method), entry
+        else:
+            assert hasattr(module, function.removeprefix("x_")), entry
+        assert entry["change"].strip() and entry["reason"].strip(), entry
