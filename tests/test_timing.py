@@ -87,3 +87,12 @@ def test_make_delayed_refuses_a_story_not_longer_than_the_largest_delay():
         timing.make_delayed(np.ones((5, 3)), ())
     d = timing.make_delayed(np.arange(5.0)[:, None], (-1, 4))  # one row more than the delay is enough
     assert np.array_equal(d, [[1, 0], [2, 0], [3, 0], [4, 0], [0, 0]])
+
+
+def test_make_delayed_zero_and_negative_delays_keep_the_dtype():
+    """Catches delay 0 treated as a negative delay and a float64 copy of float32 features."""
+    x = np.arange(1.0, 13.0, dtype=np.float32).reshape(6, 2)
+    d = timing.make_delayed(x, delays=(0, -2))
+    assert d.dtype == np.float32
+    assert np.array_equal(d[:, :2], x)
+    assert np.array_equal(d[:, 2:], np.vstack([x[2:], np.zeros((2, 2))]))
