@@ -1,9 +1,9 @@
 """Shared fixtures: the demo twin in the tests' own data home and a tiny twin for fast checks.
 
 The suite never reads or writes the user's data home: ``BT_DATA`` points to a temporary
-folder made for the run (removed at its end), and the other ``BT_*`` settings of the
-user's shell are cleared, so a stale twin, a cached run or ``BT_PROFILE=full`` outside
-cannot change what the tests see.
+folder made for each test session (removed at its end; a mutation tool's forked sessions
+each get their own), and the other ``BT_*`` settings of the user's shell are cleared, so a
+stale twin, a cached run or ``BT_PROFILE=full`` outside cannot change what the tests see.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import pytest
 
 for _name in [name for name in os.environ if name.startswith("BT_")]:
     del os.environ[_name]
-PRIVATE_DATA_HOME = tempfile.mkdtemp(prefix="bt_tutorial_tests_")
-os.environ["BT_DATA"] = PRIVATE_DATA_HOME
 
 from bt_tutorial.synthetic import TwinSpec, ensure_twin, make_synthetic_twin
 
@@ -46,8 +44,16 @@ def tiny_spec():
     return TINY_SPEC
 
 
+SESSION_HOMES = []
+
+
+def pytest_sessionstart(session):
+    SESSION_HOMES.append(tempfile.mkdtemp(prefix="bt_tutorial_tests_"))
+    os.environ["BT_DATA"] = SESSION_HOMES[-1]
+
+
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(PRIVATE_DATA_HOME, ignore_errors=True)
+    shutil.rmtree(SESSION_HOMES.pop(), ignore_errors=True)  # only the folder this session made
 
 
 def pytest_addoption(parser):

@@ -76,3 +76,29 @@ def test_unknown_feature_preset_names_the_variable_and_choices(monkeypatch):
     with pytest.raises(ValueError, match="BT_FEATURES") as info:
         get_config()
     assert "BT_FEATURES" in str(info.value) and "paper, fast" in str(info.value) and "'quick'" in str(info.value)
+
+
+def test_tests_see_a_fresh_data_home_of_their_own():
+    """Catches the suite reading the shell's data home (a stale twin there changed what tests saw)."""
+    import os
+    import tempfile
+
+    home = get_config().data_home
+    assert home.name.startswith("bt_tutorial_tests_") and home.parent == Path(tempfile.gettempdir())
+    assert not {name for name in os.environ if name.startswith("BT_")} - {"BT_DATA"}  # the shell's BT_* cleared
+
+
+def test_the_suite_ignores_a_garbage_data_home_and_bt_settings_in_the_shell(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    user = tmp_path / "user_home"
+    (user / "synthetic_twin").mkdir(parents=True)
+    (user / "synthetic_twin" / "twin.json").write_text("{garbage")
+    env = dict(os.environ, BT_DATA=str(user), BT_PROFILE="full", BT_SUBJECT="UTS09", BT_MODEL="nonsense")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          f"{__file__}::test_tests_see_a_fresh_data_home_of_their_own"],
+                         env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert sorted(p.name for p in user.rglob("*")) == ["synthetic_twin", "twin.json"]
