@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .comparison import verdict
+from .rois import percentile_interval, resampled_means
 
 BRAIN_PAIRS = (("brain-tuned", "pretrained"), ("brain-tuned", "control"))
 
@@ -102,17 +103,10 @@ def percent_drop_difference(r_orig_a, r_resid_a, r_orig_b, r_resid_b, mask, n_bo
         return 100 * (means[0] - means[1]) / means[0], 100 * (means[2] - means[3]) / means[2]
 
     drop_a, drop_b = drops(values.mean(axis=1))
-    rng = np.random.default_rng(seed)
-    boot = np.empty(n_boot)
-    for start in range(0, n_boot, 200):
-        idx = rng.integers(0, values.shape[1], (min(200, n_boot - start), values.shape[1]))
-        means = values[:, idx].mean(axis=2)
-        a, b = drops(means)
-        boot[start:start + len(idx)] = a - b
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(boot, [tail, 100 - tail])
+    a, b = drops(resampled_means(values, n_boot, np.random.default_rng(seed)))
+    low, high = percentile_interval(a - b, level)
     return {"drop_a": float(drop_a), "drop_b": float(drop_b), "difference": float(drop_a - drop_b),
-            "low": float(low), "high": float(high)}
+            "low": low, "high": high}
 
 
 def lowlevel_effects(impacts: dict, mask, layer: int, set_name: str, pairs=BRAIN_PAIRS, **kwargs):

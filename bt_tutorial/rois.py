@@ -101,12 +101,35 @@ def roi_means(values: np.ndarray, masks: dict) -> dict:
     return out
 
 
-def _resampled_means(values: np.ndarray, n_boot: int, rng) -> np.ndarray:
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 500):  # chunks keep memory flat for large ROIs
-        stop = min(n_boot, start + 500)
-        means[start:stop] = values[rng.integers(0, values.size, (stop - start, values.size))].mean(1)
+def resampled_means(values: np.ndarray, n_boot: int, rng) -> np.ndarray:
+    """Means of each row of ``values`` over ``n_boot`` resamples of its columns (paired: the same
+    columns for every row).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_rows, n) or (n,)
+    n_boot : int
+    rng : numpy Generator
+
+    Returns
+    -------
+    means : ndarray, shape (n_rows, n_boot)
+    """
+    values = np.atleast_2d(values)
+    n_rows, n = values.shape
+    chunk = int(np.clip(2**22 // max(1, n_rows * n), 1, 500))  # about 32 MB of resampled values at a time
+    means = np.empty((n_rows, n_boot))
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        means[:, start:stop] = values[:, rng.integers(0, n, (stop - start, n))].mean(axis=2)
     return means
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple:
+    """Central ``level`` percentile interval of bootstrap samples (NaN ignored): (low, high)."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple:
@@ -124,10 +147,8 @@ def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, 
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan"), float("nan"), float("nan")
-    means = _resampled_means(values, n_boot, np.random.default_rng(seed))
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(values.mean()), float(low), float(high)
+    low, high = percentile_interval(resampled_means(values, n_boot, np.random.default_rng(seed))[0], level)
+    return float(values.mean()), low, high
 
 
 def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, level: float = 0.95,

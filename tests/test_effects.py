@@ -12,6 +12,7 @@ def test_interval_verdict_and_effect_holds():
     assert interval_verdict(0.01, 0.2) == "higher"
     assert interval_verdict(-0.2, -0.01) == "lower"
     assert interval_verdict(-0.1, 0.1) == "no clear difference"
+    assert interval_verdict(0.0, 0.1) == interval_verdict(-0.1, 0.0) == "no clear difference"  # 0 is inside
     assert interval_verdict(np.nan, 0.1) == "too few values to compare"
     assert effect_holds("alignment", ["higher", "higher"]) and not effect_holds("alignment", ["higher", "lower"])
     assert effect_holds("lowlevel", ["lower"]) and not effect_holds("lowlevel", [])
@@ -24,7 +25,7 @@ def test_interval_verdict_and_effect_holds():
 def test_choose_layer_uses_the_pretrained_model_and_ignores_nan():
     values = np.array([[0.1, np.nan, 0.1], [0.3, np.nan, 0.5], [0.2, 0.9, np.nan]])
     assert choose_layer(values, [0, 2, 4]) == 4  # means 0.1, 0.4, 0.55
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one row per layer and some finite values"):
         choose_layer(values, [0, 1])
 
 
@@ -56,6 +57,21 @@ def test_percent_drop_difference_on_planted_drops():
     assert np.isnan(percent_drop_difference(r, r, r, r, np.zeros(400, bool))["difference"])
 
 
+def test_percent_drop_difference_defaults_are_reproducible_and_two_voxels_suffice():
+    """Catches an unseeded bootstrap, changed documented defaults (2000 resamples, seed 0, 95%),
+    and two voxels refused."""
+    rng = np.random.default_rng(1)
+    r = rng.uniform(0.2, 0.6, 300)
+    args = (r, 0.8 * r + rng.normal(0, 0.02, 300), r, 0.6 * r + rng.normal(0, 0.02, 300), np.ones(300, bool))
+    first = percent_drop_difference(*args)
+    assert first == percent_drop_difference(*args) == percent_drop_difference(*args, n_boot=2000, level=0.95,
+                                                                                 seed=0)
+    assert first != percent_drop_difference(*args, seed=1) and first != percent_drop_difference(*args, n_boot=2001)
+    two = np.zeros(300, bool)
+    two[:2] = True
+    assert np.isfinite(percent_drop_difference(*args[:4], two)["low"])
+
+
 class _Impact:
     def __init__(self, r_orig, r_resid):
         self.r_orig, self.r_resid = {3: r_orig}, {(3, "all"): r_resid}
@@ -67,8 +83,10 @@ def test_lowlevel_effects_table_reads_lower_for_a_smaller_drop():
     impacts = {"pretrained": _Impact(r, 0.5 * r), "control": _Impact(r, 0.55 * r),
                "brain-tuned": _Impact(r, 0.8 * r)}
     table = lowlevel_effects(impacts, np.ones(300, bool), 3, "all")
-    assert list(table["verdict"]) == ["lower", "lower"]
+    assert list(table["verdict"]) == ["lower", "lower"] and table.index.name == "comparison"
     assert table.loc["brain-tuned - pretrained", "difference"] == pytest.approx(-30)
+    other = lowlevel_effects(impacts, np.ones(300, bool), 3, "all", seed=5, n_boot=300)  # passed through
+    assert other["low"].tolist() != table["low"].tolist()
 
 
 class _Probe:
@@ -111,7 +129,7 @@ def _pairs(late_vs_control_low=0.01):
         for roi in ("late_language", "early_auditory"):
             rows.append({"comparison": "brain-tuned - pretrained", "layer": layer, "roi": roi, "n_voxels": 40,
                          "difference": 0.05, "low": 0.02, "high": 0.08, "p_value": 0.001})
-            low = late_vs_control_low if layer == 2 else -0.02
+            low = late_vs_control_low if layer == 2 and roi == "late_language" else -0.02
             rows.append({"comparison": "brain-tuned - control", "layer": layer, "roi": roi, "n_voxels": 40,
                          "difference": 0.03, "low": low, "high": 0.06, "p_value": 0.01 if low > 0 else 0.2})
     return pd.DataFrame(rows)
@@ -154,9 +172,13 @@ def test_describe_lowlevel_and_downstream():
         {"task": "phonemes", "comparison": "control - pretrained", "difference": 0.01, "low": 0.0, "high": 0.02,
          "verdict": "no clear difference"}])
     text = describe_downstream(effect)
+    assert text.startswith("            intent: brain-tuned - control = +0.040 [+0.010, +0.070] -> higher")
     assert "intent: improves over the control (higher)" in text
     assert "low-level control task phonemes: no clear difference against the control (no gain, as expected)" in text
     assert "holds in this run (1 of 1 semantic tasks improve)" in text
+    as_lowlevel = describe_downstream(effect, lowlevel_tasks=("intent",))
+    assert "low-level control task intent: higher against the control (it improves too)" in as_lowlevel
+    assert "phonemes: does not improve over the control (no clear difference)" in as_lowlevel
     share = control_share(effect)
     assert share.loc["intent"].iloc[-1] == pytest.approx(0.25)
     assert np.isnan(share.loc["phonemes"].iloc[-1])  # the tuned model does not gain: no share
@@ -181,6 +203,11 @@ def test_ablation_table_reads_each_run_at_its_chosen_layer(tmp_path):
            "measures": {"layer": 2, "alignment": {"late_language": {
                "2": [row("brain-tuned - control", 0.04)], "3": [row("brain-tuned - control", -0.5)]}}}}
     path = tmp_path / "ablation.json"
+    new = json.loads(json.dumps(run))
+    new["variant"], new["tuning"]["brain-tuned"]["initial"] = "my-recipe", {}
+    path.write_text(json.dumps({"runs": [new]}))
+    unknown = ablation_table(load_tuning_ablation(path)).iloc[0]
+    assert unknown["recipe"] == "my-recipe" and np.isnan(unknown["head_start_r"])  # its own name; no r: NaN
     path.write_text(json.dumps({"runs": [run]}))
     table = ablation_table(load_tuning_ablation(path))
     assert table.to_dict("records") == [{

@@ -102,3 +102,19 @@ def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zer
     assert area_then_roi_means(scores, ceiling, masks, {"C": ("C",)}, voxels=fitted)["C"] == pytest.approx(0.5)
     with pytest.raises(KeyError, match="areas \\['E'\\]"):
         area_then_roi_means(scores, ceiling, masks, {"x": ("E",)})
+
+
+def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
+    """Catches rows resampled with different voxels, chunks that skip or repeat resamples, and the
+    wrong tails of the interval."""
+    from bt_tutorial.rois import percentile_interval, resampled_means
+
+    rng = np.random.default_rng(0)
+    row = rng.standard_normal(30_000)
+    values = np.stack([row, row, row + 1.0])
+    means = resampled_means(values, 100, np.random.default_rng(3))  # 46 resamples a chunk
+    direct = np.random.default_rng(3).integers(0, 30_000, (100, 30_000))
+    np.testing.assert_allclose(means[0], row[direct].mean(axis=1), rtol=1e-12)
+    assert np.array_equal(means[0], means[1]) and np.allclose(means[2] - means[0], 1.0)
+    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
+    assert percentile_interval(np.append(np.arange(101.0), np.nan), 0.5) == pytest.approx((25.0, 75.0))
