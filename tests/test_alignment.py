@@ -99,6 +99,7 @@ def test_best_layer_leaves_out_voxels_without_r():
         align.best_layer(np.array([False, True, False]))
 
 
+@pytest.mark.slow
 def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     """Acceptance: on the demo twin, late-language r is clearly above r outside all ROIs."""
     config = get_config(profile="demo")

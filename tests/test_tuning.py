@@ -117,6 +117,7 @@ def test_brain_tune_on_the_tiny_twin_and_no_voxel_error(tiny_twin, tmp_path):
                    TuningConfig(ceiling_threshold=0.999), device="cpu", progress=False)
 
 
+@pytest.mark.slow
 def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
     import os
     import subprocess
@@ -155,6 +156,7 @@ def test_profile_settings_and_run_folders(tmp_path):
     assert a.parent == b.parent and a != b and "/" not in a.parent.name
 
 
+@pytest.mark.slow
 def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
     """Two processes (gloo, CPU) split each step's samples; losses and weights match one process."""
     import os
