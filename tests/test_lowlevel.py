@@ -25,6 +25,13 @@ def _intervals(items):
 
 # ------------------------------------------------------------------ phone tables
 def test_articulation_table_covers_every_phone():
+    """Calls the builder, not only the table built at import (a mutation tool sees only calls)."""
+    from bt_tutorial.lowlevel.phones import articulation_table
+
+    built = articulation_table()
+    assert built.dtype == np.float32 and np.array_equal(built, ARTICULATION)
+    aa = built[PHONES.index("AA")]
+    assert aa.sum() == 3 and [ARTICULATORY_FEATURES[j] for j in np.flatnonzero(aa)] == ["voiced", "back", "low"]
     assert len(PHONES) == 39 and len(set(PHONES)) == 39
     assert len(ARTICULATORY_FEATURES) == 22 and ARTICULATION.shape == (39, 22)
     assert set(np.unique(ARTICULATION)) == {0.0, 1.0}

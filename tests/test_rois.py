@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,10 @@ def test_roi_summary_recovers_planted_means_with_intervals():
         r = rows[name]
         assert r["low"] < r["mean"] < r["high"] and r["low"] <= truth <= r["high"]
         assert 0.005 < r["high"] - r["low"] < 0.04  # about 4 standard errors of 0.1/sqrt(400)
+    default = roi_summary(values, masks, rois=["low"])
+    assert [r["roi"] for r in default] == ["low"]  # only the ROIs asked for
+    assert default == roi_summary(values, masks, rois=["low"], n_boot=2000, level=0.95, seed=0)  # documented
+    assert default != roi_summary(values, masks, rois=["low"], seed=3)  # the seed reaches the bootstrap
 
 
 def test_paired_test_false_positives_near_level_and_power_on_a_shift():
@@ -66,8 +72,10 @@ def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
 
     a = np.array([1.0, 2.0, np.nan, 4.0])
     b = np.array([0.0, 1.0, 1.0, np.nan])
-    out = compare_in_rois(a, b, {"all": np.ones(4, bool)}, n_permutations=100, n_boot=50)
-    assert out["all"].n_voxels == 2 and out["all"].mean_difference == 1.0
+    masks = {"all": np.ones(4, bool), "first": np.array([1, 0, 0, 0], bool)}
+    out = compare_in_rois(a, b, masks, rois=["all"], n_permutations=100, n_boot=50)
+    assert list(out) == ["all"] and out["all"].n_voxels == 2 and out["all"].mean_difference == 1.0
+    assert out["all"] != compare_in_rois(a, b, masks, rois=["all"], n_permutations=100, n_boot=50, seed=1)["all"]
     with pytest.raises(ValueError, match="same voxels"):
         paired_comparison(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="method must be"):
@@ -102,6 +110,14 @@ def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zer
     assert area_then_roi_means(scores, ceiling, masks, {"C": ("C",)}, voxels=fitted)["C"] == pytest.approx(0.5)
     with pytest.raises(KeyError, match="areas \\['E'\\]"):
         area_then_roi_means(scores, ceiling, masks, {"x": ("E",)})
+    at_threshold = area_then_roi_means(np.array([0.05, 0.05]), np.array([0.05, 0.1]), {"L": np.ones(2, bool)},
+                                       {"L": ("L",)})
+    assert at_threshold["L"] == pytest.approx(0.25)  # a ceiling of exactly 0.05 is not above it: 0
+    with pytest.raises(ValueError, match="must cover the same voxels"):
+        area_then_roi_means(scores[:3], ceiling, masks, {"C": ("C",)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an ROI without voxels is NaN, without a mean-of-empty warning
+        assert np.isnan(area_then_roi_means(scores, ceiling, masks, {"D": ("D",)})["D"])
 
 
 def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
