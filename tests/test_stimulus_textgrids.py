@@ -246,3 +246,19 @@ def test_damaged_chronological_file_is_a_clear_error(tmp_path):
     path.write_text(CHRONOLOGICAL.replace("2   ! Number of tiers.", "3   ! Number of tiers."))
     with pytest.raises(StimulusFileError, match="story.TextGrid cannot be parsed as a TextGrid"):
         read_textgrid(path)
+
+
+def test_chronological_point_tiers_are_stepped_over():
+    """Catches a point (TextTier) entry read with the wrong fields or length, which shifts every entry
+    after it, and a tier header checked with `and` instead of `or`."""
+    from bt_tutorial.stimulus import _parse_chronological
+
+    text = CHRONOLOGICAL.replace("2   ! Number of tiers.", "3   ! Number of tiers.").replace(
+        '"IntervalTier" "word" 0 1.5', '"IntervalTier" "word" 0 1.5\n"TextTier" "events" 0 1.5').replace(
+        '2 0 1.2\n"HELLO"', '3 0.7\n"click"\n\n2 0 1.2\n"HELLO"\n\n3 1.1\n"beep"')
+    tiers = {name: (klass, entries) for name, klass, entries in _parse_chronological(text)}
+    assert tiers["events"] == ("TextTier", [(0.7, "click"), (1.1, "beep")])
+    assert tiers["word"] == ("IntervalTier", [(0.0, 1.2, "HELLO"), (1.2, 1.5, "sp")])
+    assert [e[2] for e in tiers["phone"][1]] == ["HH", "AH0", "L", "OW1", "sp"]
+    with pytest.raises(ValueError, match="tier header 7 is not '\"IntervalTier\" \"name\" xmin xmax'"):
+        _parse_chronological(CHRONOLOGICAL.replace('"IntervalTier" "word" 0 1.5', '"IntervalTier" 2 0 1.5'))
