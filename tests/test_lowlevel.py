@@ -262,11 +262,20 @@ def test_drop_table_and_describe_sets():
     assert impact.drop_by_layer(masks) == {"a": [50.0, 0.0], "b": [0.0, 75.0]}
     table = drop_table({"pretrained": impact, "control": impact}, masks)
     assert list(table.columns) == [1, 2] and table.loc[("control", "b"), 2] == 75.0
+    assert table.columns.name == "layer" and table.index.names == ["model", "roi"]
     with pytest.raises(KeyError, match="rates"):
         impact.drop_by_layer(masks, "rates")
-    rows = {"phonemes": np.zeros((5, 39)), "diphones": np.zeros((5, 2))}
-    sets = describe_sets(rows, {"diphones": [("AH", "B"), ("K", "AE")]})
-    assert sets.loc["phonemes", "features"] == 39 and sets.loc["diphones", "first columns"] == "AH-B, K-AE"
+    two = LowLevelImpact("UTS01", "test", [1, 2], ("spectrum", "rates"), r_orig,
+                         {**r_resid, (1, "rates"): r_orig[1], (2, "rates"): r_orig[2]})
+    with pytest.raises(KeyError, match="None was not fitted"):  # two sets: which one must be said
+        two.drop_by_layer(masks)
+    assert drop_table({"m": two}, masks, "rates").loc[("m", "a")].tolist() == [0.0, 0.0]
+    rows = {"phonemes": np.zeros((5, 39)), "diphones": np.zeros((5, 7))}
+    sets = describe_sets(rows, {"diphones": [("AH", "B"), ("K", "AE"), ("T", "IY"), ("S", "T"), ("N", "D"),
+                                             ("L", "IY"), ("R", "AA")]})
+    assert sets.loc["phonemes", "features"] == 39
+    assert sets.loc["diphones", "first columns"].startswith("AH-B, K-AE, T-IY, S-T, N-D")  # five by default
+    assert "L-IY" not in sets.loc["diphones", "first columns"]
 
 
 def test_lowlevel_impact_removes_what_the_lowlevel_set_explains(tiny):
