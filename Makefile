@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# CPU pins for this platform (DESIGN.md section 8); `make CONSTRAINTS=` installs unpinned
+# CPU pins for this platform (torch and torchaudio builds that run together); `make CONSTRAINTS=` installs unpinned
 CONSTRAINTS ?= constraints-cpu.txt
 BOOK_FLAGS ?= -W -n --keep-going
 

@@ -15,7 +15,7 @@ trimmed 10 TRs at the start and 10 at the end of the scan, so both end with
 
 The Huth-lab code simulates the grid with ``tr=2.0``; we use the scanner's
 measured TR of 2.0045 s, which is the physical timing of the responses (the two
-differ by 1.4 s at the end of a 15-minute story). Pass ``tr=2.0`` to reproduce
+differ by 2.0 s at the end of a 15-minute story, 450 TRs). Pass ``tr=2.0`` to reproduce
 their grid exactly.
 """
 
