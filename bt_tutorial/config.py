@@ -9,6 +9,7 @@ same code runs in both profiles.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -46,8 +47,11 @@ class FeatureParams:
     pool: str = "last"
 
     def __post_init__(self):
-        if self.context <= 0 or self.stride <= 0 or self.batch_size < 1:
-            raise ValueError(f"Invalid feature parameters: {self}.")
+        numbers = (self.context, self.stride, self.batch_size)
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in numbers) or \
+                self.context <= 0 or self.stride <= 0 or self.batch_size < 1:
+            raise ValueError(f"Invalid feature parameters: {self} (context and stride are finite seconds > 0, "
+                             "batch_size an integer >= 1).")
         if self.pool not in ("last", "stride"):
             raise ValueError(f"pool must be 'last' or 'stride', got {self.pool!r}.")
         if abs(self.context * 50 - round(self.context * 50)) > 1e-6:
@@ -168,6 +172,8 @@ class Config:
         if isinstance(stories, tuple) and not (stories and all(isinstance(s, str) and s for s in stories)):
             raise ValueError(f"train_stories must be 'paper', 'all' or story names, got {self.train_stories!r} "
                              "(set the environment variable BT_TRAIN_STORIES).")
+        if isinstance(stories, tuple):
+            _check_story_names(stories)
         object.__setattr__(self, "train_stories", stories)
         if self.features is not None:
             key = self.features.strip().lower() if isinstance(self.features, str) else self.features
@@ -246,6 +252,29 @@ class Config:
         return replace(self, **changes)
 
 
+_ON, _OFF = ("1", "true", "yes", "on", ""), ("0", "false", "no", "off")
+
+
+def _switch(variable: str) -> bool:
+    """An on/off environment variable (on when unset); anything else is an error, not a guess."""
+    value = os.environ.get(variable, "1").strip().lower()
+    if value not in _ON + _OFF:
+        raise ValueError(f"{variable}={os.environ[variable]!r}: use 1/0, true/false, yes/no or on/off.")
+    return value in _ON
+
+
+def _check_story_names(stories: tuple) -> None:
+    """Story names are plain folder names, each given once (a story in two CV folds inflates scores)."""
+    bad = [s for s in stories if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", s) or ".." in s]
+    if bad:
+        raise ValueError(f"Invalid story names {bad}: a story is a plain name such as 'alternateithicatom', "
+                         "not a path (set the environment variable BT_TRAIN_STORIES).")
+    twice = sorted({s for s in stories if stories.count(s) > 1})
+    if twice:
+        raise ValueError(f"Stories given more than once: {twice} (BT_TRAIN_STORIES); a story in two "
+                         "cross-validation folds would be scored on itself.")
+
+
 def get_config(**overrides) -> Config:
     """Build the configuration from ``BT_PROFILE``, ``BT_DATA``, ``BT_SUBJECT`` ... and overrides.
 
@@ -267,7 +296,7 @@ def get_config(**overrides) -> Config:
         if os.environ.get(f"BT_{name.upper()}", "").strip():
             values[name] = os.environ[f"BT_{name.upper()}"].strip()
     for name in ("progress", "interactive"):
-        values[name] = os.environ.get(f"BT_{name.upper()}", "1").strip().lower() not in ("0", "false", "no")
+        values[name] = _switch(f"BT_{name.upper()}")
     values.update(overrides)
     return Config(**values)
 

@@ -102,3 +102,30 @@ def test_the_suite_ignores_a_garbage_data_home_and_bt_settings_in_the_shell(tmp_
                          env=env, capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert run.returncode == 0, run.stdout[-2000:]
     assert sorted(p.name for p in user.rglob("*")) == ["synthetic_twin", "twin.json"]
+
+
+@pytest.mark.parametrize("stories, words", [("a,a,b", "more than once: \\['a'\\]"),
+                                            ("../../../../escaped", "not a path"), ("a/b", "not a path")])
+def test_duplicate_or_path_like_training_stories_are_refused(monkeypatch, stories, words):
+    """Catches a story kept twice (in a CV training fold and its validation fold) or a name that
+    writes outside the dataset."""
+    monkeypatch.setenv("BT_TRAIN_STORIES", stories)
+    with pytest.raises(ValueError, match=words):
+        get_config()
+
+
+@pytest.mark.parametrize("value, on", [("off", False), ("0", False), ("No", False), ("on", True), ("1", True)])
+def test_progress_switch_values(monkeypatch, value, on):
+    monkeypatch.setenv("BT_PROGRESS", value)
+    assert get_config().progress is on
+    monkeypatch.setenv("BT_PROGRESS", "disabled")
+    with pytest.raises(ValueError, match="BT_PROGRESS='disabled': use 1/0"):
+        get_config()
+
+
+@pytest.mark.parametrize("field, value", [("stride", float("inf")), ("context", float("nan")), ("stride", 0.0)])
+def test_feature_params_must_be_finite_and_positive(field, value):
+    from bt_tutorial.config import FeatureParams
+
+    with pytest.raises(ValueError, match="finite seconds > 0"):
+        FeatureParams(**{field: value})
