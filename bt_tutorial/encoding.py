@@ -125,6 +125,8 @@ def pearson_r(a, b):
     a2, b2 = np.where(ok, a2, 0), np.where(ok, b2, 0)  # keep NaN and inf out of the sums
     a2 -= a2.sum(0) / max(len(a2), 1)
     b2 -= b2.sum(0) / max(len(b2), 1)
+    a2 /= np.where(ok, np.abs(a2).max(0, initial=0), 1)  # unit scale: squares of 1e20 overflow float32
+    b2 /= np.where(ok, np.abs(b2).max(0, initial=0), 1)
     den = np.sqrt(np.einsum("ij,ij->j", a2, a2) * np.einsum("ij,ij->j", b2, b2))
     ok &= den > 0
     r = np.where(ok, np.einsum("ij,ij->j", a2, b2) / np.where(ok, den, 1), np.nan).astype(dtype)

@@ -43,6 +43,9 @@ def _check_repeats(repeats) -> np.ndarray:
     if repeats.shape[1] < MIN_TRS:
         raise ValueError(f"repeats have {repeats.shape[1]} TRs; a noise ceiling needs at least {MIN_TRS} "
                          "(with fewer, pure noise gets ceilings near 1).")
+    if repeats.shape[0] > repeats.shape[1]:
+        raise ValueError(f"repeats shaped {repeats.shape} have more repeats ({repeats.shape[0]}) than TRs "
+                         f"({repeats.shape[1]}): the axes look swapped; the order is (n_repeats, n_trs, n_voxels).")
     return repeats
 
 

@@ -524,3 +524,11 @@ def test_probe_layers_probes_every_hidden_state_and_task_summary(tiny_tasks, tmp
     assert summary.startswith(f"sentence_type: {len(task)} clips ({n_train} train, {len(task) - n_train} test)")
     assert f"{len(task.label_names)} classes" in summary
     assert f"{len(set(task.groups[task.split == 'train']))} train / " in summary
+
+
+@pytest.mark.parametrize("alphas", [[float("nan")], [1.0, float("inf")], [-1.0], []])
+def test_probe_refuses_non_finite_or_negative_alphas(alphas):
+    """Catches alphas=[nan] giving chance scores instead of an error."""
+    task = _toy_task()
+    with pytest.raises(ValueError, match="finite, non-negative alphas"):
+        P.fit_probe(_features(task), task, seeds=1, alphas=alphas)

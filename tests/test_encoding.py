@@ -328,3 +328,10 @@ def test_same_alphas_and_scores_as_himalaya_kernel_ridge_cv(planted):
         np.testing.assert_allclose(ours.predictions, ref_predictions, atol=1e-9, err_msg=solver)
         np.testing.assert_allclose(ours.scores, pearson_r(ref_predictions, planted["Y_test"]),
                                    atol=1e-10, err_msg=solver)
+
+
+def test_pearson_r_of_huge_float32_values():
+    """Catches squares of 1e20 overflowing float32 (r came out NaN for identical columns)."""
+    x = (np.random.default_rng(0).standard_normal((50, 3)) * 1e20).astype(np.float32)
+    np.testing.assert_allclose(pearson_r(x, x), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(pearson_r(x, -2 * x), -1.0, rtol=1e-6)

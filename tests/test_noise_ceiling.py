@@ -221,3 +221,10 @@ def test_normalized_alignment_of_integer_lists_is_a_float_ratio():
     from bt_tutorial.noise_ceiling import normalized_alignment
 
     assert normalized_alignment([1, 0, 3], [2, 0, 4]).tolist()[::2] == [0.5, 0.75]
+
+
+def test_swapped_axes_are_refused():
+    """Catches repeats given as (n_trs, n_repeats, n_voxels): noise voxels got ceilings above 0.4."""
+    reps = simulate(np.random.default_rng(14), np.zeros(5), n_repeats=10, n_trs=60)
+    with pytest.raises(ValueError, match=r"more repeats \(60\) than TRs \(10\): the axes look swapped"):
+        cc_max(reps.transpose(1, 0, 2))

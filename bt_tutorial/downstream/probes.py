@@ -118,8 +118,9 @@ def fit_probe(features: np.ndarray, task: Task, seeds=10, alphas=DEFAULT_ALPHAS,
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
     seeds = list(range(seeds)) if np.isscalar(seeds) else list(seeds)
     alphas = np.sort(np.asarray(alphas, dtype=float))
-    if not seeds or not len(alphas) or alphas.min() < 0:
-        raise ValueError("Need at least one seed and one non-negative alpha.")
+    if not seeds or not len(alphas) or not np.isfinite(alphas).all() or alphas.min() < 0:
+        raise ValueError(f"Need at least one seed and finite, non-negative alphas; got {len(seeds)} seeds and "
+                         f"alphas {alphas.tolist()[:5]}.")
     train, test = task.indices("train"), task.indices("test")
     if len(np.unique(task.groups[train])) < 2 or len(test) == 0:
         raise ValueError(f"Task {task.name!r} needs at least 2 training speakers and a test split.")
