@@ -33,6 +33,7 @@ from .timing import RESPONSE_TRIM, TR, response_tr_times
 NAN_POLICIES = ("raise", "zero", "keep")
 # audio may end this many TRs before the end of the story's last response row (Lanczos
 # resampling reaches 3 TRs around each row, so a small shortfall only dims its edge)
+AUDIO_EXCESS_FACTOR = 1.5  # audio this much longer than the scans (+ 30 s) is another file
 AUDIO_SHORTFALL_TRS = 1.0
 
 
@@ -403,6 +404,11 @@ class LebelDataset:
             raise DatasetError(f"{path} lasts {audio.duration:.1f} s but the TR grid of {story} needs "
                                f"{needed:.1f} s of audio (respdict.json: {self.n_scan_trs(story)} TRs; tolerance "
                                f"{AUDIO_SHORTFALL_TRS:g} TR): the file is truncated or from another release. "
+                               + refetch_hint(self.root, path))
+        if needed and audio.duration > AUDIO_EXCESS_FACTOR * needed + 30.0:
+            raise DatasetError(f"{path} lasts {audio.duration:.1f} s but the TR grid of {story} covers only "
+                               f"{needed:.1f} s (respdict.json: {self.n_scan_trs(story)} TRs): the audio is not "
+                               "this story's, or its sample rate is declared wrong. "
                                + refetch_hint(self.root, path))
         return audio
 

@@ -92,6 +92,17 @@ def test_audio_shorter_than_the_tr_grid(twin):
         ds.load_story(STORY).load_audio()
 
 
+def test_audio_four_times_longer_than_the_tr_grid(twin):
+    """Catches another story's (or a wrongly declared rate's) audio accepted because only a shortfall
+    was checked."""
+    ds = LebelDataset(twin)
+    path = ds.audio_path(STORY)
+    wav, rate = sf.read(path)
+    sf.write(path, np.concatenate([wav] * 4), rate)
+    with pytest.raises(DatasetError, match=rf"{path.name} lasts .* but the TR grid of {STORY} covers only"):
+        ds.load_audio(STORY)
+
+
 def test_audio_a_little_short_is_within_tolerance(twin):
     ds = LebelDataset(twin)
     path = ds.audio_path(STORY)
