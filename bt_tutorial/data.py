@@ -33,6 +33,7 @@ from .timing import RESPONSE_TRIM, TR, response_tr_times
 NAN_POLICIES = ("raise", "zero", "keep")
 # audio may end this many TRs before the end of the story's last response row (Lanczos
 # resampling reaches 3 TRs around each row, so a small shortfall only dims its edge)
+TRANSCRIPT_EXCESS_S = 30.0  # words this far past the last TR belong to no response
 AUDIO_EXCESS_FACTOR = 1.5  # audio this much longer than the scans (+ 30 s) is another file
 AUDIO_SHORTFALL_TRS = 1.0
 
@@ -381,9 +382,16 @@ class LebelDataset:
         """
         path = require_file(self.textgrid_path(story), self.root, "TextGrid")
         try:
-            return read_textgrid(path)
+            words, phones = read_textgrid(path)
         except StimulusFileError as exc:
             raise DatasetError(f"{exc} {refetch_hint(self.root, path)}") from None
+        if story in self.respdict and len(words.ends):
+            grid_end = float(self.tr_times(story)[-1]) + self.tr / 2
+            if float(words.ends.max()) > grid_end + TRANSCRIPT_EXCESS_S:
+                raise DatasetError(f"{path}: its words run to {words.ends.max():.1f} s but the TR grid of {story} "
+                                   f"ends at {grid_end:.1f} s (respdict.json: {self.n_scan_trs(story)} TRs): the "
+                                   "transcript is shifted or another story's. " + refetch_hint(self.root, path))
+        return words, phones
 
     def load_audio(self, story: str, sample_rate: int = 16000) -> Audio:
         """A story's audio, mono, float32, resampled to ``sample_rate``.

@@ -98,6 +98,9 @@ class Audio:
         return len(self.waveform) / self.sample_rate
 
 
+MAX_FLOAT_AMPLITUDE = 100.0  # far beyond the clipping a float wav may hold; features of 1e30 are all 0 or NaN
+
+
 def read_audio(path, sample_rate: int = 16000) -> Audio:
     """Read a sound file as mono float32 and resample it with torchaudio.
 
@@ -115,8 +118,9 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
     ------
     StimulusFileError
         The file is not a sound file libsndfile can read (empty, truncated
-        header, a text or HTML page saved as ``.wav``), has no samples, or
-        has non-finite (NaN or inf) samples; the message names the file.
+        header, a text or HTML page saved as ``.wav``), has no samples, has
+        non-finite (NaN or inf) samples, or samples beyond ``MAX_FLOAT_AMPLITUDE``;
+        the message names the file.
     """
     import soundfile as sf
 
@@ -130,6 +134,10 @@ def read_audio(path, sample_rate: int = 16000) -> Audio:
     bad = int(np.count_nonzero(~np.isfinite(wav)))
     if bad:
         raise StimulusFileError(f"{path} has {bad} non-finite (NaN or inf) samples.")
+    peak = float(np.abs(wav).max())
+    if peak > MAX_FLOAT_AMPLITUDE:
+        raise StimulusFileError(f"{path} has samples up to {peak:.3g}; audio is stored in [-1, 1] (float files a "
+                                "little beyond when clipped): the file is damaged or not audio.")
     if rate != sample_rate:
         import torch
         import torchaudio.functional as AF

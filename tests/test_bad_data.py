@@ -103,6 +103,16 @@ def test_audio_four_times_longer_than_the_tr_grid(twin):
         ds.load_audio(STORY)
 
 
+def test_float_audio_of_huge_amplitude_is_refused(twin):
+    """Catches a float wav of 1e30 samples accepted (features all 0 or non-finite)."""
+    ds = LebelDataset(twin)
+    path = ds.audio_path(STORY)
+    wav, rate = sf.read(path)
+    sf.write(path, (wav * 1e30).astype(np.float32), rate, subtype="FLOAT")
+    with pytest.raises(DatasetError, match=rf"{path.name} has samples up to [0-9.]+e\+29.*damaged or not audio"):
+        ds.load_audio(STORY)
+
+
 def test_audio_a_little_short_is_within_tolerance(twin):
     ds = LebelDataset(twin)
     path = ds.audio_path(STORY)
@@ -161,6 +171,23 @@ def test_unnamed_swapped_tiers_are_refused(twin):
     ds = LebelDataset(twin)
     _rewrite_tiers(ds.textgrid_path(STORY), [("word", "tier 1"), ("phone", "tier 2")])
     with pytest.raises(DatasetError, match=rf"{STORY}.TextGrid: tiers.*look swapped"):
+        ds.load_transcript(STORY)
+
+
+def test_transcript_shifted_past_the_scans_is_refused(twin):
+    """Catches a transcript 1000 s late (event features all 0) accepted without a word."""
+    from praatio import textgrid
+
+    ds = LebelDataset(twin)
+    path = ds.textgrid_path(STORY)
+    tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False)
+    out = textgrid.Textgrid()
+    for name in tg.tierNames:
+        tier = tg.getTier(name)
+        out.addTier(tier.new(entries=[(a + 1000, b + 1000, label) for a, b, label in tier.entries],
+                             minTimestamp=0, maxTimestamp=tier.maxTimestamp + 1000))
+    out.save(str(path), format="long_textgrid", includeBlankSpaces=True)
+    with pytest.raises(DatasetError, match=rf"{STORY}.TextGrid: its words run to .* but the TR grid of {STORY}"):
         ds.load_transcript(STORY)
 
 
