@@ -498,3 +498,24 @@ def test_tr_windows_default_to_five_trs():
     """Catches a changed default window (the authors' 5 TRs, 10.045 s)."""
     w = tr_windows(np.zeros(16000 * 30, np.float32), np.array([20.0]))
     assert 5 * 2.0045 * 16000 <= w.shape[1] < 5 * 2.0045 * 16000 + 320
+
+
+@pytest.mark.parametrize("extra", [500, -3])
+def test_a_story_with_other_voxel_columns_is_refused(tiny_twin, monkeypatch, extra):
+    """Catches training on columns picked by the test story's indices from a story with more voxels
+    (silently other voxels), or an IndexError from one with fewer."""
+    from bt_tutorial.brain_tuning.samples import prepare_tuning_data
+
+    ds = LebelDataset(tiny_twin)
+    story = ds.split("UTS01")["train"][0]
+    original = ds.load_responses
+
+    def responses(subject, name):
+        y = original(subject, name)
+        if name != story:
+            return y
+        return np.hstack([y, np.ones((len(y), extra), y.dtype)]) if extra > 0 else y[:, :extra]
+
+    monkeypatch.setattr(ds, "load_responses", responses)
+    with pytest.raises(ValueError, match=f"UTS01, {story}: .* voxel columns, but the test story's repeats"):
+        prepare_tuning_data(load_speech_model("tiny-whisper"), ds, "UTS01", TuningConfig(ceiling_threshold=0.0))

@@ -152,7 +152,8 @@ def prepare_tuning_data(speech_model, dataset, subject: str, config: TuningConfi
         Response columns used as targets (noise ceiling above the threshold).
     """
     split = dataset.split(subject)
-    voxels = select_voxels(cc_max(dataset.load_repeats(subject, split["test"])), config.ceiling_threshold)
+    repeats = dataset.load_repeats(subject, split["test"])
+    voxels = select_voxels(cc_max(repeats), config.ceiling_threshold)
     rng = np.random.default_rng(config.seed)
 
     def load(stories):
@@ -161,7 +162,12 @@ def prepare_tuning_data(speech_model, dataset, subject: str, config: TuningConfi
             audio = dataset.load_audio(story, SAMPLE_RATE).waveform
             windows.append(tr_windows(audio, dataset.tr_times(story), config.window_trs, dataset.tr,
                                       lag_trs=config.lag_trs))
-            targets.append(zscore(dataset.load_responses(subject, story)[:, voxels]).astype(np.float32))
+            responses = dataset.load_responses(subject, story)
+            if responses.shape[1] != repeats.shape[2]:
+                raise ValueError(f"{subject}, {story}: {responses.shape[1]} voxel columns, but the test story's "
+                                 f"repeats have {repeats.shape[2]}; the voxels chosen on the test story would be "
+                                 "other voxels there. Re-download the story's responses.")
+            targets.append(zscore(responses[:, voxels]).astype(np.float32))
         return windows, targets
 
     train_w, train_t = load(split["train"])
