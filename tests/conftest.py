@@ -8,16 +8,18 @@ stale twin, a cached run or ``BT_PROFILE=full`` outside cannot change what the t
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
 for _name in [name for name in os.environ if name.startswith("BT_")]:
     del os.environ[_name]
 
-from bt_tutorial.synthetic import TwinSpec, ensure_twin, make_synthetic_twin
+from bt_tutorial.synthetic import TwinSpec, ensure_twin
 
 # small enough to generate in a few seconds; same code path as the demo twin
 TINY_SPEC = TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=40.0,
@@ -32,10 +34,20 @@ def twin_root():
     return ensure_twin(progress=False)
 
 
+# made when this file is imported: a mutation run imports it once, then forks a test session per
+# mutant, and those sessions share the tiny twin instead of generating it each time (about 5 s)
+TINY_HOME = tempfile.mkdtemp(prefix="bt_tutorial_tiny_twin_")
+_TINY_OWNER = os.getpid()
+atexit.register(lambda: os.getpid() == _TINY_OWNER and shutil.rmtree(TINY_HOME, ignore_errors=True))
+
+
 @pytest.fixture(scope="session")
-def tiny_twin(tmp_path_factory):
-    """A tiny twin written to a temporary folder."""
-    return make_synthetic_twin(tmp_path_factory.mktemp("tiny") / "twin", TINY_SPEC, progress=False)
+def tiny_twin():
+    """A tiny twin in a temporary folder, generated once per test process (tests must not change it)."""
+    from filelock import FileLock
+
+    with FileLock(os.path.join(TINY_HOME, "twin.lock")):
+        return ensure_twin(Path(TINY_HOME) / "twin", TINY_SPEC, progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,4 +74,7 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "twin_root" in getattr(item, "fixturenames", ()):  # the demo twin takes about 35 s to generate
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("run_last") is not None)  # stable: order kept otherwise

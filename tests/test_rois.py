@@ -82,10 +82,10 @@ def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
         paired_comparison(np.ones(3), np.ones(3), method="t")
 
 
-def test_twin_masks_have_both_hemispheres(twin_root):
+def test_twin_masks_have_both_hemispheres(tiny_twin):
     from bt_tutorial.rois import twin_roi_masks
 
-    masks = twin_roi_masks(twin_root, "UTS01")
+    masks = twin_roi_masks(tiny_twin, "UTS01")
     for group in ("late_language", "early_auditory", "primary_auditory"):
         assert masks[f"{group}_L"].sum() > 0 and masks[f"{group}_R"].sum() > 0
         assert np.array_equal(masks[f"{group}_L"] | masks[f"{group}_R"], masks[group])
