@@ -15,6 +15,7 @@ cite ``derivatives/``: the reader accepts either (:func:`derivative_dir`).
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -64,6 +65,16 @@ class Story:
     def load_audio(self, sample_rate: int = 16000) -> Audio:
         """The story's audio, mono, resampled to ``sample_rate``."""
         return self.dataset.load_audio(self.name, sample_rate)
+
+
+def plain_name(name: str, kind: str) -> str:
+    """``name`` if it is a plain file name (letters, digits, ``_ . -``, no ``..``); else ValueError.
+
+    Subjects and stories become parts of paths: ``'../../x'`` would read or write outside the dataset.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ValueError(f"Invalid {kind} {name!r}: a plain name such as 'UTS01' or 'wheretheressmoke', not a path.")
+    return name
 
 
 class LebelDataset:
@@ -167,7 +178,7 @@ class LebelDataset:
         """
         if subject is None:
             return sorted(self.respdict)
-        folder = self.derivative / "preprocessed_data" / subject
+        folder = self.derivative / "preprocessed_data" / plain_name(subject, "subject")
         if not folder.is_dir():
             raise FileNotFoundError(
                 f"No responses for subject {subject!r} at {folder}; subjects here: {self.subjects}. Choose "
@@ -235,7 +246,8 @@ class LebelDataset:
     # --------------------------------------------------------------- responses
     def response_path(self, subject: str, story: str) -> Path:
         """Path of the HDF5 file of a subject's responses to a story."""
-        return self.derivative / "preprocessed_data" / subject / f"{story}.hf5"
+        return (self.derivative / "preprocessed_data" / plain_name(subject, "subject")
+                / f"{plain_name(story, 'story')}.hf5")
 
     def load_responses(self, subject: str, story: str, nan_policy: str | None = None) -> np.ndarray:
         """A subject's responses to a story.
@@ -339,7 +351,7 @@ class LebelDataset:
 
     def mask_path(self, subject: str) -> Path:
         """Path of the subject's cortical mask in the pycortex database."""
-        return (self.derivative / "pycortex-db" / subject / "transforms"
+        return (self.derivative / "pycortex-db" / plain_name(subject, "subject") / "transforms"
                 / f"{subject}_auto" / "mask_thick.nii.gz")
 
     def voxel_columns(self, subject: str) -> np.ndarray:
@@ -364,10 +376,10 @@ class LebelDataset:
 
     # ---------------------------------------------------------------- stimulus
     def textgrid_path(self, story: str) -> Path:
-        return self.derivative / "TextGrids" / f"{story}.TextGrid"
+        return self.derivative / "TextGrids" / f"{plain_name(story, 'story')}.TextGrid"
 
     def audio_path(self, story: str) -> Path:
-        return self.root / "stimuli" / f"{story}.wav"
+        return self.root / "stimuli" / f"{plain_name(story, 'story')}.wav"
 
     def load_transcript(self, story: str) -> tuple:
         """Words and phones of a story from its TextGrid.

@@ -300,3 +300,15 @@ def test_story_missing_from_respdict_damaged_truth_and_mask_name_the_file(twin, 
     mask.write_text("<html>captive portal</html>")
     with pytest.raises(DatasetError, match=r"Cannot read the cortical mask .*python -m bt_tutorial\.download"):
         real.voxel_columns(SUBJECT)
+
+
+@pytest.mark.parametrize("subject, story", [("../../../x/derivative/preprocessed_data/UTS01", STORY),
+                                            (SUBJECT, "../../escaped"), (SUBJECT, "a/b")])
+def test_path_like_subjects_and_stories_are_refused(twin, subject, story):
+    """Catches `tune --subject '../../../x/...'` training on another dataset, or a story name that
+    reads or writes outside the dataset."""
+    ds = LebelDataset(twin)
+    with pytest.raises(ValueError, match="not a path"):
+        ds.response_path(subject, story)
+    with pytest.raises(ValueError, match="not a path"):
+        ds.load_responses(subject, story)
