@@ -298,6 +298,13 @@ def summary(rois: dict, n_voxels: int) -> str:
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(prog="python -m bt_tutorial.roi_build", description=__doc__,
@@ -311,7 +318,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--out", type=Path, metavar="FILE", help="output (default: <data>/derivative/roi_masks/<subject>.npz)")
     add("--rule", choices=atlas.ASSIGN_RULES, default="majority",
         help="voxel label: largest summed weight (majority) or heaviest vertex (max_weight)")
-    add("--samples", type=int, default=N_SAMPLES, help=f"points per white -> pial segment (default {N_SAMPLES})")
+    add("--samples", type=_positive_int, default=N_SAMPLES, help=f"points per white -> pial segment (default {N_SAMPLES})")
     add("--force", action="store_true", help="rebuild an existing output")
     add("--dry-run", action="store_true", help="print the inputs with sizes and sources; download nothing")
     add("--quiet", action="store_true", help="no progress bars")

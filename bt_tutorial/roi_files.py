@@ -100,4 +100,7 @@ def read_coord_xfm(path) -> np.ndarray:
                          "delete it and run again to download it again.") from None
     if coord.shape != (4, 4):
         raise ValueError(f"{path}: the 'coord' matrix has shape {coord.shape}, not (4, 4).")
+    if not np.isfinite(coord).all():
+        raise ValueError(f"{path}: the 'coord' matrix has non-finite values (every ROI would be empty): "
+                         "delete it and run again to download it again.")
     return coord

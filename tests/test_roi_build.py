@@ -309,3 +309,16 @@ def test_entry_points(command, tmp_path):
     done = subprocess.run([*command, "--subject", "UTS00", "--data", str(tmp_path)], capture_output=True,
                           text=True, cwd=REPO, timeout=120)
     assert done.returncode == 2 and done.stderr.strip().startswith("error: Unknown subject 'UTS00'")
+
+
+def test_a_nan_transform_or_zero_samples_are_refused(tmp_path, capsys):
+    """Catches every ROI built empty (exit 0) from a NaN in matrices.xfm or --samples 0."""
+    xfm = tmp_path / "matrices.xfm"
+    coord = np.eye(4)
+    coord[0, 3] = np.nan
+    xfm.write_text(json.dumps({"coord": coord.tolist()}))  # Python writes NaN, as a broken file might
+    with pytest.raises(ValueError, match="matrices.xfm: the 'coord' matrix has non-finite values"):
+        roi_files.read_coord_xfm(xfm)
+    with pytest.raises(SystemExit):
+        roi_build.parse_args(["--subject", "UTS01", "--samples", "0"])
+    assert "--samples: must be at least 1, got 0" in capsys.readouterr().err
