@@ -1,5 +1,5 @@
-# make book  : create .venv, install, generate the demo data, execute and build the book
-# make test  : create .venv, install, run the tests
+# make book  : create .venv, install, run the slow end-to-end tests, generate the demo data, execute and build the book
+# make test  : create .venv, install, run the tests (all but the slow ones, under coverage)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(PY) -m coverage run --source=bt_tutorial --data-file=$(VENV)/.coverage -m pytest -q --chapter-coverage
 
 book: $(STAMP) data
+	$(PY) -m pytest -q -m slow
 	$(VENV)/bin/jupyter-book clean book
 	BT_PROGRESS=0 BT_INTERACTIVE=0 HF_HUB_DISABLE_PROGRESS_BARS=1 $(VENV)/bin/jupyter-book build book $(BOOK_FLAGS)
 
