@@ -34,11 +34,15 @@ def twin_root():
     return ensure_twin(progress=False)
 
 
-# made when this file is imported: a mutation run imports it once, then forks a test session per
-# mutant, and those sessions share the tiny twin instead of generating it each time (about 5 s)
-TINY_HOME = tempfile.mkdtemp(prefix="bt_tutorial_tiny_twin_")
-_TINY_OWNER = os.getpid()
-atexit.register(lambda: os.getpid() == _TINY_OWNER and shutil.rmtree(TINY_HOME, ignore_errors=True))
+# One folder per test process tree: a mutation run forks a test session per mutant, and those
+# sessions (which import this file again) find the folder in the environment they inherit and
+# share the tiny twin instead of generating it each time (about 5 s).
+if "PYTEST_TINY_TWIN_HOME" not in os.environ:
+    os.environ["PYTEST_TINY_TWIN_HOME"] = tempfile.mkdtemp(prefix="bt_tutorial_tiny_twin_")
+    _owner = os.getpid()
+    atexit.register(lambda home=os.environ["PYTEST_TINY_TWIN_HOME"]: os.getpid() == _owner
+                    and shutil.rmtree(home, ignore_errors=True))
+TINY_HOME = os.environ["PYTEST_TINY_TWIN_HOME"]
 
 
 @pytest.fixture(scope="session")
