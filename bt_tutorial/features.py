@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zipfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -320,10 +322,24 @@ def _cache_path(model, waveform, story, params, dtype, cache_dir) -> Path:
 
 
 def _read_cache(path: Path) -> dict | None:
+    """A cached chunk, or None when missing or unreadable (a damaged file is removed and recomputed)."""
     if not path.is_file():
         return None
-    with np.load(path) as f:
-        return {int(k[6:]): f[k] for k in f.files if k.startswith("layer_")}
+    try:
+        with np.load(path) as f:
+            feats = {int(k[6:]): f[k] for k in f.files if k.startswith("layer_")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"The feature cache file {path} is damaged ({type(exc).__name__}): it is computed again.",
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    bad = [k for k, v in feats.items() if not np.isfinite(v).all()]
+    if bad:
+        warnings.warn(f"The feature cache file {path} has non-finite values (layers {bad}): it is computed again.",
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return feats
 
 
 def _write_cache(path: Path, feats: dict) -> None:

@@ -55,3 +55,24 @@ def test_story_features_are_cached_and_extended(tiny_twin, tmp_path, monkeypatch
     other = F.FeatureParams(context=2.0, stride=1.0)
     F.story_features(model, ds, "stagefright", [2], other, cache_dir=tmp_path, progress=False)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "nan"])
+def test_a_damaged_cache_chunk_is_computed_again(tiny_twin, tmp_path, damage):
+    """Catches a truncated chunk raising BadZipFile on every later run, or NaN features read back."""
+    ds = LebelDataset(tiny_twin)
+    model = load_speech_model("tiny-hubert")
+    _, first = F.story_features(model, ds, "stagefright", [1], PARAMS, cache_dir=tmp_path, progress=False)
+    chunks = sorted(p for p in tmp_path.rglob("*.npz"))
+    assert chunks
+    if damage == "truncated":
+        chunks[0].write_bytes(chunks[0].read_bytes()[:100])
+    else:
+        with np.load(chunks[0]) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["layer_1"][0, 0] = np.nan
+        with open(chunks[0], "wb") as f:
+            np.savez(f, **arrays)
+    with pytest.warns(UserWarning, match=f"{chunks[0].name} .* computed again"):
+        _, again = F.story_features(model, ds, "stagefright", [1], PARAMS, cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(again[1], first[1], atol=1e-6)
