@@ -178,6 +178,11 @@ def test_a_bad_device_fails_before_any_data_loads(tmp_path):
 
     with pytest.raises(ValueError, match="Unknown device 'gpu0'"):
         brain_tune(load_speech_model("tiny-hubert"), Untouchable(), "UTS01", tmp_path, QUICK, device="gpu0")
+    import torch
+
+    if not torch.cuda.is_available():  # on a machine without a GPU: a clear error, not torch's RuntimeError
+        with pytest.raises(ValueError, match="'cuda' asked for, but this machine has no usable CUDA GPU"):
+            brain_tune(load_speech_model("tiny-hubert"), Untouchable(), "UTS01", tmp_path, QUICK, device="cuda")
 
 
 def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path, capsys, monkeypatch):

@@ -82,9 +82,14 @@ def check_device(device) -> str | None:
     if device is None:
         return None
     try:
-        torch.device(device)
+        kind = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:0' or 'mps'.") from None
+    if kind.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device {device!r} asked for, but this machine has no usable CUDA GPU "
+                         "(torch.cuda.is_available() is False): use 'cpu', or leave the device out.")
+    if kind.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Device {device!r} asked for, but MPS is not available here: use 'cpu'.")
     return device
 
 
