@@ -203,3 +203,18 @@ def test_the_command_line_exits_2_with_one_line(tiny_twin, tmp_path, capsys, mon
     assert main(args + ["--out", str(tmp_path / "file")]) == 2
     out, err = capsys.readouterr()
     assert "is a file" in err and len(err.strip().splitlines()) == 1 and "tuned backbone in" not in out
+
+
+def test_ctrl_c_in_the_command_line_prints_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Catches an 87-line traceback on Ctrl-C instead of one line and exit code 130."""
+    from bt_tutorial.brain_tuning import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "tune_from_args", interrupted)
+    argv = ["--model", "tiny-hubert", "--subject", "UTS01", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"interrupted: continue from the last epoch saved in {tmp_path / 'run'} with "
+                   f"`python -m bt_tutorial.tune {' '.join(argv)} --resume`"]

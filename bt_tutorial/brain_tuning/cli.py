@@ -74,7 +74,12 @@ def main(argv=None) -> int:
     from ..command_line import run_command
 
     args = parse_args(argv)
-    return run_command(lambda: tune_from_args(args), (ValueError, OSError, FloatingPointError))
+    resume = " ".join(["python -m bt_tutorial.tune", *(argv if argv is not None else sys.argv[1:])])
+    if "--resume" not in resume:
+        resume += " --resume"
+    return run_command(lambda: tune_from_args(args), (ValueError, OSError, FloatingPointError),
+                       interrupted=f"interrupted: continue from the last epoch saved in {args.out} with "
+                                   f"`{resume}`")
 
 
 def tune_from_args(args) -> int:
