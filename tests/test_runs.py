@@ -218,3 +218,24 @@ def test_ctrl_c_in_the_command_line_prints_how_to_resume(tmp_path, capsys, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"interrupted: continue from the last epoch saved in {tmp_path / 'run'} with "
                    f"`python -m bt_tutorial.tune {' '.join(argv)} --resume`"]
+
+
+def test_checkpoints_of_the_wrong_shape_or_with_nan_weights_are_named(tmp_path):
+    """Catches a KeyError, a size-mismatch traceback or a learning-rate hint for a damaged checkpoint."""
+    torch.save({"epoch": 1}, tmp_path / "bare.pt")
+    with pytest.raises(RunFolderError, match=r"bare.pt is not a bt_tutorial checkpoint: it lacks \['config'"):
+        runs.load_checkpoint(tmp_path / "bare.pt", "cpu")
+    one_epoch = TuningConfig(**{**QUICK.__dict__, "epochs": 1})
+    run(tmp_path / "ok", one_epoch)
+    path = tmp_path / "ok" / runs.CHECKPOINT
+    saved = torch.load(path, weights_only=True)
+    name = next(k for k in saved["model"] if k.startswith("head.") and k.endswith("weight"))
+    good = saved["model"][name].clone()
+    saved["model"][name] = torch.full_like(good, float("nan"))
+    torch.save(saved, path)
+    with pytest.raises(RunFolderError, match=rf"checkpoint.pt holds non-finite weights \(\['{name}'\]\)"):
+        runs.load_checkpoint(path, "cpu")
+    saved["model"][name] = torch.zeros(good.shape[0] + 3, *good.shape[1:])
+    torch.save(saved, path)
+    with pytest.raises(RunFolderError, match="checkpoint.pt does not fit this model .*--overwrite"):
+        run(tmp_path / "ok", one_epoch, resume=True)

@@ -268,9 +268,14 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
     else:
         saved = load_checkpoint(path, device)
         _check_resume(saved, config, run, voxels, path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a head of another size
+            raise RunFolderError(f"{path} does not fit this model ({type(exc).__name__}: "
+                                 f"{str(exc).strip().splitlines()[0][:200]}): start again with overwrite=True "
+                                 "(--overwrite), or use another output folder.") from None
         if scaler is not None and saved.get("scaler"):
             scaler.load_state_dict(saved["scaler"])
         torch.set_rng_state(saved["rng_cpu"])

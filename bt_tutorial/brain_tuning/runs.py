@@ -119,6 +119,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
     write_atomic(path, lambda tmp: torch.save(clean, tmp))
 
 
+CHECKPOINT_KEYS = {"epoch", "history", "model", "optimizer", "scheduler", "rng_cpu", "config", "voxels", "run"}
+
+
 def load_checkpoint(path: Path, device) -> dict:
     """Load a checkpoint without running code from it.
 
@@ -128,11 +131,21 @@ def load_checkpoint(path: Path, device) -> dict:
         When the file holds anything but tensors and plain values, or cannot be read.
     """
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # pickle refusals and truncated files alike
         raise RunFolderError(f"Cannot load {path} safely ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
                              "It is not a checkpoint of this version of bt_tutorial, or it is damaged: "
                              "start again with overwrite=True (--overwrite).") from None
+    restart = "start again with overwrite=True (--overwrite)."
+    missing = sorted(CHECKPOINT_KEYS - set(saved)) if isinstance(saved, dict) else sorted(CHECKPOINT_KEYS)
+    if missing:
+        raise RunFolderError(f"{path} is not a bt_tutorial checkpoint: it lacks {missing}; " + restart)
+    bad = [name for name, t in saved["model"].items() if torch.is_tensor(t) and t.is_floating_point()
+           and not torch.isfinite(t).all()]
+    if bad:
+        raise RunFolderError(f"{path} holds non-finite weights ({bad[:3]}{'...' if len(bad) > 3 else ''}): "
+                             "the file is damaged; " + restart)
+    return saved
 
 
 def data_digest(voxels: np.ndarray, targets: list, windows: list) -> str:
