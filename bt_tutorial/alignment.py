@@ -14,6 +14,7 @@ import numpy as np
 
 from .encoding import EncodingResult, fit_encoding_model, voxel_indices
 from .features import PAPER_PARAMS, FeatureParams, story_rows
+from .rois import check_mask
 from .timing import make_delayed
 
 DELAYS = (1, 2, 3, 4)
@@ -55,7 +56,7 @@ class AlignmentResult:
         Voxels without an r (NaN: constant test responses) are left out of the
         means; a mask that selects no voxel with an r is a ValueError.
         """
-        scores = self.scores if mask is None else self.scores[:, np.asarray(mask)]
+        scores = self.scores if mask is None else self.scores[:, check_mask(mask, self.scores.shape[1])]
         usable = np.isfinite(scores).all(axis=0)
         if not usable.any():
             raise ValueError(f"No voxel with a test r to choose a layer: the mask selects {scores.shape[1]} "

@@ -80,6 +80,16 @@ def twin_roi_masks(twin_root, subject: str, hemispheres: bool = True) -> dict:
     return roi_masks(truth["roi"], truth["roi_names"], hemi=truth["hemi"] if hemispheres else None)
 
 
+def check_mask(mask, n_voxels: int, name: str = "mask") -> np.ndarray:
+    """``mask`` as a boolean array of ``n_voxels``; a mask of another length (another subject's
+    or another voxel selection's) is a ValueError naming both lengths."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != (n_voxels,):
+        raise ValueError(f"ROI mask {name!r} is {mask.dtype} of shape {mask.shape}, but the values have {n_voxels} "
+                         "voxels: use masks built for this subject's voxels (roi_masks / profile_roi_masks).")
+    return mask
+
+
 def roi_means(values: np.ndarray, masks: dict) -> dict:
     """Mean of ``values`` over each mask, ignoring NaN and inf (e.g. the NaN r of constant voxels).
 
@@ -95,7 +105,7 @@ def roi_means(values: np.ndarray, masks: dict) -> dict:
     values = np.asarray(values, float)
     out = {}
     for name, mask in masks.items():
-        v = values[mask]
+        v = values[check_mask(mask, len(values), name)]
         v = v[np.isfinite(v)]
         out[name] = float(v.mean()) if v.size else float("nan")
     return out

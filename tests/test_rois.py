@@ -134,3 +134,13 @@ def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
     assert np.array_equal(means[0], means[1]) and np.allclose(means[2] - means[0], 1.0)
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
     assert percentile_interval(np.append(np.arange(101.0), np.nan), 0.5) == pytest.approx((25.0, 75.0))
+
+
+def test_a_mask_of_another_length_is_named():
+    """Catches an IndexError (or a silent wrong selection) from another subject's masks."""
+    from bt_tutorial.rois import roi_means
+
+    with pytest.raises(ValueError, match="ROI mask 'late' is bool of shape \\(4,\\), but the values have 5 voxels"):
+        roi_means(np.zeros(5), {"late": np.ones(4, bool)})
+    with pytest.raises(ValueError, match="ROI mask 'idx' is int64"):
+        roi_means(np.zeros(5), {"idx": np.array([0, 1, 0, 1, 0])})
