@@ -36,7 +36,7 @@ full-check: $(STAMP)
 # on 2 cores, resumable: a second run continues), then a table per module; not part of CI
 mutation: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[mutation]"
-	$(VENV)/bin/mutmut run --max-children 2
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2
 	$(PY) tools/mutation_report.py
 
 # after editing a chapter's .md, refresh its paired .ipynb (for Colab)
