@@ -34,6 +34,8 @@ from .timing import RESPONSE_TRIM, TR, response_tr_times
 NAN_POLICIES = ("raise", "zero", "keep")
 # audio may end this many TRs before the end of the story's last response row (Lanczos
 # resampling reaches 3 TRs around each row, so a small shortfall only dims its edge)
+MAX_SCAN_TRS = 43_200  # a day of 2 s TRs: more is a damaged respdict.json
+MAX_RESPONSE_BYTES = 16 * 2**30  # a response array this large is a damaged header
 TRANSCRIPT_EXCESS_S = 30.0  # words this far past the last TR belong to no response
 AUDIO_EXCESS_FACTOR = 1.5  # audio this much longer than the scans (+ 30 s) is another file
 AUDIO_SHORTFALL_TRS = 1.0
@@ -148,17 +150,18 @@ class LebelDataset:
         """
         path = require_file(self.derivative / "respdict.json", self.root)
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is harmless
         except (UnicodeDecodeError, ValueError) as exc:
             raise DatasetError(f"{path} is not valid JSON ({exc}). {refetch_hint(self.root, path)}") from None
         if not isinstance(raw, dict):
             raise DatasetError(f"{path} should map stories to TR counts, got a {type(raw).__name__}. "
                                + refetch_hint(self.root, path))
         bad = [(k, v) for k, v in raw.items() if isinstance(v, bool) or not isinstance(v, (int, float))
-               or not float(v).is_integer() or v <= RESPONSE_TRIM]
+               or not float(v).is_integer() or not RESPONSE_TRIM < v <= MAX_SCAN_TRS]
         if bad:
             raise DatasetError(f"{path}: {len(bad)} of {len(raw)} TR counts are not integers above "
-                               f"{RESPONSE_TRIM}, e.g. {bad[0][0]!r}: {bad[0][1]!r}. " + refetch_hint(self.root, path))
+                               f"{RESPONSE_TRIM} and at most {MAX_SCAN_TRS} (a day of scans), e.g. {bad[0][0]!r}: "
+                               f"{bad[0][1]!r}. " + refetch_hint(self.root, path))
         return {k: int(v) for k, v in raw.items()}
 
     @property
@@ -328,8 +331,15 @@ class LebelDataset:
         path = require_file(self.response_path(subject, story), self.root, "Responses")
         try:
             with h5py.File(path, "r") as f:
-                data = _read_float32(f[key]) if key in f else None
                 keys = sorted(f.keys())
+                if key in f and np.prod(f[key].shape, dtype=float) * 4 > MAX_RESPONSE_BYTES:
+                    raise DatasetError(f"{path}: {key!r} declares shape {f[key].shape}, "
+                                       f"{np.prod(f[key].shape, dtype=float) * 4 / 2**30:.0f} GiB as float32; "
+                                       "ds003020's largest is under 1 GiB. The file is damaged. "
+                                       + refetch_hint(self.root, path))
+                data = _read_float32(f[key]) if key in f else None
+        except DatasetError:
+            raise
         except (OSError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             # h5py: OSError for a truncated, empty or non-HDF5 file; the others for odd content
             raise DatasetError(f"{path} cannot be read as HDF5 {key!r} ({type(exc).__name__}: {exc}); it is "

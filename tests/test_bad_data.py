@@ -235,11 +235,12 @@ def test_hdf5_with_one_repeat_or_wrong_shape(twin):
     ('{"stagefright": 32,', "is not valid JSON"),
     ("", "is not valid JSON"),
     ('["stagefright"]', "should map stories to TR counts, got a list"),
-    ('{"stagefright": "32"}', "not integers above 20, e.g. 'stagefright': '32'"),
-    ('{"stagefright": 32.5}', "not integers above 20, e.g. 'stagefright': 32.5"),
+    ('{"stagefright": "32"}', "not integers above 20 and at most 43200 \\(a day of scans\\), e.g. 'stagefright': '32'"),
+    ('{"stagefright": 32.5}', "not integers above 20.*e.g. 'stagefright': 32.5"),
     ('{"stagefright": null}', "not integers above 20"),
     ('{"stagefright": true}', "not integers above 20"),
     ('{"stagefright": 12}', "not integers above 20"),
+    ('{"stagefright": 1000000000000}', "not integers above 20 and at most 43200"),
 ])
 def test_bad_respdict(twin, content, match):
     (twin / "derivative" / "respdict.json").write_text(content)
@@ -252,6 +253,24 @@ def test_integral_floats_in_respdict_are_accepted(twin):
     respdict = json.loads(path.read_text())
     path.write_text(json.dumps({k: float(v) for k, v in respdict.items()}))
     assert LebelDataset(twin).respdict == respdict
+
+
+def test_a_byte_order_mark_in_respdict_is_read(twin):
+    """Catches a BOM (as some editors save JSON) reported as a damaged file to download again."""
+    path = twin / "derivative" / "respdict.json"
+    respdict = json.loads(path.read_text())
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(respdict).encode())
+    assert LebelDataset(twin).respdict == respdict
+
+
+def test_an_hdf5_header_declaring_gigabytes_is_refused_before_reading(twin):
+    """Catches a MemoryError (82 GiB) from a damaged header."""
+    ds = LebelDataset(twin)
+    with h5py.File(ds.response_path(SUBJECT, STORY), "r+") as f:
+        del f["data"]
+        f.create_dataset("data", shape=(11, 2_000_000_000), dtype="f4")  # allocated lazily, never written
+    with pytest.raises(DatasetError, match=r"'data' declares shape \(11, 2000000000\), 82 GiB as float32"):
+        ds.load_responses(SUBJECT, STORY)
 
 
 def test_real_data_hint_says_how_to_download_again(twin):
