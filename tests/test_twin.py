@@ -159,6 +159,10 @@ def test_ensure_twin_says_where_it_generates_and_never_deletes_foreign_files(tmp
     (root / "derivative" / "preprocessed_data" / "my_subject.hf5").unlink()
     twin.ensure_twin(root, TwinSpec(seed=4))  # only the layout's files: replaced
     assert json.loads((root / "ground_truth" / "twin.json").read_text())["spec"]["seed"] == 4
+    info = root / "ground_truth" / "twin.json"
+    info.write_text(info.read_text()[:40])  # truncated
+    with pytest.raises(FileExistsError, match=rf"{info} is damaged \(JSONDecodeError.*delete the folder {root}"):
+        twin.ensure_twin(root, TwinSpec(seed=4))
 
 
 def test_twin_script_answers_a_folder_in_the_way_with_one_line(tmp_path, capsys, monkeypatch):

@@ -138,7 +138,11 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
     root = Path(root).expanduser()
     info = _info_path(root)
     if info.is_file():
-        saved = json.loads(info.read_text())
+        try:
+            saved = json.loads(info.read_text())
+        except ValueError as exc:  # a truncated or damaged file (JSONDecodeError, UnicodeDecodeError)
+            raise FileExistsError(f"{info} is damaged ({type(exc).__name__}: {exc}): delete the folder {root} "
+                                  "and the twin is generated again on next use.") from None
         if saved.get("spec") == spec.as_json() and saved.get("version") == GENERATOR_VERSION:
             return root
         _check_only_twin_files(root, saved)
