@@ -532,3 +532,12 @@ def test_probe_refuses_non_finite_or_negative_alphas(alphas):
     task = _toy_task()
     with pytest.raises(ValueError, match="finite, non-negative alphas"):
         P.fit_probe(_features(task), task, seeds=1, alphas=alphas)
+
+
+def test_probe_refuses_non_finite_features():
+    """Catches NaN features reported as 'SVD did not converge' deep inside the solver."""
+    task = _toy_task()
+    features = _features(task)
+    features[[2, 5], 0] = np.nan
+    with pytest.raises(ValueError, match=r"features of 2 clips of .* are not finite .*first clips \[2, 5\]"):
+        P.fit_probe(features, task, seeds=1)

@@ -114,6 +114,10 @@ def fit_probe(features: np.ndarray, task: Task, seeds=10, alphas=DEFAULT_ALPHAS,
     X = np.asarray(features, dtype=np.float64)
     if X.ndim != 2 or len(X) != len(task):
         raise ValueError(f"features must have shape (n_clips={len(task)}, n_features); got {X.shape}.")
+    bad_clips = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad_clips.size:
+        raise ValueError(f"features of {bad_clips.size} clips of {task.name!r} are not finite (NaN or inf; first "
+                         f"clips {bad_clips[:5].tolist()}): recompute them (delete their cache) before probing.")
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
     seeds = list(range(seeds)) if np.isscalar(seeds) else list(seeds)
