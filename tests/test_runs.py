@@ -97,9 +97,12 @@ def test_a_backbone_caught_between_two_renames_is_put_back(tmp_path):
     run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
     (tmp_path / "backbone").rename(tmp_path / "backbone.old.tmp")
     (tmp_path / "backbone.new.tmp").mkdir()
-    (tmp_path / "stale.3.tmp").write_text("x")
+    (tmp_path / "history.json.3.tmp").write_text("x")
+    (tmp_path / "my_notes.tmp").write_text("the user's")  # catches a sweep that deletes any *.tmp
+    (tmp_path / "my_scratch.tmp").mkdir()
     runs.sweep_temporary(tmp_path)
-    assert (tmp_path / "backbone" / "config.json").is_file() and not list(tmp_path.glob("*.tmp"))
+    assert (tmp_path / "backbone" / "config.json").is_file()
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == ["my_notes.tmp", "my_scratch.tmp"]
 
 
 def test_write_atomic_removes_its_temporary_file_on_failure(tmp_path):

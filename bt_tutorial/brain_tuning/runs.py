@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,8 +84,10 @@ def sweep_temporary(out: Path) -> None:
     old, backbone = out / "backbone.old.tmp", out / "backbone"
     if old.is_dir() and not backbone.exists():
         os.replace(old, backbone)
+    ours = re.compile("(" + "|".join(map(re.escape, RUN_FILES)) + r")\.(\d+|new|old)\.tmp")
     for path in out.glob("*.tmp"):
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if ours.fullmatch(path.name):  # only what write_atomic and replace_folder leave; never the user's files
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, write) -> None:
