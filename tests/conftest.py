@@ -47,11 +47,11 @@ TINY_HOME = os.environ["PYTEST_TINY_TWIN_HOME"]
 
 @pytest.fixture(scope="session")
 def tiny_twin():
-    """A tiny twin in a temporary folder, generated once per test process (tests must not change it)."""
-    from filelock import FileLock
+    """A tiny twin in a temporary folder, generated once per test process (tests must not change it).
 
-    with FileLock(os.path.join(TINY_HOME, "twin.lock")):
-        return ensure_twin(Path(TINY_HOME) / "twin", TINY_SPEC, progress=False)
+    Forked sessions generating it at the same time wait for one another (ensure_twin's lock).
+    """
+    return ensure_twin(Path(TINY_HOME) / "twin", TINY_SPEC, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -225,3 +225,22 @@ def test_a_twin_of_real_size_repeats_points_with_their_own_noise(tmp_path, tiny_
         replace(spec, n_train_stories=3)
     with pytest.raises(ValueError, match="n_voxels >= 5124"):
         replace(spec, n_voxels=100)
+
+
+def test_two_processes_generating_one_twin_wait_for_each_other(tmp_path):
+    """Catches two notebooks started together both writing one twin, which ended with no respdict,
+    TextGrids or wavs but a twin.json that marked it complete."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bt_tutorial.synthetic import TwinSpec, ensure_twin; "
+            "ensure_twin(sys.argv[1], TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=20.0, "
+            "test_story_seconds=30.0, n_repeats=2), progress=False)")
+    root = tmp_path / "twin"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root)], stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    info = json.loads((root / "ground_truth" / "twin.json").read_text())
+    assert all((root / f).is_file() for f in info["files"]) and (root / "derivative" / "respdict.json").is_file()
+    assert any("Another process is generating the synthetic twin" in e for e in errors)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ..data import GROUND_TRUTH_DIR, TEST_STORY, TWIN_INFO, VALIDATION_STORY
@@ -136,6 +137,21 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
 
         root = get_config(profile="demo").dataset_root
     root = Path(root).expanduser()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(root.with_name(root.name + ".lock"))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:  # another process (a second notebook) is generating it: wait for that one
+        log.warning("Another process is generating the synthetic twin in %s (it holds %s): waiting for it.",
+                    root, lock.lock_file)
+        lock.acquire()
+    try:
+        return _ensure_twin_locked(root, spec, progress)
+    finally:
+        lock.release()
+
+
+def _ensure_twin_locked(root: Path, spec: TwinSpec, progress: bool) -> Path:
     info = _info_path(root)
     if info.is_file():
         try:
