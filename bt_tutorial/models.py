@@ -423,7 +423,13 @@ def _converted_whisper_tiny(data_home=None) -> Path:
     """Convert the packaged Whisper tiny.en once into ``<data_home>/models/``."""
     from .whisper_ct2 import PACKAGED_SHA256, convert_whisper_ct2, default_ct2_dir
 
+    from filelock import FileLock
+
     out = resolve_data_home(data_home) / "models" / "whisper-tiny.en"
-    if not (out / "config.json").is_file():
-        convert_whisper_ct2(default_ct2_dir(), out, sha256=PACKAGED_SHA256)
+    if (out / "config.json").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.with_name(out.name + ".lock")):  # two first loads at once: one converts, one waits
+        if not (out / "config.json").is_file():
+            convert_whisper_ct2(default_ct2_dir(), out, sha256=PACKAGED_SHA256)
     return out

@@ -164,3 +164,18 @@ def test_whisper_log_mel_matches_the_feature_extractor(pad):
                                   padding="max_length", max_length=n, truncation=True)["input_features"]
     ours = model.prepare(x)
     assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4)
+
+
+def test_two_first_loads_of_whisper_tiny_at_once_both_succeed(tmp_path):
+    """Catches the second of two notebooks failing with 'Directory not empty' while the first converts."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from bt_tutorial.models import _converted_whisper_tiny; print(_converted_whisper_tiny())"
+    env = dict(os.environ, BT_DATA=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outs]
+    assert (tmp_path / "models" / "whisper-tiny.en" / "config.json").is_file()
