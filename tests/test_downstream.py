@@ -196,7 +196,11 @@ def _features(task, signal=2.0, dim=20, seed=1):
 
 def test_probe_learns_signal_and_not_noise():
     task = _toy_task()
-    good = P.fit_probe(_features(task), task, seeds=3)
+    good = P.fit_probe(_features(task), task, seeds=3, model="m", layer=2)
+    lo, hi = good.interval()
+    assert good.summary() == (f"{task.name} | m | layer 2: macro_f1 {good.mean():.3f} [{lo:.3f}, {hi:.3f}] over 3 "
+                              f"seeds, validation {np.mean(good.validation):.3f}, median alpha "
+                              f"{np.median(good.alphas):g}")
     noise = P.fit_probe(np.random.default_rng(5).standard_normal((len(task), 20)), task, seeds=3)
     assert good.mean("accuracy") > 0.9 and good.primary == "macro_f1"
     assert noise.mean("accuracy") < 0.5

@@ -262,3 +262,13 @@ def test_chronological_point_tiers_are_stepped_over():
     assert [e[2] for e in tiers["phone"][1]] == ["HH", "AH0", "L", "OW1", "sp"]
     with pytest.raises(ValueError, match="tier header 7 is not '\"IntervalTier\" \"name\" xmin xmax'"):
         _parse_chronological(CHRONOLOGICAL.replace('"IntervalTier" "word" 0 1.5', '"IntervalTier" 2 0 1.5'))
+
+
+def test_intervals_between_keep_those_starting_in_the_half_open_span():
+    """Catches an interval starting exactly at t1 kept, one starting at t0 dropped, or the source lost."""
+    from bt_tutorial.stimulus import Intervals
+
+    iv = Intervals(("a", "b", "c", "d"), np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]), "tier")
+    part = iv.between(1.0, 3.0)
+    assert part.labels == ("b", "c") and part.starts.tolist() == [1.0, 2.0] and part.ends.tolist() == [2.0, 3.0]
+    assert part.source == "tier" and iv.between(5.0, 9.0).labels == ()

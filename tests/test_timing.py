@@ -96,3 +96,16 @@ def test_make_delayed_zero_and_negative_delays_keep_the_dtype():
     assert d.dtype == np.float32
     assert np.array_equal(d[:, :2], x)
     assert np.array_equal(d[:, 2:], np.vstack([x[2:], np.zeros((2, 2))]))
+
+
+def test_hrf_weight_in_window_planted_shares():
+    """Catches a window placed at the wrong lag, a half-open edge moved, or the negative undershoot
+    counted as weight (chapter 4's 'share of the HRF a window covers')."""
+    h = np.clip(timing.canonical_hrf(0.1), 0, None)
+    h = h / h.sum()
+    assert timing.hrf_weight_in_window(16) == pytest.approx(1.0)  # 32 s: the whole HRF
+    assert timing.hrf_weight_in_window(0) == 0.0
+    assert timing.hrf_weight_in_window(1, tr=2.0) == pytest.approx(h[:20].sum())  # s in [0, 2)
+    assert timing.hrf_weight_in_window(2, lag_trs=1, tr=2.0) == pytest.approx(h[20:60].sum())  # [2, 6)
+    early, late = timing.hrf_weight_in_window(2, 0, tr=2.0), timing.hrf_weight_in_window(2, 2, tr=2.0)
+    assert late > early  # the HRF peaks about 5 s after the sound: a lag of 2 TRs covers more of it
