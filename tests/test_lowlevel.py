@@ -292,3 +292,90 @@ def test_lowlevel_impact_removes_what_the_lowlevel_set_explains(tiny):
     assert explained.sum() >= 5
     before, after = np.abs(impact.r_orig[0][explained]), np.abs(impact.r_resid[(0, "rates")][explained])
     assert np.nanmean(after) < 0.7 * np.nanmean(before)  # 47% lower here; bypassed: equal (tiny data, CV ridge)
+
+
+# ------------------------------------------------------------------ planted truths for the low-level pieces
+def test_spectrum_band_centers_are_the_peaks_of_torchaudios_htk_mel_filters():
+    """Catches any change to the mel formula (an independent implementation is the reference)."""
+    import torch
+    from torchaudio.functional import melscale_fbanks
+
+    from bt_tutorial.lowlevel import spectrum_band_centers
+
+    for n_bands in (1, 8, 32):
+        fb = melscale_fbanks(n_freqs=8193, f_min=0.0, f_max=8000.0, n_mels=n_bands, sample_rate=16000,
+                             mel_scale="htk")
+        peaks = torch.linspace(0, 8000, 8193)[fb.argmax(dim=0)].numpy()
+        np.testing.assert_allclose(spectrum_band_centers(n_bands), peaks, atol=1.0)  # bins of 0.98 Hz
+    fb = melscale_fbanks(n_freqs=4097, f_min=0.0, f_max=4000.0, n_mels=4, sample_rate=8000, mel_scale="htk")
+    peaks = torch.linspace(0, 4000, 4097)[fb.argmax(dim=0)].numpy()
+    np.testing.assert_allclose(spectrum_band_centers(4, 8000), peaks, atol=1.0)
+
+
+def test_spectrum_course_finds_a_planted_tone_in_its_band_at_mid_bin_times():
+    """Catches wrong bin times (the middle of each 0.1 s bin), a wrong band order or power, or float64."""
+    from bt_tutorial.lowlevel import spectrum_band_centers
+
+    t = np.arange(16000 * 2) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    times, power = spectrum_course(tone, 16000, 32)
+    assert power.dtype == np.float32 and power.shape == (len(times), 32)
+    np.testing.assert_allclose(times[:3], [0.045, 0.145, 0.245])  # 10 frames of 10 ms per bin
+    band = np.argmax(power.mean(0))
+    assert band == np.argmin(abs(spectrum_band_centers(32) - 1000.0))
+    quiet = spectrum_course(tone / 10, 16000, 32)[1]
+    np.testing.assert_allclose(power[:, band] - quiet[:, band], 2.0, atol=1e-3)  # log10 of power: amplitude/10 is -2
+    with pytest.raises(ValueError, match="Audio of 0.15 s is too short for a spectrum"):
+        spectrum_course(tone[:2400], 16000, 32)
+    assert len(spectrum_course(tone[:3360], 16000, 32)[0]) == 2  # 21 frames: two bins are enough
+
+
+def test_word_of_phone_boundaries():
+    """Catches a phone centred on a word boundary given to the earlier word, a phone in a gap or past
+    the last word given a word, and a marker other than -1."""
+    from bt_tutorial.lowlevel.phones import word_of_phone
+
+    words = _intervals([("a", 0.0, 1.0), ("b", 1.0, 2.0), ("c", 3.0, 4.0)])
+    phones = _intervals([("T", -0.5, -0.1), ("AA", 0.2, 0.4), ("B", 0.9, 1.1), ("K", 2.1, 2.5), ("IY", 3.2, 3.4),
+                         ("D", 3.9, 4.1), ("EH", 4.5, 5.0)])
+    # before all words, inside a, centred on the a|b boundary (b), in the gap, inside c, centred on c's end
+    assert word_of_phone(words, phones).tolist() == [-1, 0, 1, -1, 2, -1, -1]
+
+
+def test_phone_ngrams_of_a_word_include_its_first_phone_and_its_last_run():
+    """Catches AA (phone index 0) treated as unknown, the last run of a word dropped, n = 1 refused."""
+    from bt_tutorial.lowlevel import phone_ngrams
+
+    words = _intervals([("odd", 0.0, 0.6)])
+    phones = _intervals([("AA", 0.0, 0.2), ("D", 0.2, 0.4), ("ZH", 0.4, 0.6)])
+    grams, times = phone_ngrams(words, phones, 2)
+    assert grams == [("AA", "D"), ("D", "ZH")] and times.dtype == float
+    np.testing.assert_allclose(times, [0.2, 0.4])
+    assert phone_ngrams(words, phones, 1)[0] == [("AA",), ("D",), ("ZH",)]
+    assert phone_ngrams(words, phones, 3)[0] == [("AA", "D", "ZH")]
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        phone_ngrams(words, phones, 0)
+
+
+def test_ngram_vocabulary_top_one_and_one_story(tiny):
+    """Catches top_k = 1 or a single story refused, and a story name passed as a string accepted."""
+    ds, train, _ = tiny
+    one = phone_ngram_vocabulary(ds, train[:1], 2, 1)
+    assert len(one) == 1 and one == phone_ngram_vocabulary(ds, train[:1], 2, 5)[:1]
+    with pytest.raises(ValueError, match="top_k must be at least 1, got 0"):
+        phone_ngram_vocabulary(ds, train, 2, 0)
+    with pytest.raises(ValueError, match="stories must be a non-empty list of story names, got 'x'"):
+        phone_ngram_vocabulary(ds, "x", 2, 5)
+
+
+def test_ngram_values_and_feature_names_of_combined_sets():
+    """Catches one-hot values other than 1.0 in float32, and names of 'a+b' keeping only b's."""
+    from bt_tutorial.lowlevel.feature_sets import _ngram_values
+
+    values = _ngram_values([("AA", "B"), ("K", "AE"), ("AA", "B")], [("AA", "B"), ("T", "IY")])
+    assert values.dtype == np.float32 and values.tolist() == [[1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]
+    names = feature_names("spectrum+phonemes+articulation+rates", n_bands=4)
+    assert len(names) == 4 + 39 + 22 + 2 and names[4] == PHONES[0] and names[-2:] == ["phone_rate", "word_rate"]
+    assert names[43] == ARTICULATORY_FEATURES[0]
+    with pytest.raises(ValueError, match="Names of 'diphones' need its vocabulary"):
+        feature_names("phonemes+diphones", {"triphones": []})
