@@ -379,3 +379,42 @@ def test_ngram_values_and_feature_names_of_combined_sets():
     assert names[43] == ARTICULATORY_FEATURES[0]
     with pytest.raises(ValueError, match="Names of 'diphones' need its vocabulary"):
         feature_names("phonemes+diphones", {"triphones": []})
+
+
+def test_lowlevel_impact_equals_its_pieces_put_together_by_hand(tiny):
+    """Catches settings dropped on the way (folds, alphas, delays, scored rows, the training stories
+    behind the n-gram vocabulary, the layers asked for): the result must equal the recipe done by hand."""
+    from bt_tutorial.lowlevel import stack_sets
+    from bt_tutorial.timing import make_delayed
+
+    ds, train, test = tiny
+    stories = train + [test]
+    y = {s: ds.load_responses("UTS01", s) for s in stories}
+    rng = np.random.default_rng(4)
+    rows = {k: {s: rng.standard_normal((len(y[s]), 6)).astype(np.float32) for s in stories} for k in (1, 4)}
+    alphas, delays, first = np.logspace(1, 3, 3), (1, 2), 3
+    impact = lowlevel_impact(rows, ds, "UTS01", sets=("diphones",), layers=[4], delays=delays, n_folds=2,
+                             top_diphones=4, first_scored_row=first, alphas=alphas, residual_alphas=[10.0, 100.0])
+    assert impact.layers == [4] and impact.subject == "UTS01"
+
+    low = lowlevel_rows(ds, stories, train, ("diphones",), {s: len(y[s]) for s in stories}, 4)
+    assert low[train[0]]["diphones"].shape[1] == 4
+    lows = [stack_sets(low[s], "diphones") for s in stories]
+    x = [rows[4][s] for s in train]
+    resid_train, resid_test, _ = remove_lowlevel(x, lows[:-1], rows[4][test], lows[-1], [10.0, 100.0], 2, "auto")
+
+    def encode(x_train, x_test):
+        fit = fit_encoding_model([make_delayed(a, delays) for a in x_train], [y[s] for s in train],
+                                 make_delayed(x_test, delays)[first:], y[test][first:], alphas=alphas, n_folds=2)
+        return fit.scores
+
+    np.testing.assert_allclose(impact.r_orig[4], encode(x, rows[4][test]), atol=1e-5)
+    np.testing.assert_allclose(impact.r_resid[(4, "diphones")], encode(resid_train, resid_test), atol=1e-5)
+    with pytest.raises(KeyError, match=r"model_rows has no layer 7; layers: \[1, 4\]"):
+        lowlevel_impact(rows, ds, "UTS01", sets=("rates",), layers=[4, 7])
+    masks = {"all": np.ones(len(impact.r_orig[4]), bool)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random features: mean r may be <= 0
+        np.testing.assert_equal(impact.percent_drop(masks), impact.percent_drop(masks, layer=4))  # the only layer
+    with pytest.raises(KeyError, match=r"Layer 1 was not fitted; layers: \[4\]"):
+        impact.percent_drop(masks, layer=1)
