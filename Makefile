@@ -32,12 +32,11 @@ book: $(STAMP) data
 full-check: $(STAMP)
 	$(PY) tools/full_profile_book.py
 
-# mutation testing of the modules behind the chapters' numbers ([tool.mutmut] in pyproject.toml; hours
-# on 2 cores, resumable: a second run continues), then a table per module; not part of CI
+# mutation testing of the modules behind the chapters' numbers, one module at a time against its own
+# tests (tools/mutation_by_module.py; resumable: a second run continues); not part of CI
 mutation: $(STAMP)
 	$(PY) -m pip install --disable-pip-version-check -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[mutation]"
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2
-	$(PY) tools/mutation_report.py
+	$(PY) tools/mutation_by_module.py
 
 # after editing a chapter's .md, refresh its paired .ipynb (for Colab)
 sync: $(STAMP)

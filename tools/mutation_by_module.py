@@ -1,0 +1,89 @@
+"""Mutation testing one module at a time, each against its own tests (``make mutation``).
+
+    python tools/mutation_by_module.py                    # every module below, in order
+    python tools/mutation_by_module.py timing rois        # some of them
+    python tools/mutation_by_module.py --work /tmp/mut    # where the copies go (kept: a rerun resumes)
+
+For each module, a copy of the committed repository is made under ``--work``, its
+``[tool.mutmut]`` is narrowed to that module and its test files, and ``mutmut run`` runs
+there; then ``tools/mutation_report.py`` prints the module's table rows and open survivors.
+Running a module against its own tests (not the whole suite) keeps each mutant to seconds:
+with the whole selection, every mutant of a function the training tests touch reran them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNING_UNITS = ["tests/test_tuning.py", "tests/test_runs.py"]
+MODULES = {  # module -> (files mutated, test files)
+    "timing": (["bt_tutorial/timing.py"], ["tests/test_timing.py", "tests/test_memory_precision.py"]),
+    "noise_ceiling": (["bt_tutorial/noise_ceiling.py"], ["tests/test_noise_ceiling.py"]),
+    "rois": (["bt_tutorial/rois.py"], ["tests/test_rois.py"]),
+    "effects": (["bt_tutorial/effects.py"], ["tests/test_effects.py"]),
+    "stimulus": (["bt_tutorial/stimulus.py"], ["tests/test_stimulus_textgrids.py", "tests/test_bad_data.py"]),
+    "encoding": (["bt_tutorial/encoding.py"], ["tests/test_encoding.py"]),
+    "lowlevel": (["bt_tutorial/lowlevel/*"], ["tests/test_lowlevel.py"]),
+    "alignment": (["bt_tutorial/alignment.py"], ["tests/test_alignment.py"]),
+    "features": (["bt_tutorial/features.py"], ["tests/test_features.py", "tests/test_memory_precision.py"]),
+    "probes": (["bt_tutorial/downstream/probes.py"], ["tests/test_downstream.py"]),
+    "schedule": (["bt_tutorial/brain_tuning/schedule.py"], TUNING_UNITS),
+    "samples": (["bt_tutorial/brain_tuning/samples.py"], TUNING_UNITS),
+    "settings": (["bt_tutorial/brain_tuning/settings.py"], TUNING_UNITS + ["tests/test_command_line.py"]),
+    "loop": (["bt_tutorial/brain_tuning/loop.py"], TUNING_UNITS),
+}
+
+
+def toml_list(items) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def narrowed(pyproject: str, files: list, tests: list) -> str:
+    """``pyproject.toml`` with ``only_mutate`` and the test selection of ``[tool.mutmut]`` replaced."""
+    for key, value in (("only_mutate", files), ("pytest_add_cli_args_test_selection", tests)):
+        pyproject, n = re.subn(rf"^{key} = \[.*?\]$", f"{key} = {toml_list(value)}", pyproject,
+                               flags=re.MULTILINE | re.DOTALL)
+        if n != 1:
+            raise SystemExit(f"pyproject.toml: no single `{key} = [...]` in [tool.mutmut]")
+    return pyproject
+
+
+def prepare(work: Path, name: str) -> Path:
+    copy = work / name
+    if not (copy / ".git").is_dir():
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(copy)], check=True)
+    files, tests = MODULES[name]
+    config = copy / "pyproject.toml"
+    config.write_text(narrowed((ROOT / "pyproject.toml").read_text(), files, tests))
+    (copy / "tools" / "mutation_equivalents.toml").write_text((ROOT / "tools" / "mutation_equivalents.toml").read_text())
+    return copy
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
+    parser.add_argument("--work", type=Path, default=ROOT / "mutants-by-module")
+    parser.add_argument("--max-children", type=int, default=max(1, (os.cpu_count() or 2)))
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.modules) - set(MODULES))
+    if unknown:
+        parser.error(f"unknown modules {unknown}; choose from {', '.join(MODULES)}")
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for name in args.modules or list(MODULES):
+        copy = prepare(args.work, name)
+        print(f"== {name}: {' '.join(MODULES[name][0])} against {' '.join(MODULES[name][1])}", flush=True)
+        subprocess.run([str(bin_dir / "mutmut"), "run", "--max-children", str(args.max_children)], cwd=copy,
+                       env=env, stdout=subprocess.DEVNULL, check=False)
+        subprocess.run([sys.executable, "tools/mutation_report.py", "--survivors"], cwd=copy, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
