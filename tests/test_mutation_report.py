@@ -57,3 +57,20 @@ def test_every_listed_equivalent_names_a_function_of_the_package():
         else:
             assert hasattr(module, function.removeprefix("x_")), entry
         assert entry["change"].strip() and entry["reason"].strip(), entry
+
+
+def test_each_module_run_names_existing_files_and_narrows_the_config():
+    import glob
+    import tomllib
+
+    spec = importlib.util.spec_from_file_location("mutation_by_module", TOOL.with_name("mutation_by_module.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    root = TOOL.parents[1]
+    for name, (files, tests) in tool.MODULES.items():
+        assert all(glob.glob(str(root / f)) for f in files + tests), name
+    config = tomllib.loads(tool.narrowed((root / "pyproject.toml").read_text(), ["a.py"], ["tests/t.py"]))
+    assert config["tool"]["mutmut"]["only_mutate"] == ["a.py"]
+    assert config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"] == ["tests/t.py"]
+    whole = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+    assert {f for files, _ in tool.MODULES.values() for f in files} == set(whole)  # every module has its run
