@@ -109,3 +109,33 @@ def test_hrf_weight_in_window_planted_shares():
     assert timing.hrf_weight_in_window(2, lag_trs=1, tr=2.0) == pytest.approx(h[20:60].sum())  # [2, 6)
     early, late = timing.hrf_weight_in_window(2, 0, tr=2.0), timing.hrf_weight_in_window(2, 2, tr=2.0)
     assert late > early  # the HRF peaks about 5 s after the sound: a lag of 2 TRs covers more of it
+
+
+def test_canonical_hrf_is_spms_double_gamma():
+    """Catches any change to the HRF: the reference is written from the formula with math.gamma,
+    h(t) = t^5 e^-t / 5! - t^15 e^-t / (6 * 15!), sampled every 0.1 s over 32 s, unit sum."""
+    import math
+
+    t = np.arange(0.0, 32.0, 0.1)
+    h = np.array([x ** 5 * math.exp(-x) / math.gamma(6) - x ** 15 * math.exp(-x) / (6 * math.gamma(16)) for x in t])
+    np.testing.assert_allclose(timing.canonical_hrf(), h / h.sum(), rtol=1e-9, atol=1e-15)
+    assert timing.canonical_hrf(0.5, 20.0).shape == (40,) and timing.canonical_hrf(0.5, 20.0).sum() == pytest.approx(1)
+
+
+def test_lanczos_window_and_tr_reach_the_kernel():
+    """Catches the number of lobes (3) or the TR not passed on, and a wrong row count in the error."""
+    assert timing.lanczos_kernel(np.array([2.9, 3.1]), 1.0)[1] == 0.0  # 3 lobes: zero beyond 3
+    assert timing.lanczos_kernel(np.array([2.9]), 1.0)[0] != 0.0
+    rng = np.random.default_rng(0)
+    times = np.arange(0, 60, 0.5)
+    values = rng.standard_normal((len(times), 2))
+    new = np.arange(1, 59, 2.0)
+    three = timing.lanczos_resample(values, times, new)
+    assert np.array_equal(three, timing.lanczos_resample(values, times, new, window=3))
+    assert not np.allclose(three, timing.lanczos_resample(values, times, new, window=5))
+    with pytest.raises(ValueError, match="5 feature rows but 4 times"):
+        timing.lanczos_resample(values[:5], times[:4], new)
+    grid = np.arange(0, 200, 0.5)
+    bump = np.exp(-0.5 * ((grid - 100) / 4) ** 2)[:, None]
+    assert not np.allclose(timing.to_response_rows(bump, grid, 100, tr=2.0),
+                           timing.to_response_rows(bump, grid, 100))  # the TR reaches the grid
