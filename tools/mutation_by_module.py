@@ -58,11 +58,21 @@ def prepare(work: Path, name: str) -> Path:
     copy = work / name
     if not (copy / ".git").is_dir():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(copy)], check=True)
+    else:  # a later commit: new or changed functions get new mutants, the rest keep their results
+        subprocess.run(["git", "checkout", "-q", "pyproject.toml", "tools"], cwd=copy, check=True)
+        subprocess.run(["git", "pull", "-q", "--ff-only"], cwd=copy, check=True)
     files, tests = MODULES[name]
     config = copy / "pyproject.toml"
     config.write_text(narrowed((ROOT / "pyproject.toml").read_text(), files, tests))
     (copy / "tools" / "mutation_equivalents.toml").write_text((ROOT / "tools" / "mutation_equivalents.toml").read_text())
     return copy
+
+
+def _survivors(bin_dir: Path, copy: Path) -> list:
+    if not (copy / "mutants").is_dir():
+        return []
+    out = subprocess.run([str(bin_dir / "mutmut"), "results"], cwd=copy, capture_output=True, text=True).stdout
+    return [line.split(":")[0].strip() for line in out.splitlines() if line.strip().endswith(": survived")]
 
 
 def main(argv=None) -> int:
@@ -79,8 +89,11 @@ def main(argv=None) -> int:
     for name in args.modules or list(MODULES):
         copy = prepare(args.work, name)
         print(f"== {name}: {' '.join(MODULES[name][0])} against {' '.join(MODULES[name][1])}", flush=True)
-        subprocess.run([str(bin_dir / "mutmut"), "run", "--max-children", str(args.max_children)], cwd=copy,
-                       env=env, stdout=subprocess.DEVNULL, check=False)
+        mutmut = [str(bin_dir / "mutmut"), "run", "--max-children", str(args.max_children)]
+        survivors = _survivors(bin_dir, copy)  # of an earlier run: tried again against today's tests
+        subprocess.run(mutmut, cwd=copy, env=env, stdout=subprocess.DEVNULL, check=False)
+        if survivors:
+            subprocess.run(mutmut + survivors, cwd=copy, env=env, stdout=subprocess.DEVNULL, check=False)
         subprocess.run([sys.executable, "tools/mutation_report.py", "--survivors"], cwd=copy, check=False)
     return 0
 
