@@ -139,3 +139,17 @@ def test_lanczos_window_and_tr_reach_the_kernel():
     bump = np.exp(-0.5 * ((grid - 100) / 4) ** 2)[:, None]
     assert not np.allclose(timing.to_response_rows(bump, grid, 100, tr=2.0),
                            timing.to_response_rows(bump, grid, 100))  # the TR reaches the grid
+
+
+def test_zscore_per_column_or_row_and_constant_columns_become_zero():
+    """Catches a z-score over the whole array, a multiplication by the sd, small sds left unscaled,
+    and a constant column turned into NaN or inf."""
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.normal(5, 0.1, 50), rng.normal(-3, 7, 50), np.full(50, 4.0)])
+    with np.errstate(all="raise"):
+        z = timing.zscore(x)
+    np.testing.assert_allclose(z[:, :2].mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(z[:, :2].std(0), 1, rtol=1e-12)
+    assert np.array_equal(z[:, 2], np.zeros(50))
+    np.testing.assert_allclose(timing.zscore(x[:, :2].T, axis=1), z[:, :2].T, rtol=1e-12)
+    assert timing.response_tr_times(60, tr=2.0)[1] - timing.response_tr_times(60, tr=2.0)[0] == pytest.approx(2.0)
