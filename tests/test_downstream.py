@@ -521,7 +521,7 @@ def test_probe_layers_probes_every_hidden_state_and_task_summary(tiny_tasks, tmp
     task = tiny_tasks["sentence_type"]
     results = P.probe_layers(model, task, seeds=2, cache_dir=tmp_path, progress=False)
     assert sorted(results) == list(range(model.n_layers + 1))
-    assert all(r.layer == k and r.task == task.name for k, r in results.items())
+    assert all(r.layer == k and r.task == task.name and len(r.alphas) == 2 for k, r in results.items())  # seeds
     assert sorted(P.probe_layers(model, task, layers=[2], seeds=2, cache_dir=tmp_path)) == [2]
     n_train = int((task.split == "train").sum())
     summary = task.summary()

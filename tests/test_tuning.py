@@ -519,3 +519,31 @@ def test_a_story_with_other_voxel_columns_is_refused(tiny_twin, monkeypatch, ext
     monkeypatch.setattr(ds, "load_responses", responses)
     with pytest.raises(ValueError, match=f"UTS01, {story}: .* voxel columns, but the test story's repeats"):
         prepare_tuning_data(load_speech_model("tiny-whisper"), ds, "UTS01", TuningConfig(ceiling_threshold=0.0))
+
+
+def test_brain_tune_passes_every_setting_to_the_data_and_the_loop(tiny_twin, tmp_path, monkeypatch):
+    """Catches a setting dropped between brain_tune and the training loop (resume, device, progress,
+    the step limit, overwrite, the subject) and changed defaults."""
+    from bt_tutorial.brain_tuning import loop
+
+    calls = {}
+    monkeypatch.setattr(loop, "prepare_tuning_data", lambda *a: calls.setdefault("data", a) and ("t", "v", "x"))
+    monkeypatch.setattr(loop, "train_model", lambda *a, **k: calls.setdefault("loop", (a, k)))
+    model, ds = load_speech_model("tiny-hubert"), LebelDataset(tiny_twin)
+    loop.brain_tune(model, ds, "UTS01", tmp_path / "a", FAST, resume=True, device="cpu", progress=False,
+                    stop_after_steps=3, overwrite=True)
+    assert calls["data"] == (model, ds, "UTS01", FAST)
+    args, kwargs = calls.pop("loop")
+    assert args == (model, "t", "v", "x", tmp_path / "a", FAST, True, "cpu", False, 3)
+    assert kwargs == {"overwrite": True, "subject": "UTS01"}
+    loop.brain_tune(model, ds, "UTS01", tmp_path / "b", FAST)
+    args, kwargs = calls["loop"]
+    assert args[6:] == (False, None, True, None) and kwargs == {"overwrite": False, "subject": "UTS01"}
+
+
+def test_tuned_model_dir_names_model_subject_and_control(tmp_path):
+    from bt_tutorial.brain_tuning import tuned_model_dir
+
+    assert tuned_model_dir(tmp_path, "openai/whisper-tiny", "UTS02") == tmp_path / "tuned" / (
+        "openai--whisper-tiny_UTS02") / "brain"
+    assert tuned_model_dir(tmp_path, "tiny-hubert", "UTS01", "chunk_permute").name == "control-chunk_permute"
