@@ -228,3 +228,4 @@ def test_swapped_axes_are_refused():
     reps = simulate(np.random.default_rng(14), np.zeros(5), n_repeats=10, n_trs=60)
     with pytest.raises(ValueError, match=r"more repeats \(60\) than TRs \(10\): the axes look swapped"):
         cc_max(reps.transpose(1, 0, 2))
+    assert cc_max(reps[:10, :10]).shape == (5,)  # as many repeats as TRs is not swapped
