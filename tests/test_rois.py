@@ -144,3 +144,45 @@ def test_a_mask_of_another_length_is_named():
         roi_means(np.zeros(5), {"late": np.ones(4, bool)})
     with pytest.raises(ValueError, match="ROI mask 'idx' is int64"):
         roi_means(np.zeros(5), {"idx": np.array([0, 1, 0, 1, 0])})
+
+
+def test_sign_flip_p_value_counts_every_permutation_once():
+    """Catches permutations skipped or counted twice across chunks of 500, and a p-value formula other
+    than (1 + exceed) / (1 + n): with no difference at all, every flip ties and p is exactly 1."""
+    from bt_tutorial.rois import sign_flip_p_value
+
+    for n in (1, 500, 1234):
+        assert sign_flip_p_value(np.zeros(7), n_permutations=n) == 1.0
+    d = np.random.default_rng(2).normal(0.05, 1, 40)
+    p = sign_flip_p_value(d)
+    assert p == sign_flip_p_value(d, n_permutations=5000, seed=0) == sign_flip_p_value(list(d))  # documented
+    assert p != sign_flip_p_value(d, seed=1) and 0 < p < 1
+
+
+def test_bootstrap_and_paired_comparison_edge_cases_and_defaults():
+    """Catches one value refused, an empty ROI not NaN, a paired comparison of fewer than 2 voxels
+    not all NaN, zero differences sent to Wilcoxon, and the seed or documented defaults not used."""
+    from bt_tutorial.rois import PairedComparison, bootstrap_mean, paired_comparison
+
+    assert bootstrap_mean(np.array([0.3])) == (0.3, 0.3, 0.3)
+    assert np.isnan(bootstrap_mean(np.array([np.nan, np.inf]))).all()
+    v = np.random.default_rng(3).normal(0.2, 0.1, 100)
+    assert bootstrap_mean(v) == bootstrap_mean(v, n_boot=2000, level=0.95, seed=0) != bootstrap_mean(v, seed=1)
+    one = paired_comparison(np.array([1.0, np.nan]), np.array([0.0, 1.0]))
+    assert one.n_voxels == 1 and one.method == "permutation"
+    assert np.isnan([one.mean_difference, one.low, one.high, one.p_value]).all()
+    same = paired_comparison(np.ones(5), np.ones(5), method="wilcoxon")
+    assert same.p_value == 1.0 and same.mean_difference == 0.0
+    a, b = np.random.default_rng(4).normal(0.1, 1, (2, 60))
+    first = paired_comparison(a, b)
+    assert isinstance(first, PairedComparison)
+    assert first == paired_comparison(list(a), list(b), n_permutations=5000, n_boot=2000, level=0.95, seed=0)
+    assert first.low != paired_comparison(a, b, seed=2).low
+
+
+def test_resampled_means_of_a_huge_roi_take_one_resample_at_a_time():
+    """Catches a chunk of 0 resamples (an endless or refused loop) when one resample exceeds the budget."""
+    from bt_tutorial.rois import resampled_means
+
+    values = np.zeros((1, 5_000_000), np.float32)
+    assert resampled_means(values, 2, np.random.default_rng(0)).shape == (1, 2)
