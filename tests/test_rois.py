@@ -13,12 +13,15 @@ def test_masks_cover_rois_groups_and_outside():
     assert masks["A1"].tolist() == [False, True, False, False, False, False]
     assert masks["auditory"].sum() == 2 and masks["STS"].sum() == 2
     assert masks["outside_rois"].tolist() == [True, False, False, False, False, True]
+    assert "none" not in masks  # label 0 is "outside any ROI", not an ROI of its own
 
 
 def test_roi_means_ignore_nan_and_empty_masks():
     values = np.array([1.0, np.nan, 3.0, 5.0])
     masks = {"a": np.array([True, True, True, False]), "empty": np.zeros(4, bool)}
-    means = roi_means(values, masks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty mask gives NaN without a mean-of-empty warning
+        means = roi_means(values, masks)
     assert means["a"] == 2.0 and np.isnan(means["empty"])
 
 
@@ -73,6 +76,7 @@ def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
     a = np.array([1.0, 2.0, np.nan, 4.0])
     b = np.array([0.0, 1.0, 1.0, np.nan])
     masks = {"all": np.ones(4, bool), "first": np.array([1, 0, 0, 0], bool)}
+    assert list(compare_in_rois(a, b, masks, n_permutations=10, n_boot=10)) == ["all", "first"]  # all by default
     out = compare_in_rois(a, b, masks, rois=["all"], n_permutations=100, n_boot=50)
     assert list(out) == ["all"] and out["all"].n_voxels == 2 and out["all"].mean_difference == 1.0
     assert out["all"] != compare_in_rois(a, b, masks, rois=["all"], n_permutations=100, n_boot=50, seed=1)["all"]
@@ -85,6 +89,7 @@ def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
 def test_twin_masks_have_both_hemispheres(tiny_twin):
     from bt_tutorial.rois import twin_roi_masks
 
+    assert not any(name.endswith(("_L", "_R")) for name in twin_roi_masks(tiny_twin, "UTS01", hemispheres=False))
     masks = twin_roi_masks(tiny_twin, "UTS01")
     for group in ("late_language", "early_auditory", "primary_auditory"):
         assert masks[f"{group}_L"].sum() > 0 and masks[f"{group}_R"].sum() > 0
@@ -134,6 +139,7 @@ def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
     assert np.array_equal(means[0], means[1]) and np.allclose(means[2] - means[0], 1.0)
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
     assert percentile_interval(np.append(np.arange(101.0), np.nan), 0.5) == pytest.approx((25.0, 75.0))
+    assert percentile_interval(np.arange(101.0)) == pytest.approx((2.5, 97.5))  # 95% by default
 
 
 def test_a_mask_of_another_length_is_named():
