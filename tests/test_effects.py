@@ -67,6 +67,8 @@ def test_percent_drop_difference_defaults_are_reproducible_and_two_voxels_suffic
     assert first == percent_drop_difference(*args) == percent_drop_difference(*args, n_boot=2000, level=0.95,
                                                                                  seed=0)
     assert first != percent_drop_difference(*args, seed=1) and first != percent_drop_difference(*args, n_boot=2001)
+    half = percent_drop_difference(*args, level=0.5)  # the level reaches the interval
+    assert first["low"] < half["low"] < half["high"] < first["high"]
     two = np.zeros(300, bool)
     two[:2] = True
     assert np.isfinite(percent_drop_difference(*args[:4], two)["low"])
