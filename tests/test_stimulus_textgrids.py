@@ -272,3 +272,36 @@ def test_intervals_between_keep_those_starting_in_the_half_open_span():
     part = iv.between(1.0, 3.0)
     assert part.labels == ("b", "c") and part.starts.tolist() == [1.0, 2.0] and part.ends.tolist() == [2.0, 3.0]
     assert part.source == "tier" and iv.between(5.0, 9.0).labels == ()
+
+
+def test_dictionary_phones_of_quoted_capitalised_and_unknown_words():
+    """Catches a lookup that misses "'Hello'" (quotes and capitals) or "Comin'" (only in the dictionary
+    with its apostrophe), or an unknown word given phones."""
+    from bt_tutorial.stimulus import Intervals, dictionary_phones
+
+    words = Intervals(("'Hello'", "Comin'", "zzzqx"), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
+    phones = dictionary_phones(words)
+    assert phones.labels == ("HH", "AH", "L", "OW", "K", "AH", "M", "IH", "N") and phones.source == "dictionary"
+    np.testing.assert_allclose(phones.starts[:5], [0.0, 0.25, 0.5, 0.75, 1.0])
+    assert phones.ends[-1] == 2.0
+
+
+def test_read_audio_records_its_source_and_accepts_the_edges(tmp_path):
+    """Catches a one-sample file refused, an amplitude of exactly the limit refused, the source rate or
+    path not recorded, and the default rate changed."""
+    import soundfile as sf
+
+    from bt_tutorial.stimulus import MAX_FLOAT_AMPLITUDE, read_audio
+
+    path = tmp_path / "one.wav"
+    sf.write(path, np.array([0.5], np.float32), 16000, subtype="FLOAT")
+    audio = read_audio(path)
+    assert audio.waveform.tolist() == [0.5] and audio.sample_rate == 16000 and audio.source_rate == 16000
+    assert audio.path == path
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, np.array([MAX_FLOAT_AMPLITUDE, 0.0], np.float32), 22050, subtype="FLOAT")
+    assert read_audio(loud, 22050).source_rate == 22050
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(StimulusFileError, match="empty.wav is a sound file with no samples"):
+        read_audio(empty)
