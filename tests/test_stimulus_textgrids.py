@@ -305,3 +305,35 @@ def test_read_audio_records_its_source_and_accepts_the_edges(tmp_path):
     sf.write(empty, np.zeros(0, np.float32), 16000)
     with pytest.raises(StimulusFileError, match="empty.wav is a sound file with no samples"):
         read_audio(empty)
+
+
+def test_fix_overlaps_boundaries():
+    """Catches touching intervals taken for overlaps, an overlap of exactly the tolerance refused,
+    a zero-length interval taken as backwards, one that ends where the previous ends kept, and the
+    report counting or quoting the wrong intervals."""
+    from bt_tutorial.stimulus import _fix_overlaps
+
+    touching = [(0.0, 1.0, "a"), (1.0, 2.0, "b"), (2.0, 2.0, "c")]
+    assert _fix_overlaps(touching, 0.01, "p", "t") == touching
+    assert _fix_overlaps([(0.0, 1.25, "a"), (1.0, 2.0, "b")], 0.25, "p", "t")[1] == (1.25, 2.0, "b")
+    with pytest.raises(StimulusFileError, match=r"1 overlaps .*\(0.0, 2.0, 'a'\) and \(1.0, 2.0, 'b'\) overlap by 1 s"):
+        _fix_overlaps([(0.0, 2.0, "a"), (1.0, 2.0, "b")], 5.0, "p", "t")  # b would vanish: not a rounding error
+    many = [(float(i), float(i) + 1.5, str(i)) for i in range(6)]
+    with pytest.raises(StimulusFileError, match=r"5 overlaps") as caught:
+        _fix_overlaps(many, 0.1, "p", "t")
+    assert str(caught.value).count("overlap by") == 3  # the first three, each with the interval before it
+    assert "(0.0, 1.5, '0') and (1.0, 2.5, '1') overlap by 0.5 s" in str(caught.value)
+    with pytest.raises(StimulusFileError, match=r"4 intervals end before they start") as caught:
+        _fix_overlaps([(float(i), float(i) - 0.5, str(i)) for i in range(4)], 0.1, "p", "t")
+    assert "'2'" in str(caught.value) and "'3'" not in str(caught.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8", "latin-1"])
+def test_decode_text_without_a_byte_order_mark(encoding):
+    """Catches UTF-16 without a BOM read in the wrong byte order, or Latin-1 not the last resort."""
+    from bt_tutorial.stimulus import decode_text
+
+    text = 'File type = "ooTextFile"\nxmin = 0 \u00e9' if encoding != "utf-8" else "x\u00e9\u4e2d"
+    assert decode_text(text.encode(encoding)) == text
+    assert decode_text(b"x") == "x"  # one byte: not UTF-16
+    assert decode_text("y".encode("utf-16-le")) == "y"  # two bytes can be one UTF-16 character
