@@ -418,3 +418,16 @@ def test_lowlevel_impact_equals_its_pieces_put_together_by_hand(tiny):
         np.testing.assert_equal(impact.percent_drop(masks), impact.percent_drop(masks, layer=4))  # the only layer
     with pytest.raises(KeyError, match=r"Layer 1 was not fitted; layers: \[4\]"):
         impact.percent_drop(masks, layer=1)
+
+
+def test_remove_lowlevel_reports_a_planted_share_of_explained_variance():
+    """Catches the reported R^2 of the low-level fit computed wrongly (1 + ..., over all columns at
+    once) or a constant feature given a number: x = 2 low + unit noise has R^2 = 4/5."""
+    rng = np.random.default_rng(8)
+    low = [rng.standard_normal((400, 1)) for _ in range(3)]
+    x = [np.column_stack([2 * lo[:, 0] + rng.standard_normal(400), 0.1 * rng.standard_normal(400),
+                          np.ones(400)]) for lo in low]
+    _, _, info = remove_lowlevel(x, low, alphas=[1e-3], n_folds=3)
+    assert info["r2_train"][0] == pytest.approx(0.8, abs=0.03)
+    assert abs(info["r2_train"][1]) < 0.02 and np.isnan(info["r2_train"][2])
+    assert info["cv_r2"].shape == (3,) and np.allclose(info["alphas"][:2], 1e-3)
