@@ -431,3 +431,170 @@ def test_remove_lowlevel_reports_a_planted_share_of_explained_variance():
     assert info["r2_train"][0] == pytest.approx(0.8, abs=0.03)
     assert abs(info["r2_train"][1]) < 0.02 and np.isnan(info["r2_train"][2])
     assert info["cv_r2"].shape == (3,) and np.allclose(info["alphas"][:2], 1e-3)
+
+
+# ------------------------------------------------------------------ residual removal: inputs, plumbing, invariances
+def test_remove_lowlevel_errors_name_the_argument_and_the_story():
+    """Catches checks that are skipped or point at the wrong array: each message names the argument,
+    the story index and the shapes that disagree."""
+    ok = [np.ones((5, 2)), np.zeros((5, 2))]
+    low = [np.ones((5, 1)), np.zeros((5, 1))]
+    cases = [
+        ((np.ones((5, 2)), low), TypeError, "x_train must be a non-empty list"),
+        (([], []), TypeError, "x_train must be a non-empty list"),
+        ((ok, np.ones((5, 1))), TypeError, "low_train must be a non-empty list"),
+        (([np.ones(5), np.ones(5)], low), ValueError, r"x_train\[0\] must be a non-empty 2-D array .*got shape \(5,\)"),
+        ((ok, [np.ones((5, 1)), np.ones((0, 1))]), ValueError, r"low_train\[1\] must be a non-empty 2-D"),
+        (([np.ones((5, 2)), np.ones((5, 3))], low), ValueError, r"x_train\[1\] has 3 columns but x_train\[0\] has 2\."),
+        ((ok, [np.ones((5, 1)), np.full((5, 1), np.nan)]), ValueError, r"low_train\[1\] has NaN or inf"),
+        ((ok, low[:1]), ValueError, "x_train has 2 stories but low_train has 1."),
+        ((ok, [np.ones((5, 1)), np.ones((4, 1))]), ValueError, r"Story 1: x_train\[1\] has 5 rows but low_train\[1\] has 4"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=message):
+            remove_lowlevel(*args)
+    test_cases = [
+        ((np.ones((3, 3)), np.ones((3, 1))), r"x_test has 3 columns but x_train has 2\."),
+        ((np.ones((3, 2)), np.ones((3, 2))), r"low_test has 2 columns but low_train has 1\."),
+        ((np.full((3, 2), np.inf), np.ones((3, 1))), r"x_test\[0\] has NaN or inf"),
+        ((np.ones((3, 2)), np.full((3, 1), np.nan)), r"low_test\[0\] has NaN or inf"),
+        ((np.ones((3, 2)), np.ones((2, 1))), r"x_test\[0\] has 3 rows but low_test\[0\] has 2"),
+    ]
+    for (x_test, low_test), message in test_cases:
+        with pytest.raises(ValueError, match=message):
+            remove_lowlevel(ok, low, x_test, low_test)
+
+
+def _planted_lowlevel(seed=0, n_stories=4, n_rows=60):
+    rng = np.random.default_rng(seed)
+    low = [rng.standard_normal((n_rows, 2)) for _ in range(n_stories)]
+    x = [lo @ np.array([[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]]) + rng.standard_normal((n_rows, 3)) for lo in low]
+    return x, low
+
+
+def test_remove_lowlevel_keeps_the_dtype_asked_for_and_returns_the_weights():
+    """Catches the residuals cast to the wrong dtype and the weights left out of ``info``."""
+    x, low = _planted_lowlevel()
+    for dtype in ("float32", "float64"):
+        resid_train, resid_test, info = remove_lowlevel(x[:3], low[:3], x[3], low[3], dtype=dtype)
+        assert {r.dtype for r in resid_train} == {np.dtype(dtype)} and resid_test.dtype == np.dtype(dtype)
+    assert info["coef"].shape == (2, 3)
+    np.testing.assert_allclose(info["coef"], [[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]], atol=0.2)
+
+
+def test_remove_lowlevel_ignores_a_constant_added_to_the_model_features():
+    """Catches the model features left uncentred in the ridge (no intercept in himalaya): adding a
+    constant must change neither the chosen alphas nor the residuals."""
+    x, low = _planted_lowlevel(1)
+    alphas = np.logspace(-2, 4, 7)
+    base = remove_lowlevel(x[:3], low[:3], x[3], low[3], alphas=alphas, dtype="float64")
+    shifted = remove_lowlevel([a + 1000.0 for a in x[:3]], low[:3], x[3] + 1000.0, low[3], alphas=alphas,
+                              dtype="float64")
+    np.testing.assert_array_equal(base[2]["alphas"], shifted[2]["alphas"])
+    np.testing.assert_allclose(base[1], shifted[1], atol=1e-6)
+    for a, b in zip(base[0], shifted[0]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_low_level_ridge_is_cross_validated_over_whole_stories_on_the_backend_asked_for(monkeypatch):
+    """Catches folds that mix rows of a story, a score other than R^2, the fold count or the backend
+    dropped on the way to himalaya, and a backend left switched afterwards."""
+    from himalaya.backend import get_backend
+    from himalaya.scoring import r2_score
+    from bt_tutorial.encoding import story_splits
+    from bt_tutorial.lowlevel import impact
+
+    seen = []
+
+    class SpyRidgeCV(impact.RidgeCV):
+        def __init__(self, **kwargs):
+            seen.append(dict(kwargs, backend=get_backend().name))
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(impact, "RidgeCV", SpyRidgeCV)
+    x, low = _planted_lowlevel(2, n_stories=4)
+    before = get_backend().name
+    remove_lowlevel(x, low, n_folds=3, backend="torch")
+    assert get_backend().name == before
+    (kwargs,) = seen
+    assert kwargs["backend"] == "torch"
+    assert kwargs["solver_params"] == dict(score_func=r2_score, warn=False)
+    want = story_splits([60] * 4, 3)
+    assert len(kwargs["cv"]) == 3
+    for (train, val), (want_train, want_val) in zip(kwargs["cv"], want):
+        np.testing.assert_array_equal(train, want_train)
+        np.testing.assert_array_equal(val, want_val)
+
+
+def test_percent_drop_leaves_a_voxel_out_of_both_means_and_warns_at_the_caller():
+    """Catches a voxel with NaN r in one fit kept in the other's mean, a zero mean r given a drop,
+    and the warning pointing inside the package instead of at the caller's line."""
+    masks = {"roi": np.array([True, True, True])}
+    drops = percent_drop([0.4, 0.2, 0.9], [0.2, 0.1, np.nan], masks)
+    assert drops["roi"] == pytest.approx(50.0)  # 0.3 -> 0.15; with the third voxel in r_orig: 0.5 -> 0.15
+    drops = percent_drop([0.4, 0.2, np.nan], [0.2, 0.1, 0.9], masks)
+    assert drops["roi"] == pytest.approx(50.0)
+    with pytest.warns(UserWarning, match=r"\['roi'\]") as record:
+        drops = percent_drop([0.1, -0.1, 0.0], [0.05, 0.0, 0.0], masks)
+    assert np.isnan(drops["roi"])
+    assert record[0].filename == __file__
+
+
+def test_summary_means_leave_out_nan_voxels():
+    """Catches NaN voxels counted in the summary's means, or a mean printed for a fit with no voxels."""
+    from bt_tutorial.lowlevel import LowLevelImpact
+
+    impact = LowLevelImpact("UTS01", "story", [3], ("rates",), {3: np.array([0.2, 0.4, np.nan])},
+                            {(3, "rates"): np.full(3, np.nan)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice"
+        assert impact.summary().splitlines()[1] == "  layer 3, rates: mean r 0.300 -> nan"
+    assert repr(impact) == impact.summary()
+
+
+def test_lowlevel_impact_passes_its_settings_to_every_stage(tiny, monkeypatch):
+    """Catches a setting dropped on the way: the subject's split, the n-gram sizes, the progress flag,
+    the fold count and backend of both ridges, and the default first scored row (0)."""
+    from bt_tutorial.lowlevel import impact
+
+    ds, train, test = tiny
+    calls = {}
+
+    def spy(name, real):
+        def wrapper(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(impact, name, wrapper)
+
+    for name in ("lowlevel_rows", "remove_lowlevel", "fit_encoding_model", "scored_test_rows"):
+        spy(name, getattr(impact, name))
+    split = ds.split
+    monkeypatch.setattr(ds, "split", lambda subject: calls.setdefault("split", []).append(subject) or split(subject))
+    rng = np.random.default_rng(5)
+    rows = {0: {s: rng.standard_normal((len(ds.tr_times(s)), 4)).astype(np.float32) for s in train + [test]}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lowlevel_impact(rows, ds, "UTS01", sets=("diphones",), n_folds=2, backend="numpy", top_diphones=3,
+                        top_triphones=2)
+    assert set(calls["split"]) == {"UTS01"}
+    (args, kwargs), = calls["lowlevel_rows"]
+    assert args[5:] == (3, 2) and kwargs == dict(progress=False)
+    (args, kwargs), = calls["remove_lowlevel"]
+    assert args[5:] == (2, "numpy")
+    assert all(kw["n_folds"] == 2 and kw["backend"] == "numpy" for _, kw in calls["fit_encoding_model"])
+    assert len(calls["fit_encoding_model"]) == 2
+    (args, _), = calls["scored_test_rows"]
+    assert args[0] == 0 and args[2] == test
+
+
+def test_remove_lowlevel_computes_in_the_dtype_asked_for():
+    """Catches inputs left in their own precision: float32 inputs with ``dtype="float64"`` must give
+    what float64 inputs give."""
+    x, low = _planted_lowlevel(3)
+    single = remove_lowlevel([a.astype(np.float32) for a in x[:3]], [a.astype(np.float32) for a in low[:3]],
+                             x[3].astype(np.float32), low[3].astype(np.float32), dtype="float64")
+    rounded = [np.asarray(a, np.float32).astype(np.float64) for a in (*x, *low)]
+    double = remove_lowlevel(rounded[:3], rounded[4:7], rounded[3], rounded[7], dtype="float64")
+    np.testing.assert_allclose(single[1], double[1], rtol=0, atol=1e-12)
+    for a, b in zip(single[0], double[0]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
