@@ -5,17 +5,22 @@ A captive portal, a proxy error page or a corrupted transfer can leave a file of
 right size with the wrong content. :func:`content_problem` reads the first bytes and
 compares them with the signature of the format given by the file's suffix;
 :func:`md5_from_etag` and :func:`file_md5` check the whole file where the server's
-ETag is an MD5 (S3 and GCS objects uploaded in one part). :func:`write_part_record` saves
-which version of a file a ``.part`` holds, so that a resume can ask for that version only.
+ETag is an MD5 (S3 and GCS objects uploaded in one part), or against a registry of known
+sizes and MD5s (:func:`read_registry`: the shipped ``data/ds003020_md5.csv`` for ds003020),
+whatever the server says. :func:`write_part_record` saves which version of a file a ``.part``
+holds, so that a resume can ask for that version only.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
+from typing import Mapping, NamedTuple
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)  # after a user block
@@ -24,6 +29,18 @@ _HTML_RE = re.compile(rb"\s*(<!doctype\s+html|<html|<head|<body)", re.IGNORECASE
 _TEXTGRID_HEADERS = ('File type = "ooTextFile',  # long and short ("ooTextFile short") formats
                      '"Praat chronological TextGrid text file"')  # fmt: skip
 _MD5_ETAG_RE = re.compile(r'"?([0-9a-fA-F]{32})"?')
+_MD5_RE = re.compile(r"[0-9a-f]{32}")
+REGISTRY_ENV = "BT_DATASET_REGISTRY"  # a registry to use instead of REGISTRY_FILE, or "none"
+REGISTRY_FILE = Path(__file__).with_name("data") / "ds003020_md5.csv"
+"""Sizes and MD5s of the ds003020 files the project downloads (snapshot 3.1.0; made by
+``data_scripts/make_md5_registry.py`` from the dataset's git-annex keys)."""
+
+
+class Checksum(NamedTuple):
+    """What a registry knows of a file: its size in bytes and its MD5 (32 lower-case hex digits)."""
+
+    size: int
+    md5: str
 
 
 def _text_start(head: bytes) -> str:
@@ -118,12 +135,83 @@ def is_complete(path: Path, size: int) -> bool:
     return path.is_file() and path.stat().st_size == size and content_problem(path) is None
 
 
-def verify_file(path: str | Path, name: str, md5: str | None) -> str | None:
-    """:func:`content_problem`, then whether the file's MD5 is ``md5`` (if given); None if all is well."""
+def verify_file(path: str | Path, name: str, md5: str | None, source: str = "given by the server") -> str | None:
+    """:func:`content_problem`, then whether the file's MD5 is ``md5`` (if given); None if all is well.
+
+    ``source`` says where ``md5`` comes from, for the message: e.g. ``"does not match the MD5
+    checksum given by the server (expected 0123..., got 4567...)"``.
+    """
     problem = content_problem(path, name)
-    if problem is None and md5 and file_md5(path) != md5:
-        problem = f"does not match the MD5 checksum given by the server ({md5})"
+    if problem is None and md5 and (got := file_md5(path)) != md5:
+        problem = f"does not match the MD5 checksum {source} (expected {md5}, got {got})"
     return problem
+
+
+def read_registry(path: str | Path = REGISTRY_FILE) -> dict[str, Checksum]:
+    """Read a registry of checksums: a CSV with columns ``path,size,md5`` (lines starting with ``#`` skipped).
+
+    Parameters
+    ----------
+    path : str or Path
+        Default: the shipped registry of ds003020, :data:`REGISTRY_FILE`. A mirror serving
+        other files (the tests' miniature one) plants its own.
+
+    Returns
+    -------
+    registry : dict of str -> Checksum
+        By POSIX path relative to the dataset root, as :func:`registry_key` spells it.
+
+    Raises
+    ------
+    ValueError
+        If a row is not ``path,size,md5`` with a size of 0 or more and a 32-hex-digit MD5
+        (the message names the file and line).
+    """
+    registry = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = [(number, line) for number, line in enumerate(handle, 1) if not line.startswith("#")]
+    for (number, _), row in zip(lines, csv.reader(line for _, line in lines)):
+        if row == ["path", "size", "md5"] or not row:
+            continue
+        if len(row) != 3 or not row[1].isdigit() or not _MD5_RE.fullmatch(row[2].lower()):
+            raise ValueError(f"{path}, line {number}: expected path,size,md5 with an MD5 of 32 hex digits, got {row}.")
+        registry[registry_key(row[0])] = Checksum(int(row[1]), row[2].lower())
+    return registry
+
+
+def load_registry(registry: Mapping[str, Checksum] | str | Path | None = None) -> Mapping[str, Checksum]:
+    """The registry of sizes and MD5s to check downloads against.
+
+    Parameters
+    ----------
+    registry : mapping, str or Path, optional
+        A mapping from :func:`~bt_tutorial.file_formats.registry_key` paths to
+        :class:`~bt_tutorial.file_formats.Checksum` (used as is), the path of a CSV
+        ``path,size,md5``, or ``"none"`` (no registry: an empty mapping). Default:
+        ``$BT_DATASET_REGISTRY`` if set, else the shipped registry of snapshot 3.1.0.
+
+    Returns
+    -------
+    registry : mapping of str -> Checksum
+
+    Raises
+    ------
+    OSError, ValueError
+        If the CSV cannot be read, or a row is malformed (:func:`read_registry`).
+    """
+    if registry is None:
+        registry = os.environ.get(REGISTRY_ENV, "").strip() or REGISTRY_FILE
+    if isinstance(registry, Mapping):
+        return registry
+    if str(registry).lower() == "none":
+        return {}
+    return read_registry(registry)
+
+
+def registry_key(relpath: str) -> str:
+    """The registry's name of a dataset path: ``derivatives/`` (newer snapshots' name) read as ``derivative/``."""
+    first, _, rest = relpath.partition("/")
+    return f"derivative/{rest}" if first == "derivatives" and rest else relpath
 
 
 def _record_path(part: Path) -> Path:
@@ -139,12 +227,21 @@ def write_part_record(part: Path, url: str, size: int, headers) -> dict:
     """
     etag = headers.get("ETag")
     etag = None if etag and etag.startswith("W/") else etag  # A weak ETag may not go in If-Range.
-    encrypted = (headers.get("x-amz-server-side-encryption") or "").startswith("aws:kms") or headers.get(
-        "x-amz-server-side-encryption-customer-algorithm")  # fmt: skip
-    md5 = None if encrypted else md5_from_etag(etag)
-    record = dict(url=url, size=size, etag=etag, last_modified=headers.get("Last-Modified"), md5=md5)
+    record = dict(url=url, size=size, etag=etag, last_modified=headers.get("Last-Modified"), md5=etag_md5(headers))
     _record_path(part).write_text(json.dumps(record))
     return record
+
+
+def etag_md5(headers) -> str | None:
+    """The MD5 of the content given by a response's ETag (:func:`md5_from_etag`), None if it gives none.
+
+    None too when S3 says the object is encrypted with KMS or a customer key: its ETag is
+    then not the MD5 of the content.
+    """
+    encrypted = (headers.get("x-amz-server-side-encryption") or "").startswith("aws:kms") or headers.get(
+        "x-amz-server-side-encryption-customer-algorithm")  # fmt: skip
+    etag = headers.get("ETag")
+    return None if encrypted or (etag and etag.startswith("W/")) else md5_from_etag(etag)
 
 
 def read_part_record(part: Path, url: str, size: int) -> dict | None:

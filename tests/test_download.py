@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import http.server
 import json
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bt_tutorial import transfer
+from bt_tutorial import download, transfer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ from bt_tutorial.download import (
     lebel_file_list,
     remote_size,
 )
-from bt_tutorial.file_formats import HDF5_SIGNATURE, content_problem, md5_from_etag, write_part_record
+from bt_tutorial.file_formats import HDF5_SIGNATURE, content_problem, md5_from_etag, read_registry, write_part_record
 
 SUBJECT = "UTS01"
 N_TRAIN = 1
@@ -101,8 +102,10 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
     HEAD, ``portal`` {path: n} answers the next n GETs with an HTML page (a captive
     portal), ``corrupt`` {path: [n, offset]} flips the bytes at ``offset`` in the next n
     GETs while keeping the size and headers, and ``bad_length`` {path: value} sends
-    Content-Length ``value`` (None: no Content-Length). Every request is recorded in
-    ``requests`` as (method, path, Range header, If-Range header).
+    Content-Length ``value`` (None: no Content-Length), and ``short_200`` {path: n} answers a GET
+    without Range with a 200 that announces and sends n bytes fewer (a truncating proxy; HEAD
+    tells the true size). Every request is recorded in ``requests`` as (method, path, Range
+    header, If-Range header).
     """
 
     root: Path
@@ -132,6 +135,8 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         data = path.read_bytes()
         etag = etag_of(data, state["etag"])
         last_modified = email.utils.formatdate(path.stat().st_mtime, usegmt=True)
+        if send_body and range_header is None and relpath in state["short_200"]:
+            data = data[: len(data) - state["short_200"][relpath]]
         first, last, status = 0, len(data) - 1, 200
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header or "")
         if_range_ok = if_range is None or if_range in (etag, last_modified) and not if_range.startswith("W/")
@@ -196,17 +201,33 @@ def mirror(tmp_path, tiny_twin):
     return serve_root
 
 
+def plant_registry(dataset_root: Path, path: Path, monkeypatch) -> Path:
+    """Write the sizes and MD5s of the files under ``dataset_root`` as a registry CSV at ``path``, and
+    make it the downloads' default (``BT_DATASET_REGISTRY``, seen by subprocesses too): the shipped
+    registry is the real dataset's, and the miniature mirror's files would all differ from it."""
+    rows = ["# the miniature mirror", "path,size,md5"]
+    for file in sorted(f for f in dataset_root.rglob("*") if f.is_file()):
+        data = file.read_bytes()
+        rows.append(f"{file.relative_to(dataset_root).as_posix()},{len(data)},{hashlib.md5(data).hexdigest()}")
+    path.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv(download.REGISTRY_ENV, str(path))
+    return path
+
+
 @pytest.fixture
-def server(mirror):
-    """Serve ``mirror`` on 127.0.0.1; yield its dataset URL, state and dataset root."""
+def server(mirror, monkeypatch):
+    """Serve ``mirror`` on 127.0.0.1; yield its dataset URL, state, dataset root and registry
+    (planted as the default: see :func:`plant_registry`)."""
+    registry = plant_registry(mirror / "ds003020", mirror / "ds003020_md5.csv", monkeypatch)
     state = dict(requests=[], cut_after={}, missing=set(), short_by={}, ignore_range=set(), no_head=False,
-                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={})
+                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={},
+                 short_200={})
     handler = type("Handler", (MirrorHandler,), {"root": mirror, "state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/ds003020"
-    yield SimpleNamespace(url=url, state=state, root=mirror / "ds003020")
+    yield SimpleNamespace(url=url, state=state, root=mirror / "ds003020", registry=registry)
     httpd.shutdown()
     httpd.server_close()
     thread.join()
@@ -438,8 +459,11 @@ def test_file_changed_between_runs_restarts_from_zero(server, tmp_path, etag_mod
     source.write_bytes(new)
     os.utime(source, (source.stat().st_mtime + 10,) * 2)
     download_file(f"{server.url}/{WAV}", dest, **FAST)
-    assert gets(server.state, WAV) == [None, "bytes=50000-"]
-    assert if_ranges(server.state, WAV) == [None, old_validator]  # the server then answered 200
+    if etag_mode is None:  # Last-Modified alone is a weak validator: no resume, a restart from zero
+        assert gets(server.state, WAV) == [None, None] and if_ranges(server.state, WAV) == [None, None]
+    else:
+        assert gets(server.state, WAV) == [None, "bytes=50000-"]
+        assert if_ranges(server.state, WAV) == [None, old_validator]  # the server then answered 200
     assert dest.read_bytes() == new
     assert not Path(f"{dest}.part").exists() and not Path(f"{dest}.part.json").exists()
 
@@ -550,8 +574,9 @@ def test_etags_that_are_not_md5_are_not_checked_as_md5(server, tmp_path, etag_mo
     cut_download(server, dest)
     download_file(f"{server.url}/{WAV}", dest, **FAST)
     validator = etag_of(source.read_bytes(), etag_mode)
-    if etag_mode == "weak":  # a weak ETag may not go in If-Range: Last-Modified does
-        validator = email.utils.formatdate(source.stat().st_mtime, usegmt=True)
+    if etag_mode == "weak":  # a weak ETag may not go in If-Range, and Last-Modified alone is weak: a restart
+        assert gets(server.state, WAV) == [None, None]
+        validator = None
     assert if_ranges(server.state, WAV) == [None, validator]
     assert sha256(dest) == sha256(source)
 
@@ -668,6 +693,7 @@ def cli():
      ("stories out of range", "0 to 24"), ("stories not a number", "invalid int value"),
      ("negative retries", "must be 0 or more"), ("missing on server", "does not exist on the server"),
      ("no valid size", "did not report a valid size"), ("html served", "not an HDF5 file"),
+     ("size not the registry's", f"{HF5} is {len(PORTAL_PAGE)} bytes on the server"),
      ("disk error", "No space left on device"), ("unknown option", "unrecognized arguments")],
 )  # fmt: skip
 def test_cli_expected_errors_print_one_line_and_exit_2(server, tmp_path, cli, capsys, monkeypatch, case, message):
@@ -690,6 +716,9 @@ def test_cli_expected_errors_print_one_line_and_exit_2(server, tmp_path, cli, ca
         server.state["bad_length"][SERVED_WAV] = "-5"
         server.state["ignore_range"].add(SERVED_WAV)
     elif case == "html served":
+        (server.root / HF5).write_bytes(PORTAL_PAGE)
+        args["--registry"] = "none"  # else its size, not the registry's, stops the plan (the next case)
+    elif case == "size not the registry's":
         (server.root / HF5).write_bytes(PORTAL_PAGE)
     elif case == "disk error":
         def full_disk(*a, **k):
@@ -714,3 +743,200 @@ def test_cli_lets_real_bugs_through_with_their_traceback(cli, monkeypatch, tmp_p
     monkeypatch.setattr(cli.download, "download_lebel", buggy)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(["--subject", SUBJECT, "--stories", "1", "--out", str(tmp_path)])
+
+
+# ------------------------------------------------ registry of checksums, weak validators, full disk, one writer
+def registered(server, relpath: str) -> dict:
+    """``expected_size`` and ``md5`` of ``relpath`` in the mirror's planted registry, for download_file."""
+    known = read_registry(server.registry)[relpath]
+    return dict(expected_size=known.size, md5=known.md5)
+
+
+def serve_other_version(server, relpath: str) -> tuple[bytes, float]:
+    """Serve a same-size other version of ``relpath``; return the registered bytes and their mtime."""
+    source = server.root / relpath
+    good, mtime = source.read_bytes(), source.stat().st_mtime
+    source.write_bytes(new_version(good))
+    os.utime(source, (mtime, mtime))
+    return good, mtime
+
+
+@pytest.mark.parametrize("last_modified", ["changed", "unchanged"])
+def test_last_modified_only_server_ignoring_if_range_does_not_splice_with_the_registry(server, tmp_path,
+                                                                                       last_modified):
+    """Fault: a server with Last-Modified and no ETag that ignores If-Range, the file changed (same size)
+    between attempts: the resume would splice old[:k] + new[k:]. With the registry's MD5 the resume is
+    allowed and the splice is refused: by the 206's new Last-Modified, else by the MD5 (a copy that
+    kept the mtime), and the download restarts from zero."""
+    server.state["etag"] = None
+    server.state["ignore_if_range"].add(SERVED_WAV)
+    good, mtime = serve_other_version(server, WAV)  # the mirror first serves another version ...
+    dest, url, pinned = tmp_path / "a.wav", f"{server.url}/{WAV}", registered(server, WAV)
+    server.state["cut_after"][SERVED_WAV] = 50_000
+    with pytest.raises(DownloadError, match="was kept; run again to resume"):
+        download_file(url, dest, retries=0, **pinned, **FAST)
+    (server.root / WAV).write_bytes(good)  # ... then the registry's, same size
+    shift = 10 if last_modified == "changed" else 0
+    os.utime(server.root / WAV, (mtime + shift, mtime + shift))
+    download_file(url, dest, **pinned, **FAST)
+    assert gets(server.state, WAV) == [None, "bytes=50000-", None]
+    assert dest.read_bytes() == good
+
+
+@pytest.mark.parametrize("last_modified", ["changed", "unchanged"])
+def test_last_modified_alone_is_not_resumed_without_the_registry(server, tmp_path, last_modified):
+    """Fault: the same splice with no registry entry: Last-Modified is a weak validator that this
+    server ignores, so the part is not resumed at all; the download restarts from zero."""
+    server.state["etag"] = None
+    server.state["ignore_if_range"].add(SERVED_WAV)
+    source, dest = server.root / WAV, tmp_path / "a.wav"
+    cut_download(server, dest)
+    mtime = source.stat().st_mtime
+    new = new_version(source.read_bytes())
+    source.write_bytes(new)
+    shift = 10 if last_modified == "changed" else 0
+    os.utime(source, (mtime + shift, mtime + shift))
+    download_file(f"{server.url}/{WAV}", dest, **FAST)
+    assert gets(server.state, WAV) == [None, None]
+    assert dest.read_bytes() == new
+
+
+@pytest.mark.parametrize("pinned", [False, True], ids=["server size", "registry"])
+def test_short_200_with_a_non_md5_etag_is_not_accepted_truncated(server, tmp_path, pinned):
+    """Fault: a whole-file 200 announcing and sending 1000 bytes fewer than the file has, with an ETag
+    that is no MD5, was taken for a changed file and kept truncated. Its Content-Length is now held
+    against the expected size (the server's HEAD, or the registry's)."""
+    server.state["etag"] = "opaque"
+    server.state["short_200"][SERVED_WAV] = 1000
+    size, dest = (server.root / WAV).stat().st_size, tmp_path / "a.wav"
+    options = registered(server, WAV) if pinned else {}
+    with pytest.raises(DownloadError, match=f"the server sent {size - 1000} bytes of .*, not {size}"):
+        download_file(f"{server.url}/{WAV}", dest, retries=1, **options, **FAST)
+    assert len(gets(server.state, WAV)) == 2
+    assert not dest.exists() and not Path(f"{dest}.part").exists()
+
+
+def test_same_size_corruption_without_md5_etags_is_caught_by_the_registry(server, tmp_path):
+    """Fault: a mirror whose ETags are no MD5 sends a file of the right size and signature with
+    flipped bytes inside. Without a registry it is kept; with it, it is fetched again."""
+    server.state["etag"] = "opaque"
+    size = (server.root / HF5).stat().st_size
+    server.state["corrupt"][SERVED_HF5] = [1, size // 2]
+    unchecked = download_file(f"{server.url}/{HF5}", tmp_path / "unchecked.hf5", **FAST)
+    assert sha256(unchecked) != sha256(server.root / HF5)  # what the registry is for
+    server.state["corrupt"][SERVED_HF5] = [1, size // 2]
+    server.state["requests"].clear()
+    download_lebel(SUBJECT, N_TRAIN, tmp_path / "out", base_url=server.url, **FAST)
+    assert len(gets(server.state, HF5)) == 2
+    assert sha256(tmp_path / "out" / HF5) == sha256(server.root / HF5)
+
+
+def test_persistent_corruption_names_the_file_and_both_md5s(server, tmp_path):
+    """A registered file that keeps arriving with another MD5 is deleted, and the error names the
+    file, the registry's MD5 and the received one."""
+    server.state["etag"] = "opaque"
+    size = (server.root / HF5).stat().st_size
+    server.state["corrupt"][SERVED_HF5] = [99, size // 2]
+    dest, pinned = tmp_path / "a.hf5", registered(server, HF5)
+    data = bytearray((server.root / HF5).read_bytes())
+    data[size // 2: size // 2 + 4] = bytes(b ^ 0xFF for b in data[size // 2: size // 2 + 4])
+    got = hashlib.md5(bytes(data)).hexdigest()
+    with pytest.raises(DownloadError) as info:
+        download_file(f"{server.url}/{HF5}", dest, retries=1, **pinned, **FAST)
+    message = str(info.value)
+    assert str(dest) in message and f"of the registry (expected {pinned['md5']}, got {got})" in message
+    assert not dest.exists() and not Path(f"{dest}.part").exists()
+
+
+class FullDisk:
+    """A binary file whose writes fail with ENOSPC once ``room`` bytes are written."""
+
+    def __init__(self, handle, room: int):
+        self.handle, self.room = handle, room
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.handle.write(data[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+
+@pytest.mark.parametrize(("etag_mode", "kept"), [("md5", True), (None, False)])
+def test_full_disk_names_the_file_and_keeps_a_resumable_part(server, tmp_path, monkeypatch, etag_mode, kept):
+    """Fault: a full disk mid-download. The error says the disk is full and names the file; the part
+    is kept to resume when its version can be checked (a strong ETag), else deleted to free space."""
+    server.state["etag"] = etag_mode
+    dest, url, source = tmp_path / "a.wav", f"{server.url}/{WAV}", server.root / WAV
+    part = Path(f"{dest}.part")
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        handle = open(path, mode, *args, **kwargs)
+        return FullDisk(handle, 30_000) if Path(path) == part else handle
+
+    monkeypatch.setattr(transfer, "open", full_disk_open, raising=False)
+    with pytest.raises(DownloadError) as info:
+        download_file(url, dest, **FAST)
+    message = str(info.value)
+    assert message.startswith(f"The disk is full: writing {dest} failed at 30000 of")
+    assert ("kept in a.wav.part" if kept else "a.wav.part was deleted") in message
+    assert part.exists() == kept and len(gets(server.state, WAV)) == 1  # no retry on a full disk
+    monkeypatch.undo()  # space freed
+    download_file(url, dest, **FAST)
+    assert gets(server.state, WAV)[1:] == (["bytes=30000-"] if kept else [None])
+    assert sha256(dest) == sha256(source)
+
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from bt_tutorial.transfer import download_lock
+with download_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_two_downloads_into_one_folder_wait_or_fail_naming_the_holder(server, tmp_path, capsys):
+    """Fault: two downloads into one --out at once wrote the same .part files. A second one now waits
+    for the lock the first holds in the folder, or fails after its timeout naming the holder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DownloadError, match=rf"Another download into .* is running \(process {holder.pid} on "):
+            download_lebel(SUBJECT, N_TRAIN, out, base_url=server.url, lock_timeout=0.2, **FAST)
+        assert not gets(server.state, WAV)  # nothing was downloaded while the other one held the folder
+        threading.Timer(0.5, holder.stdin.close).start()  # the first download ends soon
+        download_lebel(SUBJECT, N_TRAIN, out, base_url=server.url, **FAST)
+    finally:
+        holder.stdin.close() if not holder.stdin.closed else None
+        holder.wait(timeout=30)
+    assert f"(process {holder.pid} on" in capsys.readouterr().out.split("waiting for it to finish")[0]
+    assert sha256(out / WAV) == sha256(server.root / WAV)
+    assert (out / ".bt_download.lock").exists() and not (out / ".bt_download.lock.owner").exists()
+
+
+def test_verify_refetches_a_complete_file_whose_md5_is_not_the_registrys(server, tmp_path):
+    """--verify reads the files already complete: one damaged inside (size and signature intact)
+    is skipped by a plain run and fetched again by a verifying one."""
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    data = bytearray((tmp_path / HF5).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / HF5).write_bytes(bytes(data))
+    server.state["requests"].clear()
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
+    assert not [r for r in server.state["requests"] if r[0] == "GET"]
+    download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, verify=True, **FAST)
+    assert [path for method, path, _, _ in server.state["requests"] if method == "GET"] == [SERVED_HF5]
+    assert sha256(tmp_path / HF5) == sha256(server.root / HF5)

@@ -6,6 +6,7 @@ Served by the miniature mirror of ``test_download.py`` on 127.0.0.1; no network.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import os
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy  # noqa: F401
+from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy, plant_registry  # noqa: F401
 
 from bt_tutorial import download
 from bt_tutorial.config import get_config
@@ -29,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def serve(root: Path):
     state = dict(requests=[], cut_after={}, missing=set(), short_by={}, ignore_range=set(), no_head=False,
-                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={})
+                 etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={},
+                 short_200={})
     handler = type("Handler", (MirrorHandler,), {"root": root, "state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
@@ -39,12 +41,14 @@ def serve(root: Path):
 
 
 @pytest.fixture(params=["derivative", "derivatives"])
-def server(request, tmp_path, tiny_twin):
-    """A mirror whose folder of derivatives is singular (snapshot 3.1.0) or plural (newer snapshots)."""
+def server(request, tmp_path, tiny_twin, monkeypatch):
+    """A mirror whose folder of derivatives is singular (snapshot 3.1.0) or plural (newer snapshots),
+    with its registry of checksums planted as the default."""
     root = tmp_path / "mirror"
     build_mirror(tiny_twin, root / "ds003020", SUBJECT, [TEST_STORY, VALIDATION_STORY, *PAPER_TRAIN_STORIES[:N_TRAIN]])
     if request.param == "derivatives":
         (root / "ds003020" / "derivative").rename(root / "ds003020" / "derivatives")
+    plant_registry(root / "ds003020", root / "ds003020_md5.csv", monkeypatch)
     httpd, thread, info = serve(root)
     info.derivative = request.param
     yield info
@@ -143,3 +147,71 @@ def test_a_mirror_set_in_the_environment_replaces_openneuro(server, tmp_path, mo
     download_subject(config, 1)  # no base_url: the chapter's call
     assert (config.dataset_root / server.derivative / "respdict.json").is_file()
     assert download.parse_args(["--subject", SUBJECT, "--stories", "1"]).base_url == server.url
+
+
+# ------------------------------------------------ the registry of checksums and the script that makes it
+REGISTRY_COMMIT = "f74eb2bc95b827d359de338f9086743824d2d906"  # ds003020 snapshot 3.1.0
+
+
+def test_shipped_registry_covers_every_planned_file_and_agrees_with_the_tree_listing():
+    """The registry installed with the package has every file the downloader and the ROI build can ask
+    for (UTS01-UTS08, the paper's stories), from snapshot 3.1.0, and agrees with the separately made
+    listing tests/data/ds003020_tree.tsv where both have a file."""
+    import tomllib
+
+    from bt_tutorial.file_formats import REGISTRY_FILE, read_registry, registry_key
+    from bt_tutorial.roi_build import plan_sources
+
+    registry = read_registry()
+    assert REGISTRY_COMMIT in REGISTRY_FILE.read_text().splitlines()[0] and len(registry) == 620
+    for subject in download.SUBJECTS:
+        planned = set(lebel_file_list(subject, len(PAPER_TRAIN_STORIES)))
+        planned |= {src.relpath for name, src in plan_sources(subject).items() if name.startswith(("wm", "pia", "sph",
+                                                                                                     "xfm", "mask"))}
+        assert planned <= set(registry), sorted(planned - set(registry))[:3]
+    lines = (REPO_ROOT / "tests" / "data" / "ds003020_tree.tsv").read_text().splitlines()[1:]
+    tree = {path: (int(size), md5) for path, size, md5, _ in (line.split("\t") for line in lines)}
+    common = set(tree) & set(registry)
+    assert len(common) > 500 and all(tuple(registry[path]) == tree[path] for path in common)
+    assert registry_key("derivatives/respdict.json") == "derivative/respdict.json"
+    package_data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "data/*.csv" in package_data["bt_tutorial"]  # installed, not only in a checkout
+
+
+@pytest.mark.parametrize("row", ["a.wav,12", "a.wav,-1,0123456789abcdef0123456789abcdef", "a.wav,1,xyz"])
+def test_a_malformed_registry_row_names_the_file_and_line(tmp_path, row):
+    from bt_tutorial.file_formats import read_registry
+
+    path = tmp_path / "md5.csv"
+    path.write_text(f"# comment\npath,size,md5\n{row}\n")
+    with pytest.raises(ValueError, match=f"{path}, line 3: expected path,size,md5"):
+        read_registry(path)
+
+
+def test_make_md5_registry_reads_annex_keys_and_git_blobs(tmp_path):
+    """The script takes size and MD5 from an annexed file's symlink target (MD5E key) and from the
+    blob of a file kept in git, and keeps only paths the project can download."""
+    repo = tmp_path / "ds003020"
+    key_md5 = "0123456789abcdef0123456789abcdef"
+    annexed = {f"stimuli/{TEST_STORY}.wav": f"MD5E-s1234--{key_md5}.wav",
+               f"derivative/preprocessed_data/{SUBJECT}/{TEST_STORY}.hf5": f"MD5E-s99--{key_md5}.hf5",
+               f"derivative/preprocessed_data/UTS09/{TEST_STORY}.hf5": f"MD5E-s5--{key_md5}.hf5"}  # not downloadable
+    for relpath, key in annexed.items():
+        (repo / relpath).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(f"../.git/annex/objects/Xx/Yy/{key}/{key}", repo / relpath)
+    respdict = b'{"a": 1}\n'
+    (repo / "derivative" / "respdict.json").write_bytes(respdict)
+    (repo / "README").write_text("not downloaded\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "tree"], check=True)
+    out = tmp_path / "md5.csv"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "data_scripts" / "make_md5_registry.py"), str(repo),
+                             "--rev", "HEAD", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# ds003020 at commit ") and lines[1] == "path,size,md5"
+    assert lines[2:] == [f"derivative/preprocessed_data/{SUBJECT}/{TEST_STORY}.hf5,99,{key_md5}",
+                         f"derivative/respdict.json,{len(respdict)},{hashlib.md5(respdict).hexdigest()}",
+                         f"stimuli/{TEST_STORY}.wav,1234,{key_md5}"]
