@@ -598,3 +598,147 @@ def test_remove_lowlevel_computes_in_the_dtype_asked_for():
     np.testing.assert_allclose(single[1], double[1], rtol=0, atol=1e-12)
     for a, b in zip(single[0], double[0]):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ feature rows on a hand-made story
+class _OneStory:
+    """A dataset of one story at TR 1.5 s: 60 scanned TRs, a tone and six words."""
+
+    tr = 1.5
+
+    def __init__(self):
+        self.rates_asked = []
+        t = np.arange(int(95 * 16000)) / 16000
+        self.waveform = (0.1 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * t / 7))).astype(np.float32)
+        words = [("one", 4.0, 12.0, ["AA", "B", "K"]), ("two", 20.0, 31.0, ["T", "UW"]),
+                 ("three", 40.0, 52.0, ["TH", "R", "IY"]), ("four", 60.0, 66.0, ["F", "AO", "R"]),
+                 ("five", 70.0, 80.0, ["F", "AY", "sp", "V"]), ("six", 82.0, 88.0, ["S", "IH", "K", "S"])]
+        self.words = _intervals([(w, a, b) for w, a, b, _ in words])
+        phones = []
+        for _, a, b, labels in words:
+            edges = np.linspace(a, b, len(labels) + 1)
+            phones += [(lab, s, e) for lab, s, e in zip(labels, edges[:-1], edges[1:])]
+        self.phones = _intervals(phones)
+
+    def n_scan_trs(self, story):
+        return 60
+
+    def load_audio(self, story, sample_rate=16000):
+        from types import SimpleNamespace
+        self.rates_asked.append(sample_rate)
+        return SimpleNamespace(waveform=self.waveform, sample_rate=sample_rate)
+
+    def load_transcript(self, story):
+        return self.words, self.phones
+
+
+def test_lowlevel_features_follow_the_datasets_tr_and_the_events_by_hand():
+    """Catches the dataset's TR, the band count, the story's row count or the known-phone mask lost on
+    the way: each set must equal the impulses put on the response rows by hand at TR 1.5 s."""
+    from bt_tutorial.lowlevel.phones import phone_indices
+    from bt_tutorial.timing import to_response_rows
+
+    ds = _OneStory()
+    vocab = {"diphones": [("AA", "B"), ("F", "AO")], "triphones": [("AA", "B", "K")]}
+    got = lowlevel_features(ds, "s", LOWLEVEL_SETS, vocab, n_rows=40, n_bands=8)
+    assert ds.rates_asked == [16000]
+    times, power = spectrum_course(ds.waveform, 16000, 8)
+    np.testing.assert_allclose(got["spectrum"], to_response_rows(power, times, 60, tr=1.5), atol=1e-5)
+    index = phone_indices(ds.phones.labels)
+    known = index >= 0
+    assert known.sum() == len(index) - 1 and (index == 0).any()  # "sp" is dropped, "AA" (index 0) kept
+    one_hot = np.eye(len(PHONES))[index[known]]
+    centers = ds.phones.centers[known]
+    np.testing.assert_allclose(got["phonemes"], to_response_rows(one_hot, centers, 60, tr=1.5), atol=1e-5)
+    np.testing.assert_allclose(got["articulation"], to_response_rows(one_hot @ ARTICULATION, centers, 60, tr=1.5),
+                               atol=1e-5)
+    rates = np.column_stack([to_response_rows(np.ones((len(centers), 1)), centers, 60, tr=1.5),
+                             to_response_rows(np.ones((6, 1)), ds.words.centers, 60, tr=1.5)])
+    np.testing.assert_allclose(got["rates"], rates, atol=1e-5)
+    assert got["diphones"].shape == (40, 2) and got["triphones"].shape == (40, 1)
+    assert np.abs(got["diphones"]).sum(0).min() > 0  # each n-gram of the vocabulary occurs once
+
+
+def test_lowlevel_features_check_the_row_count_of_every_set():
+    """Catches the responses' row count not passed to a set (a wrong count must name the story)."""
+    ds = _OneStory()
+    vocab = {"diphones": [("AA", "B"), ("F", "AO")], "triphones": [("AA", "B", "K")]}
+    for name in LOWLEVEL_SETS:
+        with pytest.raises(ValueError, match="Story s: features give 40 TR rows but the responses have 39"):
+            lowlevel_features(ds, "s", (name,), vocab, n_rows=39)
+    with pytest.raises(ValueError, match="Story s: features give 40"):
+        lowlevel_rows(ds, ["s"], ["s"], ("rates",), {"s": 39}, vocabularies={})
+
+
+def test_two_events_are_enough_for_a_rate():
+    """Catches the 'too few events' shortcut taken at two events: two words make a non-zero word rate."""
+    ds = _OneStory()
+    ds.words = _intervals([("one", 4.0, 12.0), ("two", 60.0, 70.0)])
+    ds.phones = _intervals([("AA", 4.0, 12.0), ("B", 60.0, 70.0)])
+    rates = lowlevel_features(ds, "s", ("rates",), n_rows=40)["rates"]
+    assert np.abs(rates).sum(0).min() > 0
+    ds.words = _intervals([("one", 4.0, 12.0)])
+    assert (lowlevel_features(ds, "s", ("rates",), n_rows=40)["rates"][:, 1] == 0).all()
+
+
+def test_lowlevel_rows_pass_sizes_bands_and_progress(tiny, capsys):
+    """Catches the triphone count, the band count or the progress flag dropped by lowlevel_rows."""
+    ds, train, test = tiny
+    rows = lowlevel_rows(ds, [test], train, ("spectrum", "diphones", "triphones"), top_diphones=2,
+                         top_triphones=3, n_bands=6)
+    assert [rows[test][s].shape[1] for s in ("spectrum", "diphones", "triphones")] == [6, 2, 3]
+    assert "low-level features" not in capsys.readouterr().err
+    lowlevel_rows(ds, [test], train, ("rates",), progress=True)
+    assert "low-level features" in capsys.readouterr().err
+
+
+def test_spectrum_defaults_are_16_khz_and_names_follow_combined_sets():
+    """Catches a wrong default rate in the spectrum and names lost when a set is second in "a+b"."""
+    from bt_tutorial.lowlevel import spectrum_band_centers
+
+    wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    np.testing.assert_array_equal(spectrum_course(wave)[1], spectrum_course(wave, 16000)[1])
+    np.testing.assert_array_equal(spectrum_band_centers(), spectrum_band_centers(32, 16000))
+    names = feature_names("phonemes+spectrum", n_bands=4)
+    assert names[:39] == list(PHONES) and len(names) == 43
+    assert names[39:] == [f"{hz:.0f}Hz" for hz in spectrum_band_centers(4)]
+    names = feature_names("rates+diphones", {"diphones": [("AA", "B")]})
+    assert names == ["phone_rate", "word_rate", "AA-B"]
+
+
+def test_spectrum_course_equals_a_numpy_stft_through_the_mel_filters():
+    """Catches a changed window length, hop or power: an STFT written with numpy is the reference."""
+    import torchaudio.functional as AF
+
+    rng = np.random.default_rng(1)
+    wave = rng.standard_normal(16000 * 2).astype(np.float64)
+    n_fft, hop = 512, 160
+    padded = np.pad(wave, n_fft // 2, mode="reflect")
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    frames = np.stack([padded[k * hop: k * hop + n_fft] * window for k in range(len(wave) // hop + 1)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    fbank = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, 8000.0, 8, 16000).numpy()
+    mel = power @ fbank
+    n_bins = len(mel) // 10
+    want = np.log10(mel[: n_bins * 10].reshape(n_bins, 10, 8).mean(1) + 1e-10)
+    times, got = spectrum_course(wave.astype(np.float32), 16000, 8)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    np.testing.assert_allclose(times, (np.arange(n_bins) * 10 + 4.5) * 0.01)
+
+
+def test_stack_sets_and_check_sets_messages():
+    """Catches the missing-set and empty-list checks raising without their message."""
+    from bt_tutorial.lowlevel import stack_sets
+    from bt_tutorial.lowlevel.feature_sets import check_sets
+
+    with pytest.raises(ValueError, match=r"Set 'rates' was not computed; have \['phonemes', 'spectrum'\]\."):
+        stack_sets({"spectrum": np.zeros((2, 1)), "phonemes": np.zeros((2, 1))}, "phonemes+rates")
+    with pytest.raises(ValueError, match="Give at least one low-level feature set"):
+        check_sets(())
+
+
+def test_phone_indices_of_no_phones_are_integers():
+    """Catches an index array that is float when empty (numpy's default), which cannot index."""
+    from bt_tutorial.lowlevel.phones import phone_indices
+
+    assert phone_indices([]).dtype.kind == "i" and phone_indices(["AA", "xx"]).tolist() == [0, -1]
