@@ -40,3 +40,21 @@ def test_offline_env_points_the_hub_proxies_and_dataset_url_at_localhost():
     assert env["BT_PROFILE"] == "full" and env["BT_MODEL"] == "tiny-wav2vec2" and env["BT_FEATURES"] == "fast"
     assert env["https_proxy"] == env["http_proxy"] == "http://127.0.0.1:9" and env["HF_HUB_OFFLINE"] == "1"
     assert "127.0.0.1" in env["no_proxy"] and env["BT_DATASET_URL"] == "http://127.0.0.1:8000"
+
+
+def test_the_mirrors_registry_lists_every_served_file_with_its_size_and_md5(tmp_path):
+    """Catches chapter 1's download refused by the shipped ds003020 registry (the twin is not the
+    snapshot): the tool points the chapters at a registry of the mirror's own files."""
+    from bt_tutorial.file_formats import file_md5, load_registry
+
+    tool = load_tool()
+    mirror = tmp_path / "mirror"
+    (mirror / "stimuli").mkdir(parents=True)
+    (mirror / "stimuli" / "a.wav").write_bytes(b"RIFF" + bytes(10))
+    (mirror / "respdict.json").write_text("{}")
+    registry = load_registry(tool.write_registry(mirror, tmp_path / "md5.csv"))
+    assert set(registry) == {"stimuli/a.wav", "respdict.json"}
+    assert registry["stimuli/a.wav"].size == 14 and registry["stimuli/a.wav"].md5 == file_md5(mirror / "stimuli" / "a.wav")
+    env = tool.offline_env(tmp_path, "http://127.0.0.1:8000", None, tmp_path / "md5.csv")
+    assert env["BT_DATASET_REGISTRY"] == str(tmp_path / "md5.csv")
+    assert tool.offline_env(tmp_path, "http://127.0.0.1:8000", None)["BT_DATASET_REGISTRY"] == "none"

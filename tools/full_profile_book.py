@@ -168,11 +168,26 @@ def serve(folder: Path) -> tuple:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def offline_env(home: Path, url: str, features: str | None) -> dict:
-    """The kernels' environment: full profile, tiny model, only localhost reachable."""
+def write_registry(mirror: Path, out: Path) -> Path:
+    """A registry of sizes and MD5s (``path,size,md5``) of every file the mirror serves.
+
+    The twin is not ds003020's snapshot, so the shipped registry would refuse its files; this one
+    lets the chapters' downloads be checked the same way, against the twin's own checksums.
+    """
+    from bt_tutorial.file_formats import file_md5
+
+    rows = [f"{f.relative_to(mirror).as_posix()},{f.stat().st_size},{file_md5(f)}"
+            for f in sorted(mirror.rglob("*")) if f.is_file()]
+    out.write_text("path,size,md5\n" + "\n".join(rows) + "\n")
+    return out
+
+
+def offline_env(home: Path, url: str, features: str | None, registry: Path | None = None) -> dict:
+    """The kernels' environment: full profile, tiny model, only localhost reachable, the mirror's registry."""
     dead = "http://127.0.0.1:9"  # discard port: any other request fails at once
     env = {"BT_PROFILE": "full", "BT_DATA": str(home), "BT_SUBJECT": SUBJECT, "BT_MODEL": MODEL,
            "BT_DATASET_URL": url, "BT_PROGRESS": "0", "BT_INTERACTIVE": "0",
+           "BT_DATASET_REGISTRY": str(registry) if registry else "none",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
            "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
@@ -223,7 +238,7 @@ def main(argv=None) -> int:
     write_roi_masks(mirror, home / "ds003020")
     write_downstream_fakes(home)
     server, url = serve(mirror)
-    os.environ.update(offline_env(home, url, args.features))
+    os.environ.update(offline_env(home, url, args.features, write_registry(mirror, root / "mirror_md5.csv")))
     print(f"mirror {url} <- {mirror}; data home {home}", flush=True)
 
     runs = []
