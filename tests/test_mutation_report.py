@@ -74,3 +74,14 @@ def test_each_module_run_names_existing_files_and_narrows_the_config():
     assert config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"] == ["tests/t.py"]
     whole = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
     assert {f for files, _ in tool.MODULES.values() for f in files} == set(whole)  # every module has its run
+
+
+def test_equivalents_are_read_from_the_main_file_and_one_file_per_module(tmp_path):
+    """Catches a module's own list of equivalents left unread."""
+    tool = load_tool()
+    entry = '[[equivalent]]\nfunction = "bt_tutorial.{m}.x_f"\nchange = "x = 1"\nreason = "r"\n'
+    (tmp_path / "mutation_equivalents.toml").write_text(entry.format(m="a"))
+    (tmp_path / "mutation_equivalents_b.toml").write_text(entry.format(m="b"))
+    (tmp_path / "other.toml").write_text(entry.format(m="c"))
+    got = tool.load_equivalents(tmp_path / "mutation_equivalents.toml")
+    assert [e["function"] for e in got] == ["bt_tutorial.a.x_f", "bt_tutorial.b.x_f"]

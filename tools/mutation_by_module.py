@@ -64,7 +64,8 @@ def prepare(work: Path, name: str) -> Path:
     files, tests = MODULES[name]
     config = copy / "pyproject.toml"
     config.write_text(narrowed((ROOT / "pyproject.toml").read_text(), files, tests))
-    (copy / "tools" / "mutation_equivalents.toml").write_text((ROOT / "tools" / "mutation_equivalents.toml").read_text())
+    for listed in (ROOT / "tools").glob("mutation_equivalents*.toml"):
+        (copy / "tools" / listed.name).write_text(listed.read_text())
     return copy
 
 

@@ -69,8 +69,12 @@ def is_wording(removed: list, added: list) -> bool:
 
 
 def load_equivalents(path: Path = EQUIVALENTS) -> list:
-    """Entries ``{function, change, reason}``: ``change`` is the mutated line, stripped."""
-    return tomllib.loads(path.read_text())["equivalent"] if path.exists() else []
+    """Entries ``{function, change, reason}``: ``change`` is the mutated line, stripped.
+
+    Reads ``path`` and its siblings ``mutation_equivalents_<module>.toml``, one file per module.
+    """
+    files = [path, *sorted(path.parent.glob(f"{path.stem}_*.toml"))]
+    return [entry for f in files if f.exists() for entry in tomllib.loads(f.read_text())["equivalent"]]
 
 
 def classify(name: str, diff: str, equivalents: list) -> tuple:
