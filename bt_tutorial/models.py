@@ -328,7 +328,8 @@ def load_speech_model(name: str, data_home=None, whisper_pad_to_30s: bool = Fals
     if name in _TINY:
         model = _tiny_model(name)
     elif name == "whisper-tiny.en":
-        model = _load_folder(_converted_whisper_tiny(data_home), name)
+        folder = _converted_whisper_tiny(data_home)
+        model = _load_folder(folder, name, f"delete the folder {folder}: it is converted again at the next load")
     elif Path(name).expanduser().is_dir():
         model = _load_folder(Path(name).expanduser(), name)
     else:
@@ -373,20 +374,50 @@ def _family_of(config) -> str:
     return family
 
 
-def _load_folder(path: Path, name: str) -> SpeechModel:
+def _load_folder(path: Path, name: str, fix: str | None = None) -> SpeechModel:
+    """A model saved with ``save_pretrained`` in ``path``; ``fix``: what to do when its weights are damaged."""
     import transformers as tf
 
     config = tf.AutoConfig.from_pretrained(path)
     family = _family_of(config)
-    if family == "whisper":
-        if "WhisperEncoder" in (config.architectures or []):
+    try:
+        if family != "whisper":
+            backbone = (tf.Wav2Vec2Model if family == "wav2vec2" else tf.HubertModel).from_pretrained(path)
+        elif "WhisperEncoder" in (config.architectures or []):
             backbone = tf.models.whisper.modeling_whisper.WhisperEncoder.from_pretrained(path)
         else:
             backbone = tf.WhisperModel.from_pretrained(path).get_encoder()
-    else:
-        backbone = (tf.Wav2Vec2Model if family == "wav2vec2" else tf.HubertModel).from_pretrained(path)
+    except Exception as exc:
+        error = _damaged_weights(exc, path, fix or f"delete the folder {path} and save the model there again "
+                                 "(save_pretrained) or copy it again")
+        if error is exc:
+            raise
+        raise error from None
     extractor = tf.AutoFeatureExtractor.from_pretrained(path)
     return SpeechModel(name, family, backbone, extractor)
+
+
+def _damaged_weights(exc: Exception, path: Path, fix: str) -> Exception:
+    """An ``OSError`` naming the weights file and ``fix`` for a truncated or unsafe file; else ``exc``.
+
+    A truncated ``*.safetensors`` raises safetensors' ``SafetensorError``; a ``*.bin``
+    that holds more than tensors torch's ``UnpicklingError`` (it loads with
+    ``weights_only=True``); a truncated ``*.bin`` a ``RuntimeError`` of its zip reader.
+    """
+    import pickle
+
+    from safetensors import SafetensorError
+
+    if isinstance(exc, SafetensorError):
+        files, what = sorted(path.glob("*.safetensors")), "is damaged or incomplete (an interrupted download or save)"
+    elif isinstance(exc, pickle.UnpicklingError) or "PytorchStreamReader" in str(exc):
+        files, what = sorted(path.glob("*.bin")), ("cannot be loaded safely: torch reads it with weights_only=True "
+                                                   "and it is damaged or holds more than tensors")
+    else:
+        return exc
+    reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
+    names = ", ".join(str(f) for f in files) or str(path)
+    return OSError(f"The weights file {names} {what} ({type(exc).__name__}: {reason}). To fix it: {fix}.")
 
 
 def _load_hub(name: str) -> SpeechModel:
@@ -406,7 +437,8 @@ def _load_hub(name: str) -> SpeechModel:
         files = list_repo_files(name)
         weights = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
         path = snapshot_download(name, allow_patterns=["*.json", "*.txt", weights])
-    return _load_folder(Path(path), name)
+    return _load_folder(Path(path), name, f"delete the Hugging Face cache folder {Path(path).parents[1]}, then "
+                        f"load {name!r} again online to download it afresh")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

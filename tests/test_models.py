@@ -179,3 +179,25 @@ def test_two_first_loads_of_whisper_tiny_at_once_both_succeed(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outs]
     assert (tmp_path / "models" / "whisper-tiny.en" / "config.json").is_file()
+
+
+class _NotATensor:
+    """Pickled into a weights file, as an old or foreign ``pytorch_model.bin`` holds more than tensors."""
+
+
+def test_damaged_weights_name_the_file_and_the_fix(tmp_path):
+    """Catches a raw SafetensorError (truncated model.safetensors) or UnpicklingError (a pickled .bin)."""
+    import re
+
+    folder = tmp_path / "saved"
+    load_speech_model("tiny-hubert").save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])  # an interrupted download
+    with pytest.raises(OSError, match=re.escape(f"{weights} is damaged or incomplete") + ".*SafetensorError.*"
+                       + re.escape(f"To fix it: delete the folder {folder} and save the model there again")):
+        load_speech_model(str(folder))
+    weights.unlink()
+    torch.save({"encoder.weight": _NotATensor()}, folder / "pytorch_model.bin")
+    with pytest.raises(OSError, match=re.escape(f"{folder / 'pytorch_model.bin'} cannot be loaded safely")
+                       + ".*UnpicklingError.*" + re.escape(f"delete the folder {folder}")):
+        load_speech_model(str(folder))

@@ -165,7 +165,8 @@ def test_a_non_finite_loss_stops_with_the_epoch_and_step(tmp_path):
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("row_step", 0), ("window_trs", 0), ("chunk_trs", 0),
                                          ("lr_backbone", math.nan), ("lr_head", -1.0), ("lr_head", math.inf),
-                                         ("warmup_fraction", 1.0), ("effective_batch", 12), ("batch_size", 2.5)])
+                                         ("warmup_fraction", 1.0), ("effective_batch", 12), ("batch_size", 2.5),
+                                         ("checkpoint_every_steps", -1), ("seed", -1), ("seed", 1.5)])
 def test_settings_are_checked_up_front(field, value):
     with pytest.raises(ValueError, match=field):
         TuningConfig(**{"batch_size": 8, field: value})
@@ -219,7 +220,7 @@ def test_ctrl_c_in_the_command_line_prints_how_to_resume(tmp_path, capsys, monke
     argv = ["--model", "tiny-hubert", "--subject", "UTS01", "--out", str(tmp_path / "run")]
     assert cli.main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"interrupted: continue from the last epoch saved in {tmp_path / 'run'} with "
+    assert err == [f"interrupted: continue from the last checkpoint saved in {tmp_path / 'run'} with "
                    f"`python -m bt_tutorial.tune {' '.join(argv)} --resume`"]
 
 
@@ -242,3 +243,89 @@ def test_checkpoints_of_the_wrong_shape_or_with_nan_weights_are_named(tmp_path):
     torch.save(saved, path)
     with pytest.raises(RunFolderError, match="checkpoint.pt does not fit this model .*--overwrite"):
         run(tmp_path / "ok", one_epoch, resume=True)
+
+
+def _two_checkpoints(out):
+    """A one-epoch run of 4 steps with a checkpoint at step 2: checkpoint.pt (end of epoch 1) and the previous."""
+    run(out, TuningConfig(**{**QUICK.__dict__, "epochs": 1, "checkpoint_every_steps": 2}))
+    return out / runs.CHECKPOINT, out / runs.PREVIOUS
+
+
+def _damage(path, how):
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+        return
+    saved = torch.load(path, weights_only=True)
+    if how == "wrong keys":
+        del saved["optimizer"]
+    else:
+        name = next(k for k in saved["model"] if k.endswith("weight"))
+        saved["model"][name] = torch.full_like(saved["model"][name], float("nan"))
+    torch.save(saved, path)
+
+
+@pytest.mark.parametrize("how,reason", [("truncated", r"safely \(RuntimeError"),
+                                        ("wrong keys", r"lacks \['optimizer'\]"),
+                                        ("NaN weights", "non-finite weights")])
+def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_loads(tmp_path, how, reason):
+    """Catches a resume that dies on a damaged checkpoint.pt while checkpoint.previous.pt is good, or is silent."""
+    latest, previous = _two_checkpoints(tmp_path)
+    assert runs.load_latest(tmp_path, "cpu")[1:] == (latest, False)
+    _damage(latest, how)
+    with pytest.warns(RuntimeWarning, match=rf"latest checkpoint is damaged: .*{latest}.*{reason}.*; resuming from "
+                                            rf"the previous checkpoint {previous} \(epoch 1, step 2\)"):
+        saved, path, fell_back = runs.load_latest(tmp_path, "cpu")
+    assert (path, fell_back, saved["epoch"], saved["progress"]["step"]) == (previous, True, 0, 2)
+    _damage(previous, "truncated")
+    with pytest.raises(RunFolderError,
+                       match=f"Both checkpoints in {tmp_path} are damaged: .*{reason}.*; Cannot load .*previous.pt"):
+        runs.load_latest(tmp_path, "cpu")
+
+
+def test_a_checkpoint_only_in_the_previous_file_is_resumed(tmp_path):
+    """Catches a kill between save_checkpoint's two renames (no checkpoint.pt) read as a folder without a run."""
+    latest, previous = _two_checkpoints(tmp_path)
+    latest.unlink()
+    saved, path, fell_back = runs.load_latest(tmp_path, "cpu")
+    assert (path, fell_back, saved["progress"]["step"]) == (previous, False, 2)
+    result = run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1, "checkpoint_every_steps": 2}), resume=True)
+    assert result.completed and len(result.history) == 1 and runs.load_checkpoint(latest, "cpu")["epoch"] == 1
+
+
+def test_a_full_disk_during_the_checkpoint_write_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """Catches a bare 'No space left on device', a half-written temporary file, or a lost previous checkpoint."""
+    import errno
+
+    real, checkpoints = torch.save, []
+
+    def full(obj, f, *args, **kwargs):
+        if str(f).startswith(str(tmp_path / runs.CHECKPOINT)):
+            checkpoints.append(f)
+        if len(checkpoints) == 2 and checkpoints[-1] == f:  # epoch 2's checkpoint
+            with open(f, "wb") as handle:
+                handle.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match=rf"Cannot write {tmp_path / runs.CHECKPOINT}: the disk is full. It needs "
+                                      r"about [\d.]+ MB \([\d,]+ MB free now\); the previous file is kept") as err:
+        run(tmp_path)
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC and not list(tmp_path.glob("*.tmp"))
+    assert runs.load_checkpoint(tmp_path / runs.CHECKPOINT, "cpu")["epoch"] == 1  # epoch 1's, untouched
+    assert not (tmp_path / runs.PREVIOUS).exists()  # nothing was rotated before the new file was whole
+    assert run(tmp_path, resume=True).completed
+
+
+def test_a_negative_seed_is_refused_with_the_flag(tmp_path, capsys):
+    """Catches numpy's 'expected non-negative integer' from deep in a run instead of naming --seed."""
+    from bt_tutorial.brain_tuning.cli import main
+
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer \(--seed\), got -1"):
+        TuningConfig(seed=-1)
+    argv = ["--model", "tiny-hubert", "--subject", "UTS01", "--out", str(tmp_path / "run"), "--seed", "-1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: seed must be a non-negative integer (--seed), got -1."]
+    assert not (tmp_path / "run").exists()

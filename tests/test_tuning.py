@@ -293,6 +293,7 @@ def test_command_line_presets_and_overrides():
                                                   "5", "--no-train-mode", "--batch-order", "by_story"]))
     assert (paper_like.patience, paper_like.warmup_epochs, paper_like.train_mode) == (None, 5, False)
     assert tuning_config(parse_args(base + ["--warmup-epochs", "none"])).warmup_epochs is None
+    assert tuning_config(parse_args(base + ["--checkpoint-every-steps", "0"])).checkpoint_every_steps == 0
     with pytest.raises(SystemExit):
         parse_args(base + ["--head-init", "zeros"])
 
@@ -547,3 +548,70 @@ def test_tuned_model_dir_names_model_subject_and_control(tmp_path):
     assert tuned_model_dir(tmp_path, "openai/whisper-tiny", "UTS02") == tmp_path / "tuned" / (
         "openai--whisper-tiny_UTS02") / "brain"
     assert tuned_model_dir(tmp_path, "tiny-hubert", "UTS01", "chunk_permute").name == "control-chunk_permute"
+
+
+# 3 training stories of 8 rows, 8 rows a step: 3 steps an epoch, 9 in all; a checkpoint every 2 steps
+# (steps 2, 4 and 8 within epochs, 3, 6 and 9 at their ends). Dropout, LayerDrop and SpecAugment on,
+# batches shuffled each epoch: every random state a resume must put back.
+WITHIN = replace(FAST, epochs=3, batch_order="shuffled", train_mode=True, checkpoint_every_steps=2)
+
+
+@pytest.fixture(scope="module")
+def cut_within_an_epoch(tmp_path_factory):
+    """The final weights of an uninterrupted run, and a run folder cut after step 5 (epoch 2, step 2 of 3)."""
+    root = tmp_path_factory.mktemp("within")
+    train, val = learnable(rows=8)
+    full = _noisy_tiny_model("hubert")
+    train_model(full, train, val, np.arange(3), root / "full", replace(WITHIN, checkpoint_every_steps=0),
+                device="cpu", progress=False)
+    partial = train_model(_noisy_tiny_model("hubert"), train, val, np.arange(3), root / "cut", WITHIN,
+                          device="cpu", progress=False, stop_after_steps=5)
+    assert not partial.completed and len(partial.history) == 1
+    return {k: v.clone() for k, v in full.backbone.state_dict().items()}, root / "cut"
+
+
+def _resume_within(folder, config=WITHIN, **kwargs):
+    train, val = learnable(rows=8)
+    model = _noisy_tiny_model("hubert")
+    result = train_model(model, train, val, np.arange(3), folder, config, resume=True, device="cpu",
+                         progress=False, **kwargs)
+    return model, result
+
+
+def test_resume_within_an_epoch_gives_the_same_weights(cut_within_an_epoch, tmp_path):
+    """Catches a resume that repeats or skips the batches of the interrupted epoch, or loses a random state."""
+    import shutil
+
+    from bt_tutorial.brain_tuning import runs
+
+    weights, cut = cut_within_an_epoch
+    shutil.copytree(cut, tmp_path / "run")
+    saved = runs.load_checkpoint(tmp_path / "run" / runs.CHECKPOINT, "cpu")
+    assert (saved["epoch"], saved["progress"]["step"], len(saved["progress"]["losses"])) == (1, 1, 1)
+    model, result = _resume_within(tmp_path / "run", replace(WITHIN, checkpoint_every_steps=3))
+    assert result.completed and [h["epoch"] for h in result.history] == [1, 2, 3]
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(weights[name], value), name
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(cut_within_an_epoch, tmp_path):
+    """Catches a truncated latest checkpoint that stops the resume, or that replaces the good previous one."""
+    import shutil
+
+    from bt_tutorial.brain_tuning import runs
+
+    weights, cut = cut_within_an_epoch
+    run = tmp_path / "run"
+    shutil.copytree(cut, run)
+    latest, previous = run / runs.CHECKPOINT, run / runs.PREVIOUS
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.warns(RuntimeWarning, match=rf"damaged: Cannot load {latest} .*from the previous checkpoint {previous} "
+                                            r"\(the end of epoch 1\)"):
+        _, result = _resume_within(run, stop_after_steps=1)  # epoch 2's step 1 again: a checkpoint, then stop
+    assert not result.completed
+    assert runs.load_checkpoint(previous, "cpu")["epoch"] == 1  # the good one is kept, not the damaged one
+    assert runs.load_checkpoint(latest, "cpu")["progress"]["step"] == 1
+    model, result = _resume_within(run)
+    assert result.completed
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(weights[name], value), name

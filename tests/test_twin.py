@@ -244,3 +244,69 @@ def test_two_processes_generating_one_twin_wait_for_each_other(tmp_path):
     info = json.loads((root / "ground_truth" / "twin.json").read_text())
     assert all((root / f).is_file() for f in info["files"]) and (root / "derivative" / "respdict.json").is_file()
     assert any("Another process is generating the synthetic twin" in e for e in errors)
+
+
+def test_ctrl_c_while_writing_the_twin_then_the_same_command_writes_it(tmp_path, capsys, monkeypatch, tiny_spec):
+    """Catches a rerun refusing the half-written twin a Ctrl-C left ('not an empty folder'), or a traceback."""
+    from bt_tutorial.synthetic import twin
+    from bt_tutorial.synthetic import __main__ as module
+
+    monkeypatch.setattr(module, "TwinSpec", lambda seed: replace(tiny_spec, seed=seed))
+    real, calls = twin._write_stimulus, []
+
+    def ctrl_c(*args):  # while writing the second story's audio
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(twin, "_write_stimulus", ctrl_c)
+    out = tmp_path / "twin"
+    argv = ["--out", str(out), "--seed", "3", "--no-progress"]
+    assert module.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [(
+        f"interrupted: the synthetic twin is not finished; `python -m bt_tutorial.synthetic {' '.join(argv)}` "
+        "writes it afresh.")]
+    assert (out / "stimuli" / f"{calls[0]}.wav").is_file() and not (out / "ground_truth" / "twin.json").exists()
+    monkeypatch.setattr(twin, "_write_stimulus", real)
+    assert module.main(argv) == 0
+    assert "interrupted: writing it again" in capsys.readouterr().out
+    info = json.loads((out / "ground_truth" / "twin.json").read_text())
+    assert info["spec"]["seed"] == 3 and all((out / f).is_file() for f in info["files"])
+    assert not (out / "ground_truth" / twin.INCOMPLETE).exists()
+    assert LebelDataset(out).load_responses("UTS01", "stagefright").shape[1] > 0
+    assert module.main(argv) == 0 and "synthetic twin ready" in capsys.readouterr().out  # finished: kept
+
+
+def test_ensure_twin_writes_again_a_twin_left_half_written(tmp_path, monkeypatch, caplog):
+    """Catches ensure_twin refusing its own half-written twin as 'not a synthetic twin'."""
+    from bt_tutorial.synthetic import TwinSpec, twin
+
+    root = tmp_path / "synthetic_twin"
+    (root / "ground_truth").mkdir(parents=True)
+    (root / "ground_truth" / twin.INCOMPLETE).write_text("")
+    (root / "stimuli").mkdir()
+    (root / "stimuli" / "half.wav").write_bytes(b"RIFF")
+    monkeypatch.setattr(twin, "make_synthetic_twin", _fake_twin)
+    with caplog.at_level("WARNING"):
+        assert twin.ensure_twin(root, TwinSpec(seed=1), progress=False) == root
+    assert "interrupted while being written" in caplog.text
+    assert not (root / "stimuli").exists() and (root / "ground_truth" / "twin.json").is_file()
+    (root / "notes.txt").write_text("the user's")  # no mark: never deleted
+    (root / "ground_truth" / "twin.json").unlink()
+    with pytest.raises(FileExistsError, match="is not a synthetic twin"):
+        twin.ensure_twin(root, TwinSpec(seed=1))
+    assert (root / "notes.txt").is_file()
+
+
+def test_a_negative_twin_seed_is_refused_with_the_flag(tmp_path, capsys):
+    """Catches numpy's SeedSequence error from deep in generation instead of naming --seed."""
+    from bt_tutorial.synthetic import TwinSpec
+    from bt_tutorial.synthetic import __main__ as module
+
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer \(--seed\), got -1"):
+        TwinSpec(seed=-1)
+    assert module.main(["--out", str(tmp_path / "twin"), "--seed", "-1", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: seed must be a non-negative integer (--seed), got -1."]
+    assert not (tmp_path / "twin").exists()

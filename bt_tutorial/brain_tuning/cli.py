@@ -4,9 +4,11 @@
     python -m bt_tutorial.tune --model facebook/wav2vec2-base --subject UTS03 \\
         --data ~/.cache/bt_tutorial/ds003020 --out /content/drive/MyDrive/bt/w2v --resume
 
-Rerun the same command with ``--resume`` after an interruption. On several GPUs,
-launch the same command with Hugging Face accelerate (one process per GPU; each
-optimizer step's samples are split between them, the effective batch stays)::
+Rerun the same command with ``--resume`` after an interruption: training goes on from the
+last checkpoint (written at the end of every epoch and every ``--checkpoint-every-steps``
+optimizer steps). On several GPUs, launch the same command with Hugging Face accelerate
+(one process per GPU; each optimizer step's samples are split between them, the effective
+batch stays)::
 
     accelerate launch --multi_gpu --num_processes 4 -m bt_tutorial.tune --model ... --out ...
 """
@@ -38,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, help="dataset root (default: the profile's, BT_PROFILE)")
     parser.add_argument("--control", choices=[c for c in CONTROLS if c], default=None,
                         help="shuffled-fMRI control")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (the previous one if it is damaged)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete a previous run in OUT and start again (with --resume: only a run "
                         "that cannot be resumed)")
@@ -78,7 +80,7 @@ def main(argv=None) -> int:
     if "--resume" not in resume:
         resume += " --resume"
     return run_command(lambda: tune_from_args(args), (ValueError, OSError, FloatingPointError),
-                       interrupted=f"interrupted: continue from the last epoch saved in {args.out} with "
+                       interrupted=f"interrupted: continue from the last checkpoint saved in {args.out} with "
                                    f"`{resume}`")
 
 

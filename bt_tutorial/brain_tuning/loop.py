@@ -21,8 +21,8 @@ from tqdm import tqdm
 from ..models import reduced_precision
 from .distributed import Processes
 from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
-from .runs import (CHECKPOINT, RunFolderError, data_digest, load_checkpoint, locked, prepare_folder,
-                   replace_folder, resume_differences, save_checkpoint, write_atomic)
+from .runs import (CHECKPOINT, RunFolderError, data_digest, load_latest, locked, prepare_folder, replace_folder,
+                   restore_training_state, resume_differences, save_checkpoint, training_state, write_atomic)
 from .samples import TuningData, prepare_tuning_data
 from .schedule import epoch_batches, lr_schedule, optimizer_steps
 from .settings import TuningConfig
@@ -104,11 +104,10 @@ def _check_resume(saved: dict, config: TuningConfig, run: dict, voxels: np.ndarr
 
 def _replace_if_stale(out: Path, config: TuningConfig, run: dict, voxels: np.ndarray) -> None:
     """``resume`` with ``overwrite``: a checkpoint this run cannot resume is replaced, with a warning."""
-    path = out / CHECKPOINT
-    if not path.is_file():
-        return
     try:
-        _check_resume(load_checkpoint(path, "cpu"), config, run, voxels, path)
+        saved, path, _ = load_latest(out, "cpu", warn=False)
+        if saved is not None:
+            _check_resume(saved, config, run, voxels, path)
     except RunFolderError as err:
         reason = str(err).split(" Use another", 1)[0].split(" It is not", 1)[0]
         warnings.warn(f"{reason} overwrite=True: the previous run in {out} is deleted and training starts "
@@ -173,7 +172,10 @@ def init_ridge_head(model: BrainTunedModel, train: TuningData, val: TuningData, 
 def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfig = TuningConfig(),
                resume: bool = False, device=None, progress: bool = True,
                stop_after_steps: int | None = None, overwrite: bool = False) -> TuningResult:
-    """Brain-tune ``speech_model`` on one subject; checkpoint every epoch into ``out_dir``.
+    """Brain-tune ``speech_model`` on one subject, with checkpoints in ``out_dir``.
+
+    A checkpoint is written at the end of every epoch and every
+    ``config.checkpoint_every_steps`` optimizer steps within one; the last two are kept.
 
     Parameters
     ----------
@@ -186,15 +188,17 @@ def brain_tune(speech_model, dataset, subject: str, out_dir, config: TuningConfi
     config : TuningConfig
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` (same settings, model, subject and data
-        required); a fresh run refuses a folder that holds a run unless ``overwrite``.
-        A finished run returns at once.
+        required), within an epoch if it was saved there, to the same weights as a run
+        without a break; when that file is damaged, from ``checkpoint.previous.pt``
+        with a ``RuntimeWarning``. A fresh run refuses a folder that holds a run unless
+        ``overwrite``. A finished run returns at once.
     device : str or torch.device, optional
         Default: CUDA when available. Under ``accelerate launch`` each process
         uses the device accelerate gives it (``"cpu"`` keeps CPU processes).
     progress : bool
     stop_after_steps : int, optional
         Stop after this many optimizer steps of this call, as a disconnect would
-        (the epoch in progress is lost; the last checkpoint stays).
+        (the steps since the last checkpoint are lost).
     overwrite : bool
         Delete a previous run's outputs in ``out_dir`` and start again. With ``resume``:
         only when its checkpoint cannot be resumed (other settings, model, subject or
@@ -250,6 +254,7 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
     progress = progress and processes.is_main
     speech_model.freeze_feature_encoder()
     torch.manual_seed(config.seed)
+    np.random.seed(config.seed)  # wav2vec2 / HuBERT draw SpecAugment masks and LayerDrop from numpy
     model = BrainTunedModel(speech_model, len(voxels), train.window_samples).to(device)
     trainable = [p for p in model.backbone.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam([{"params": trainable, "lr": config.lr_backbone},
@@ -259,38 +264,34 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(steps_per_epoch, config))
     autocast, scaler = _precision(device, config.mixed_precision)
     state = {"epoch": 0, "history": [], "best_val": -float("inf"), "best_epoch": 0, "initial": {}}
-    path = out / CHECKPOINT
-    if not (resume and path.is_file()):
+    saved, path, fell_back = load_latest(out, device) if resume else (None, None, False)
+    if saved is None:
         if config.head_init == "ridge":
             head = init_ridge_head(model, train, val, config.batch_size, autocast, progress)
             state["initial"]["alpha"] = head["alpha"]
         state["initial"].update(evaluate(model, val, config.batch_size, autocast, processes))
     else:
-        saved = load_checkpoint(path, device)
         _check_resume(saved, config, run, voxels, path)
-        try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a head of another size
-            raise RunFolderError(f"{path} does not fit this model ({type(exc).__name__}: "
-                                 f"{str(exc).strip().splitlines()[0][:200]}): start again with overwrite=True "
-                                 "(--overwrite), or use another output folder.") from None
-        if scaler is not None and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        torch.set_rng_state(saved["rng_cpu"])
-        if device.type == "cuda" and saved.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(saved["rng_cuda"])
+        restore_training_state(saved, path, model, optimizer, scheduler, scaler, device)
         state = {k: saved.get(k, state[k]) for k in state}
+    within = (saved or {}).get("progress") or {}  # a checkpoint saved within an epoch: where it stopped
+    facts = {"config": asdict(config), "voxels": voxels, "run": run}
+
+    def snapshot(progress_now):
+        return {**state, **training_state(model, optimizer, scheduler, scaler, device), **facts,
+                "progress": progress_now}
+
     net = processes.wrap(model)
-    steps_done = 0
+    steps_done, keep_previous, every = 0, not fell_back, config.checkpoint_every_steps
     for epoch in range(state["epoch"], config.epochs):
         if config.patience is not None and epoch - state["best_epoch"] >= config.patience and state["history"]:
             break
         batches = epoch_batches(sizes, config, epoch)
         model.train(config.train_mode)  # the authors' trainer leaves the model in eval mode
-        t0, seen, losses = time.perf_counter(), 0, []
-        bar = tqdm(range(steps_per_epoch), disable=not progress, desc=f"epoch {epoch + 1}/{config.epochs}")
+        first, seen, losses = within.get("step", 0), within.get("seen", 0), list(within.get("losses", []))
+        t0, within = time.perf_counter() - within.get("seconds", 0.0), {}
+        bar = tqdm(range(first, steps_per_epoch), initial=first, total=steps_per_epoch, disable=not progress,
+                   desc=f"epoch {epoch + 1}/{config.epochs}")
         for step in bar:
             rows = batches[step]
             mine, weight = processes.share(rows)
@@ -321,6 +322,13 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
             losses.append(loss_sum)
             steps_done += 1
             bar.set_postfix(loss=f"{loss_sum:.3f}", samples_per_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            if every and (epoch * steps_per_epoch + step + 1) % every == 0 and step + 1 < steps_per_epoch:
+                if processes.is_main:  # the batches seen so far in this epoch are skipped on resume
+                    save_checkpoint(out / CHECKPOINT, snapshot({"step": step + 1, "losses": losses, "seen": seen,
+                                                                "seconds": time.perf_counter() - t0}),
+                                    keep_previous)
+                keep_previous = True
+                processes.wait()
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, False,
                                     state["initial"])
@@ -333,21 +341,17 @@ def _train(speech_model, train, val, voxels, out, config, resume, processes, pro
             state["best_val"], state["best_epoch"] = merit, epoch + 1
         state["epoch"] = epoch + 1
         if processes.is_main:
-            _write_epoch(out, state, speech_model, model, best, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "config": asdict(config), "voxels": voxels, "run": run})
+            _write_epoch(out, state, speech_model, model, best, snapshot(None), keep_previous)
+        keep_previous = True
         processes.wait()
     return TuningResult(state["history"], state["best_epoch"], out / "backbone", voxels, True, state["initial"])
 
 
 def _write_epoch(out: Path, state: dict, speech_model, model: BrainTunedModel, best: bool,
-                 training_state: dict) -> None:
+                 checkpoint: dict, keep_previous: bool = True) -> None:
     """The best backbone and head (when ``best``), the checkpoint and the history of an epoch."""
     if best:
         replace_folder(out / "backbone", speech_model.save_pretrained)
         write_atomic(out / "head.pt", lambda tmp: torch.save(model.head.state_dict(), tmp))
     write_atomic(out / "history.json", lambda tmp: tmp.write_text(json.dumps(state["history"], indent=1)))
-    save_checkpoint(out / CHECKPOINT, {**state, **training_state})  # last: it marks the epoch done
+    save_checkpoint(out / CHECKPOINT, checkpoint, keep_previous)  # last: it marks the epoch done

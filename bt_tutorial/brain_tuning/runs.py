@@ -5,16 +5,20 @@ holds tensors and plain Python values only and loads with ``weights_only=True``.
 Every file an epoch writes goes to a temporary name first and is renamed over
 the old one; the checkpoint is written last, so a kill at any moment leaves the
 previous epoch's outputs (a backbone folder caught between two renames is put
-back at the next start).
+back at the next start). The last two checkpoints are kept (``checkpoint.pt`` and
+``checkpoint.previous.pt``, at ends of epochs or within one): a damaged latest one
+falls back to the one before, with a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +26,9 @@ import numpy as np
 import torch
 
 CHECKPOINT = "checkpoint.pt"
-RUN_FILES = (CHECKPOINT, "history.json", "head.pt", "backbone")
+PREVIOUS = "checkpoint.previous.pt"
+RUN_FILES = (CHECKPOINT, PREVIOUS, "history.json", "head.pt", "backbone")
+NOT_COMPARED = {"checkpoint_every_steps"}  # settings that do not change the weights
 LOCK = ".run.lock"
 
 
@@ -90,15 +96,43 @@ def sweep_temporary(out: Path) -> None:
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename ``tmp`` over ``path``; a failed write leaves no temporary file."""
+def write_atomic(path: Path, write, needed: int | None = None) -> None:
+    """``write(tmp)`` then rename ``tmp`` over ``path``; a failed write leaves no temporary file.
+
+    Parameters
+    ----------
+    path : Path
+    write : callable (Path) -> None
+    needed : int, optional
+        Bytes the file takes, said in the error when the disk is full.
+
+    Raises
+    ------
+    OSError
+        ``errno.ENOSPC``, naming ``path`` and the space it needs, when the disk is full.
+    """
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise _disk_full(path, needed) from exc
         raise
+
+
+def _disk_full(path: Path, needed: int | None) -> OSError:
+    size = f"about {needed / 1e6:,.1f} MB" if needed else "more space"
+    try:
+        free = f" ({shutil.disk_usage(path.parent).free / 1e6:,.0f} MB free now)"
+    except OSError:
+        free = ""
+    err = OSError(f"Cannot write {path}: the disk is full. It needs {size}{free}; the previous "
+                  f"file is kept. Free space on that disk or use an output folder on another one, then "
+                  "rerun with --resume (resume=True).")
+    err.errno = errno.ENOSPC
+    return err
 
 
 def replace_folder(path: Path, write) -> None:
@@ -116,13 +150,82 @@ def replace_folder(path: Path, write) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint of tensors and plain values (numpy arrays become tensors)."""
+def save_checkpoint(path: Path, state: dict, keep_previous: bool = True) -> None:
+    """Write a checkpoint of tensors and plain values (numpy arrays become tensors).
+
+    The new file is written in full under a temporary name; then the current ``path``
+    becomes ``checkpoint.previous.pt`` (unless ``keep_previous`` is False: after
+    falling back from a damaged ``path``, the good previous one stays) and the new
+    file takes its place.
+
+    Raises
+    ------
+    OSError
+        When the disk is full: naming the file and the space it needs.
+    """
     clean = {k: torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v for k, v in state.items()}
-    write_atomic(path, lambda tmp: torch.save(clean, tmp))
+
+    def write(tmp):
+        torch.save(clean, tmp)
+        if keep_previous and path.is_file():
+            os.replace(path, path.with_name(PREVIOUS))
+
+    write_atomic(path, write, needed=_tensor_bytes(clean))
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of the tensors in a nest of dicts, lists and tuples."""
+    if torch.is_tensor(value):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        value = list(value.values())
+    return sum(map(_tensor_bytes, value)) if isinstance(value, (list, tuple)) else 0
 
 
 CHECKPOINT_KEYS = {"epoch", "history", "model", "optimizer", "scheduler", "rng_cpu", "config", "voxels", "run"}
+
+
+def load_latest(out: Path, device, warn: bool = True) -> tuple:
+    """The newest checkpoint in ``out`` that loads: ``checkpoint.pt``, else the previous one.
+
+    Returns
+    -------
+    saved : dict or None
+        None when ``out`` holds no checkpoint.
+    path : Path or None
+        The file it came from.
+    fell_back : bool
+        True when ``checkpoint.pt`` is there but damaged (a ``RuntimeWarning`` names both files).
+
+    Raises
+    ------
+    RunFolderError
+        When no checkpoint there loads (naming each and why).
+    """
+    latest, previous = out / CHECKPOINT, out / PREVIOUS
+    if not latest.is_file():  # killed between the two renames of save_checkpoint
+        return (load_checkpoint(previous, device), previous, False) if previous.is_file() else (None, None, False)
+    try:
+        return load_checkpoint(latest, device), latest, False
+    except RunFolderError as err:
+        if not previous.is_file():
+            raise
+        try:
+            saved = load_checkpoint(previous, device)
+        except RunFolderError as second:
+            raise RunFolderError(f"Both checkpoints in {out} are damaged: {_what(err)}; {_what(second)}. Start "
+                                 "again with overwrite=True (--overwrite).") from None
+        if warn:
+            step = (saved.get("progress") or {}).get("step", 0)
+            where = f"epoch {saved['epoch'] + 1}, step {step}" if step else f"the end of epoch {saved['epoch']}"
+            warnings.warn(f"The latest checkpoint is damaged: {_what(err)}; resuming from the previous "
+                          f"checkpoint {previous} ({where}) instead.", RuntimeWarning, stacklevel=3)
+        return saved, previous, True
+
+
+def _what(err: RunFolderError) -> str:
+    """The part of a :func:`load_checkpoint` error that says what is wrong (not the advice)."""
+    return str(err).split(";")[0].split(" It is not")[0].rstrip(". ")
 
 
 def load_checkpoint(path: Path, device) -> dict:
@@ -136,7 +239,8 @@ def load_checkpoint(path: Path, device) -> dict:
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # pickle refusals and truncated files alike
-        raise RunFolderError(f"Cannot load {path} safely ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
+        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")
+        raise RunFolderError(f"Cannot load {path} safely ({type(exc).__name__}: {reason}). "
                              "It is not a checkpoint of this version of bt_tutorial, or it is damaged: "
                              "start again with overwrite=True (--overwrite).") from None
     restart = "start again with overwrite=True (--overwrite)."
@@ -151,6 +255,48 @@ def load_checkpoint(path: Path, device) -> dict:
     return saved
 
 
+def training_state(model, optimizer, scheduler, scaler, device) -> dict:
+    """What a checkpoint holds to go on bit for bit: weights, optimizer, schedule, random states.
+
+    numpy's global generator is saved too: wav2vec2 and HuBERT draw their SpecAugment
+    masks and LayerDrop from it.
+    """
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+            "rng_numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "cached": float(cached)}}
+
+
+def restore_training_state(saved: dict, path: Path, model, optimizer, scheduler, scaler, device) -> None:
+    """Put back what :func:`training_state` saved (checkpoints of older versions lack numpy's state).
+
+    Raises
+    ------
+    RunFolderError
+        When the checkpoint's weights or optimizer do not fit this model.
+    """
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a head of another size
+        raise RunFolderError(f"{path} does not fit this model ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:200]}): start again with overwrite=True "
+                             "(--overwrite), or use another output folder.") from None
+    if scaler is not None and saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["rng_cpu"])
+    if device.type == "cuda" and saved.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(saved["rng_cuda"])
+    if saved.get("rng_numpy"):
+        rng = saved["rng_numpy"]
+        np.random.set_state(("MT19937", rng["keys"].cpu().numpy().astype(np.uint32), rng["pos"],
+                             rng["has_gauss"], rng["cached"]))
+
+
 def data_digest(voxels: np.ndarray, targets: list, windows: list) -> str:
     """A short hash of what a run trains on: voxels, target values and window shapes."""
     h = hashlib.sha256(np.ascontiguousarray(voxels, np.int64).tobytes())
@@ -163,7 +309,7 @@ def data_digest(voxels: np.ndarray, targets: list, windows: list) -> str:
 def resume_differences(saved: dict, now: dict) -> list:
     """``"key: checkpoint X, now Y"`` for every setting or run fact that differs."""
     diffs = [f"{k}: checkpoint {saved['config'].get(k)!r}, now {v!r}"
-             for k, v in now["config"].items() if saved["config"].get(k) != v]
+             for k, v in now["config"].items() if saved["config"].get(k) != v and k not in NOT_COMPARED]
     for key in ("model", "fingerprint", "subject", "data"):
         if saved.get("run", {}).get(key) != now["run"].get(key):
             diffs.append(f"{key}: checkpoint {saved.get('run', {}).get(key)!r}, now {now['run'].get(key)!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +44,7 @@ VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f4", "en-us+m5", "en-us+lin
 # per subject: fraction of signal-free voxels outside ROIs, lowest ceiling of the others
 SUBJECT_NOISE = ((0.64, 0.45), (0.60, 0.45), (0.56, 0.45))
 WAV_RATE = 44100
+INCOMPLETE = "twin.incomplete"  # in ground_truth/ from the first file written until twin.json is
 log = logging.getLogger(__name__)
 
 
@@ -52,7 +55,7 @@ class TwinSpec:
     Parameters
     ----------
     seed : int
-        Everything is a deterministic function of the spec.
+        Non-negative; everything is a deterministic function of the spec.
     n_subjects : int
         Subjects ``UTS01`` ... (at least 1).
     n_train_stories : int
@@ -88,6 +91,8 @@ class TwinSpec:
     train_story_names: tuple = ()
 
     def __post_init__(self):
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer (--seed), got {self.seed!r}.")
         names = tuple(self.train_story_names) or TRAIN_STORY_NAMES
         if self.n_train_stories > len(names) or self.n_voxels < N_POINTS:
             raise ValueError(f"A twin needs n_train_stories <= {len(names)} (its story names) and "
@@ -164,23 +169,39 @@ def _ensure_twin_locked(root: Path, spec: TwinSpec, progress: bool) -> Path:
         _check_only_twin_files(root, saved)
         log.warning("The synthetic twin in %s is of another version or spec: generating it again there.", root)
     elif root.exists() and any(root.iterdir()):
-        raise FileExistsError(
-            f"{root} exists and is not a synthetic twin (no {info}); move it away or "
-            "set BT_DATA to another folder."
-        )
+        if not remove_partial_twin(root):
+            raise FileExistsError(f"{root} exists and is not a synthetic twin (no {info}); move it away or "
+                                  "set BT_DATA to another folder.")
+        log.warning("The synthetic twin in %s was interrupted while being written: writing it again.", root)
     else:
         log.warning("Generating the synthetic twin in %s (a new folder; about 1 minute, once).", root)
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp, old = root.with_name(root.name + ".partial"), root.with_name(root.name + ".old")
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
     make_synthetic_twin(tmp, spec, progress=progress)
-    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():  # renamed, not deleted in place: a kill here leaves no half-deleted twin
+        os.replace(root, old)
     tmp.rename(root)
+    shutil.rmtree(old, ignore_errors=True)
     return root
+
+
+def remove_partial_twin(root) -> bool:
+    """Delete ``root`` if it holds a twin whose writing was interrupted; True if it did.
+
+    Such a twin has the mark :data:`INCOMPLETE` but no ``twin.json``. The mark is
+    written first into a new or empty folder, so the folder holds nothing else.
+    """
+    root = Path(root)
+    if not (root / GROUND_TRUTH_DIR / INCOMPLETE).is_file() or _info_path(root).is_file():
+        return False
+    shutil.rmtree(root)
+    return True
 
 
 def _check_only_twin_files(root: Path, saved: dict) -> None:
     """Refuse to replace a twin folder that holds files the twin did not write."""
-    written = _written_files(saved) | {str(_info_path(Path()).as_posix())}
+    written = _written_files(saved) | {str(_info_path(Path()).as_posix()), f"{GROUND_TRUTH_DIR}/{INCOMPLETE}"}
     present = {str(f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file()}
     foreign = sorted(present - written)
     if foreign:
@@ -216,9 +237,14 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
     Returns
     -------
     out : Path
+        Complete once ``ground_truth/twin.json`` is there; until then ``ground_truth/twin.incomplete``
+        marks it (see :func:`remove_partial_twin`).
     """
     t0 = time.perf_counter()
     out = Path(out)
+    mark = out / GROUND_TRUTH_DIR / INCOMPLETE
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text("Being written, or interrupted: run python -m bt_tutorial.synthetic again to write it afresh.\n")
     seeds = np.random.SeedSequence(spec.seed).spawn(len(spec.stories) + spec.n_subjects + 1)
     stories = {}
     for k, name in enumerate(tqdm(spec.stories, desc="speech", disable=not progress)):
@@ -246,8 +272,9 @@ def make_synthetic_twin(out, spec: TwinSpec = TwinSpec(), progress: bool = True)
             "voices": {n: s["voice"] for n, s in stories.items()},
             "roi_names": list(ROI_NAMES), "lowlevel_names": list(R.LOWLEVEL_NAMES),
             "generation_seconds": round(time.perf_counter() - t0, 1),
-            "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())}
+            "files": sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file() and f != mark)}
     _info_path(out).write_text(json.dumps(info, indent=1))  # written last: marks completion
+    mark.unlink()
     return out
 
 
