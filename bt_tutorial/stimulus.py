@@ -301,8 +301,6 @@ def _parse_textgrid(path) -> dict:
         if text.lstrip().startswith(f'"{CHRONOLOGICAL_HEADER}"'):
             parsed = _parse_chronological(text)
         else:
-            if not text.endswith("\n"):
-                text += "\n"  # praatio's short-format reader needs the last line ended
             raw = textgrid_io.parseTextgridStr(text, includeEmptyIntervals=False)
             parsed = [(t["name"], t["class"], [tuple(e) for e in t["entries"]]) for t in raw["tiers"]]
     except (OSError, UnicodeDecodeError) as exc:

@@ -337,3 +337,117 @@ def test_decode_text_without_a_byte_order_mark(encoding):
     assert decode_text(text.encode(encoding)) == text
     assert decode_text(b"x") == "x"  # one byte: not UTF-16
     assert decode_text("y".encode("utf-16-le")) == "y"  # two bytes can be one UTF-16 character
+
+
+# ------------------------------------------------------------------ tiers found, named and refused
+def _long(tiers, xmax=1.5):
+    """A long-format TextGrid of ``tiers``: [(name, class, [(start, end, label)] or [(time, label)])]."""
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {xmax}",
+             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for k, (name, klass, entries) in enumerate(tiers, 1):
+        lines += [f"    item [{k}]:", f'        class = "{klass}"', f'        name = "{name}"', "        xmin = 0",
+                  f"        xmax = {xmax}"]
+        kind = "intervals" if klass == "IntervalTier" else "points"
+        lines.append(f"        {kind}: size = {len(entries)}")
+        for j, entry in enumerate(entries, 1):
+            lines.append(f"        {kind} [{j}]:")
+            if klass == "IntervalTier":
+                lines += [f"            xmin = {entry[0]}", f"            xmax = {entry[1]}", f'            text = "{entry[2]}"']
+            else:
+                lines += [f"            number = {entry[0]}", f'            mark = "{entry[1]}"']
+    return "\n".join(lines) + "\n"
+
+
+HELLO_PHONES = [(0, 0.3, "HH"), (0.3, 0.6, "AH0"), (0.6, 1.0, "L"), (1.0, 1.2, "OW1")]
+
+
+def _write(tmp_path, text, name="story.TextGrid"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_duplicate_tier_names_are_numbered_from_two(tmp_path):
+    """Catches a duplicate tier that replaces the first one or is numbered wrongly."""
+    from bt_tutorial.stimulus import _parse_textgrid
+
+    tier = ("x", "IntervalTier", [(0, 1.5, "a")])
+    tiers = _parse_textgrid(_write(tmp_path, _long([tier, tier, tier])))
+    assert list(tiers) == ["x", "x_2", "x_3"]
+
+
+def test_tiers_that_cannot_be_told_apart_are_errors_naming_the_file(tmp_path):
+    """Catches a missing tier read as an IndexError, a point tier read as intervals, and the messages
+    naming the wrong tier class or the wrong expected names."""
+    lone = _write(tmp_path, _long([("phone", "IntervalTier", HELLO_PHONES)]), "lone.TextGrid")
+    with pytest.raises(StimulusFileError, match=r"lone.TextGrid has tiers \['phone'\]; expected a phone tier"):
+        read_textgrid(lone)
+    points = _write(tmp_path, _long([("phone", "TextTier", [(0.1, "HH")]), ("word", "IntervalTier", [(0, 1.2, "hello")])]),
+                    "points.TextGrid")
+    with pytest.raises(StimulusFileError, match=r"points.TextGrid: .*\('phone' is a TextTier\)"):
+        read_textgrid(points)
+    swapped = _write(tmp_path, _long([("a", "IntervalTier", [(0, 1.2, "hello")]), ("b", "IntervalTier", HELLO_PHONES)]),
+                     "swapped.TextGrid")
+    with pytest.raises(StimulusFileError, match=r"swapped.TextGrid: tiers \['a', 'b'\] are not named 'phone' and 'word'"):
+        read_textgrid(swapped)
+    with pytest.raises(ValueError, match="bad_phones must be one of"):
+        read_textgrid(swapped, bad_phones="guess")
+
+
+def test_tiers_by_position_with_as_many_phones_as_words(tmp_path):
+    """Catches a one-phone-per-word transcript refused as swapped (only fewer phones than words is)."""
+    path = _write(tmp_path, _long([("a", "IntervalTier", [(0, 0.5, "AH0"), (0.5, 1.0, "B")]),
+                                   ("b", "IntervalTier", [(0, 0.5, "a"), (0.5, 1.0, "b")])]))
+    words, phones = read_textgrid(path)
+    assert words.labels == ("a", "b") and phones.labels == ("AH", "B")
+
+
+def test_word_tier_overlap_is_repaired_and_an_empty_word_tier_is_named(tmp_path):
+    """Catches the word tier read without the overlap tolerance, and the no-words error without its text."""
+    words_ = [(0, 1.2, "HELLO"), (1.1995, 1.5, "{LG}"), (1.1995, 1.5, "world")]
+    path = _write(tmp_path, _long([("phone", "IntervalTier", HELLO_PHONES),
+                                   ("word", "IntervalTier", [words_[0], words_[2]])]))
+    words, _ = read_textgrid(path)
+    assert words.labels == ("hello", "world") and words.starts[1] == 1.2
+    braced = _write(tmp_path, _long([("phone", "IntervalTier", HELLO_PHONES),
+                                     ("word", "IntervalTier", words_[:2])]), "braced.TextGrid")
+    assert read_textgrid(braced)[0].labels == ("hello",)  # "{LG}" is the non-speech label "lg"
+    empty = _write(tmp_path, _long([("phone", "IntervalTier", HELLO_PHONES), ("word", "IntervalTier", [(0, 1.5, "sp")])]),
+                   "empty.TextGrid")
+    with pytest.raises(StimulusFileError, match=r"empty.TextGrid: the word tier 'word' has no words\."):
+        read_textgrid(empty)
+    broken = _write(tmp_path, _long([("phone", "IntervalTier", HELLO_PHONES),
+                                      ("word", "IntervalTier", [(1.0, 0.5, "hello")])]), "broken.TextGrid")
+    with pytest.raises(StimulusFileError, match=r"broken.TextGrid.*'word'"):
+        read_textgrid(broken)
+
+
+def test_replaced_phone_tiers_say_what_replaced_them_at_the_callers_line(tmp_path):
+    """Catches the warning pointing inside the package (LebelDataset.load_transcript calls
+    read_textgrid: the warning names the line that called it), the dictionary count left out of the
+    message, and a dropped tier that is not an empty pair of time arrays."""
+    path = _write(tmp_path, _long([("phone", "IntervalTier", [(0, 1.5, "sp")]),
+                                   ("word", "IntervalTier", [(0, 0.6, "hello"), (0.6, 1.2, "world")])]))
+
+    def load_transcript():  # stands for the dataset method between the user and the reader
+        return read_textgrid(path)
+
+    with pytest.warns(UserWarning, match="its 8 phones come from the CMU pronouncing dictionary") as caught:
+        _, phones = load_transcript()
+    assert caught[0].filename == __file__ and len(phones) == 8
+    np.testing.assert_allclose(phones.ends[:4], [0.15, 0.3, 0.45, 0.6])  # every word's phones, not the last's
+    np.testing.assert_allclose(phones.starts[4:], [0.6, 0.75, 0.9, 1.05])
+    with pytest.warns(UserWarning, match="it has no phones"):
+        _, dropped = read_textgrid(path, bad_phones="drop")
+    assert dropped.starts.shape == dropped.ends.shape == (0,)
+
+
+def test_file_edge_cases_read_or_name_their_cause(tmp_path):
+    """Catches a chronological file with leading blank lines read as another format, a short-format
+    file without its final newline refused, and an unreadable path reported without its cause."""
+    check(_write(tmp_path, "\n \n" + CHRONOLOGICAL, "chrono.TextGrid"))
+    check(_write(tmp_path, SHORT.rstrip("\n"), "short.TextGrid"))
+    folder = tmp_path / "folder.TextGrid"
+    folder.mkdir()
+    with pytest.raises(StimulusFileError, match=r"folder.TextGrid cannot be read as text \(IsADirectoryError"):
+        read_textgrid(folder)
