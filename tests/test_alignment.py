@@ -150,3 +150,80 @@ def test_brain_alignment_recovers_a_planted_delay(monkeypatch):
     assert np.all(result.scores > 0.95), result.scores.min()
     one_delay = alignment.brain_alignment(model, data, "UTS01", layers=[0], delays=(1,), n_folds=2)
     assert np.nanmax(one_delay.scores) < 0.5  # the planted delay is 2 TRs: one TR misses it
+
+
+def test_brain_alignment_passes_its_settings_and_names_the_result(monkeypatch):
+    """Catches a setting dropped on the way (the subject's split, the response row counts, the cache
+    folder, the progress flag and its default, the ridge options) and a result labelled with the wrong
+    subject, model or test story."""
+    import types
+
+    from bt_tutorial import alignment
+
+    data = _PlantedDataset()
+    asked, fits = {}, []
+    split = data.split
+    data.split = lambda subject: asked.setdefault("split", []).append(subject) or split(subject)
+
+    def feature_rows(model, dataset, stories, layers, params, n_rows, cache_dir, progress):
+        asked.update(stories=stories, params=params, n_rows=n_rows, cache_dir=cache_dir, progress=progress)
+        return {k: {s: data.features[s] for s in stories} for k in layers}
+
+    real_fit = alignment.fit_encoding_model
+    monkeypatch.setattr(alignment, "story_feature_rows", feature_rows)
+    monkeypatch.setattr(alignment, "fit_encoding_model", lambda *a, **k: fits.append(k) or real_fit(*a, **k))
+    model = types.SimpleNamespace(name="planted", n_layers=1)
+    result = alignment.brain_alignment(model, data, "UTS07", layers=[1], params=SMALL, cache_dir="here",
+                                       n_folds=3, alphas=[1.0, 10.0])
+    assert set(asked["split"]) == {"UTS07"} and asked["stories"] == ["s0", "s1", "s2", "s3", "test"]
+    assert asked["n_rows"] == {s: 80 for s in asked["stories"]}
+    assert asked["params"] is SMALL and asked["cache_dir"] == "here" and asked["progress"] is True
+    assert fits == [dict(n_folds=3, alphas=[1.0, 10.0])]
+    assert (result.subject, result.model_name, result.test_story) == ("UTS07", "planted", "test")
+    alignment.brain_alignment(model, data, "UTS07", layers=[1], progress=False, n_folds=2)
+    assert asked["progress"] is False
+
+
+def test_brain_alignment_names_a_story_too_short_for_its_delays(monkeypatch):
+    """Catches the story's name lost from the errors of the delays and of the scored rows."""
+    import types
+
+    from bt_tutorial import alignment
+
+    data = _PlantedDataset()
+    model = types.SimpleNamespace(name="planted", n_layers=1)
+    for short in ("s2", "test"):
+        monkeypatch.setattr(alignment, "story_feature_rows", lambda m, d, stories, layers, *a, **k: {
+            k_: {s: data.features[s][:3] if s == short else data.features[s] for s in stories} for k_ in layers})
+        with pytest.raises(ValueError, match=f"Story {short} has 3 rows, not more than the largest delay"):
+            alignment.brain_alignment(model, data, "UTS01", layers=[0], n_folds=2)
+    with pytest.raises(ValueError, match="first_scored_row=75 leaves 5 of the 80 rows of test"):
+        alignment.brain_alignment(model, data, "UTS01", layers=[0], n_folds=2, first_scored_row=75)
+
+
+def test_scored_test_rows_keep_exactly_the_minimum():
+    """Catches an off-by-one in the rows-left check: exactly MIN_SCORED_ROWS rows left is allowed."""
+    from bt_tutorial.alignment import MIN_SCORED_ROWS, scored_test_rows
+
+    assert scored_test_rows(30, 30 + MIN_SCORED_ROWS) == slice(30, None)
+    with pytest.raises(ValueError, match="leaves 9 of the 39 rows of the test story"):
+        scored_test_rows(30, 29 + MIN_SCORED_ROWS)
+
+
+def test_story_feature_rows_pass_row_counts_cache_and_progress(monkeypatch):
+    """Catches the cache folder, the progress flag (off by default here) or the row counts dropped on the
+    way to each story's features, and a missing row-count table not allowed."""
+    from bt_tutorial import alignment
+
+    calls = []
+
+    def story_rows(model, dataset, story, layers, params, n_rows, cache_dir, progress):
+        calls.append((story, n_rows, cache_dir, progress))
+        return {k: np.full((2, 1), k) for k in layers}
+
+    monkeypatch.setattr(alignment, "story_rows", story_rows)
+    rows = story_feature_rows("m", "d", ["a", "b"], [0, 3], SMALL, {"a": 5, "b": 6}, "cache")
+    assert calls == [("a", 5, "cache", True), ("b", 6, "cache", True)] and rows[3]["b"][0, 0] == 3
+    calls.clear()
+    story_feature_rows("m", "d", ["a"], [0], SMALL, None, "cache", progress=False)
+    assert calls == [("a", None, "cache", False)]
