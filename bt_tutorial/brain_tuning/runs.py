@@ -38,29 +38,26 @@ class RunFolderError(ValueError):
 
 @contextmanager
 def locked(out: Path):
-    """Hold an exclusive lock on ``out`` for the duration of a run.
+    """Hold an exclusive lock on ``out`` (a :class:`filelock.FileLock` on ``out/LOCK``) during a run.
 
     Raises
     ------
     RunFolderError
         At once, when another run holds the lock.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK
-    handle = open(path, "a+")
-    try:
-        try:
-            import fcntl
+    from filelock import FileLock, Timeout
 
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # no flock (Windows): the lock file is advisory only
-            pass
-        except OSError:
-            raise RunFolderError(f"{out} is in use by another run (it holds {path}). Wait for that run "
-                                 "to finish, or give this one another output folder.") from None
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunFolderError(f"{out} is in use by another run (it holds {out / LOCK}). Wait for that run "
+                             "to finish, or give this one another output folder.") from None
+    try:
         yield
     finally:
-        handle.close()
+        lock.release()
 
 
 def prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
