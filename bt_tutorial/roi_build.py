@@ -35,7 +35,7 @@ from . import atlas
 from .command_line import run_command
 from .data import LebelDataset
 from .download import DEFAULT_BASE_URL, DownloadError, dataset_url, download_file, format_size, remote_size
-from .file_formats import file_md5
+from .file_formats import file_md5, load_registry, registry_key
 from .layout import derivative_dir
 from .roi_files import HEMIS, SURFACE_FORMATS, read_annot_areas, read_coord_xfm, read_surface, surface_suffix
 from .rois import PAPER_ROI_SETS
@@ -135,7 +135,7 @@ def probe_size(url: str, timeout: float = 60) -> int:
 
 
 def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60, progress: bool = True,
-                 **retry) -> dict:  # fmt: skip
+                 registry=None, **retry) -> dict:  # fmt: skip
     """Print each input's size and source, then download the missing ones under ``root``.
 
     A file present under its final name is complete (downloads land in ``.part`` first)
@@ -150,6 +150,10 @@ def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60
         The dataset root.
     dry_run : bool
         Only print the plan.
+    registry : mapping, str or Path, optional
+        Sizes and MD5s of ds003020's files (:func:`~bt_tutorial.file_formats.load_registry`;
+        default: ``$BT_DATASET_REGISTRY`` or the shipped one); they check the files of the
+        dataset that have no pinned MD5.
     timeout, progress, **retry
         Passed to :func:`~bt_tutorial.download.download_file` (``retries``, ``backoff``).
 
@@ -158,6 +162,9 @@ def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60
     paths : dict of str -> Path
     """
     root = Path(root).expanduser()
+    checksums = load_registry(registry)
+    sources = {name: src if src.md5 or registry_key(src.relpath) not in checksums
+               else src._replace(md5=checksums[registry_key(src.relpath)].md5) for name, src in sources.items()}
     lines, todo = [], []
     for src in sources.values():
         dest = root / src.relpath
@@ -172,7 +179,7 @@ def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60
     if dry_run:
         return {}
     for src, dest, size in todo:
-        download_file(src.url, dest, size, timeout=timeout, progress=progress, **retry)
+        download_file(src.url, dest, size, timeout=timeout, progress=progress, md5=src.md5, **retry)
     for src in sources.values():
         _check_md5(src, root / src.relpath)
     return {name: root / src.relpath for name, src in sources.items()}

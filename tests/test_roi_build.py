@@ -154,6 +154,11 @@ def served(tmp_path, monkeypatch, request):
     pins = {name: (f, u, hashlib.md5((serve / "atlas" / f).read_bytes()).hexdigest() if md5 else None)
             for name, (f, u, md5) in roi_build.ATLAS_FILES.items()}
     monkeypatch.setattr(roi_build, "ATLAS_FILES", pins)
+    rows = ["path,size,md5"] + [f"{f.relative_to(serve / 'ds003020').as_posix()},{f.stat().st_size},"
+                                f"{hashlib.md5(f.read_bytes()).hexdigest()}"
+                                for f in sorted((serve / "ds003020").rglob("*")) if f.is_file()]
+    (tmp_path / "registry.csv").write_text("\n".join(rows) + "\n")  # the shipped one is the real dataset's
+    monkeypatch.setenv("BT_DATASET_REGISTRY", str(tmp_path / "registry.csv"))
     state = {"requests": [], "cut": {}}
     handler = type("Mirror", (Handler,), {"root": serve, "state": state})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -280,7 +285,8 @@ def test_wrong_pinned_md5_is_refused(served, monkeypatch, capsys):
     assert not atlas.default_roi_path(served["data"], SUBJECT).exists()
 
 
-def test_surfaces_of_another_reconstruction_are_refused(served, capsys):
+def test_surfaces_of_another_reconstruction_are_refused(served, capsys, monkeypatch):
+    monkeypatch.setenv("BT_DATASET_REGISTRY", "none")  # a mirror of another snapshot: no registry to check against
     write_gifti(served["serve"] / "ds003020/derivative/pycortex-db/UTS03/surfaces/wm_lh.gii", np.zeros((5, 3)))
     assert roi_build.main(cli(served)) == 2
     assert "another FreeSurfer reconstruction" in capsys.readouterr().err
@@ -322,3 +328,19 @@ def test_a_nan_transform_or_zero_samples_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         roi_build.parse_args(["--subject", "UTS01", "--samples", "0"])
     assert "--samples: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_dataset_inputs_are_checked_against_the_registry(served):
+    """Catches a ds003020 input accepted with the wrong content (a same-size change on the mirror, which
+    sends no MD5): the registry's MD5 refuses it and the message names the file."""
+    from bt_tutorial.transfer import DownloadError
+
+    target = served["serve"] / "ds003020/derivative/pycortex-db/UTS03/surfaces/wm_lh.gii"
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0xFF
+    target.write_bytes(bytes(data))
+    sources = roi_build.plan_sources(SUBJECT, served["url"] + "/ds003020", served["url"] + "/atlas")
+    with pytest.raises(DownloadError, match=r"wm_lh.gii: the downloaded file does not match the MD5 checksum of "
+                                            r"the registry"):
+        roi_build.fetch_inputs(sources, served["data"], progress=False, retries=0, backoff=0)
+    assert not (served["data"] / "derivative/pycortex-db/UTS03/surfaces/wm_lh.gii").exists()
