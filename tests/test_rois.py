@@ -192,3 +192,25 @@ def test_resampled_means_of_a_huge_roi_take_one_resample_at_a_time():
 
     values = np.zeros((1, 5_000_000), np.float32)
     assert resampled_means(values, 2, np.random.default_rng(0)).shape == (1, 2)
+
+
+def test_interval_level_wilcoxon_on_a_constant_shift_and_the_missing_area_message():
+    """Catches the bootstrap level not passed on (always 95%), a Wilcoxon p of 1 for differences that are
+    all the same non-zero value, a result without its upper bound or method, and a missing-area message
+    listing more masks than its eight."""
+    from scipy.stats import wilcoxon
+
+    from bt_tutorial.rois import (area_then_roi_means, bootstrap_mean, paired_comparison, percentile_interval,
+                                  resampled_means)
+
+    values = np.random.default_rng(0).standard_normal(50)
+    _, low, high = bootstrap_mean(values, n_boot=500, level=0.5, seed=3)
+    want = percentile_interval(resampled_means(values, 500, np.random.default_rng(3))[0], 0.5)
+    assert (low, high) == want
+    result = paired_comparison(np.ones(12), np.zeros(12), method="wilcoxon")
+    assert result.p_value == pytest.approx(wilcoxon(np.ones(12)).pvalue) and result.p_value < 0.01
+    assert result.method == "wilcoxon" and result.high >= result.low == 1.0
+    masks = {f"m{i}": np.ones(3, bool) for i in range(10)}
+    with pytest.raises(KeyError) as caught:
+        area_then_roi_means(np.ones(3), np.ones(3), masks, {"g": ["A1"]})
+    assert "['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']..." in str(caught.value)
