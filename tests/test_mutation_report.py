@@ -68,7 +68,10 @@ def test_each_module_run_names_existing_files_and_narrows_the_config():
     spec.loader.exec_module(tool)
     root = TOOL.parents[1]
     for name, (files, tests) in tool.MODULES.items():
-        assert all(glob.glob(str(root / f)) for f in files + tests), name
+        assert all(glob.glob(str(root / f.partition("::")[0])) for f in files + tests), name
+        for test in tests:  # a test named by node id must exist in its file
+            path, _, function = test.partition("::")
+            assert not function or f"def {function}(" in (root / path).read_text(), test
     config = tomllib.loads(tool.narrowed((root / "pyproject.toml").read_text(), ["a.py"], ["tests/t.py"]))
     assert config["tool"]["mutmut"]["only_mutate"] == ["a.py"]
     assert config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"] == ["tests/t.py"]

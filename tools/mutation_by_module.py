@@ -22,6 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNING_UNITS = ["tests/test_tuning.py", "tests/test_runs.py"]
+
+
+def _units(*names) -> list:
+    """Unit tests of ``tests/test_tuning.py`` by name: its end-to-end runs would retrain for every mutant."""
+    return [f"tests/test_tuning.py::test_{name}" for name in names]
+
+
 MODULES = {  # module -> (files mutated, test files)
     "timing": (["bt_tutorial/timing.py"], ["tests/test_timing.py", "tests/test_memory_precision.py"]),
     "noise_ceiling": (["bt_tutorial/noise_ceiling.py"], ["tests/test_noise_ceiling.py"]),
@@ -33,9 +40,18 @@ MODULES = {  # module -> (files mutated, test files)
     "alignment": (["bt_tutorial/alignment.py"], ["tests/test_alignment.py"]),
     "features": (["bt_tutorial/features.py"], ["tests/test_features.py", "tests/test_memory_precision.py"]),
     "probes": (["bt_tutorial/downstream/probes.py"], ["tests/test_downstream.py"]),
-    "schedule": (["bt_tutorial/brain_tuning/schedule.py"], TUNING_UNITS),
-    "samples": (["bt_tutorial/brain_tuning/samples.py"], TUNING_UNITS),
-    "settings": (["bt_tutorial/brain_tuning/settings.py"], TUNING_UNITS + ["tests/test_command_line.py"]),
+    "schedule": (["bt_tutorial/brain_tuning/schedule.py"], _units("optimizer_steps_and_schedule",
+                                                                   "paper_recipe_learning_rates_per_epoch")),
+    "samples": (["bt_tutorial/brain_tuning/samples.py"], _units(
+        "tr_windows_end_with_their_tr_and_pad_short_audio", "controls_shuffle_targets_but_keep_shapes",
+        "lagged_windows_end_lag_trs_earlier", "controls_follow_the_authors_rules", "tr_windows_default_to_five_trs",
+        "other_story_top_up_draws_every_row_and_a_single_story_is_refused",
+        "chunk_permute_passes_the_distance_and_falls_back_to_a_random_order",
+        "a_story_with_other_voxel_columns_is_refused", "brain_tune_passes_every_setting_to_the_data_and_the_loop")),
+    "settings": (["bt_tutorial/brain_tuning/settings.py"], _units(
+        "profile_settings_and_run_folders", "command_line_presets_and_overrides") + [
+        "tests/test_runs.py::test_settings_are_checked_up_front", "tests/test_runs.py::test_a_negative_seed_is_refused_with_the_flag",
+        "tests/test_command_line.py"]),
     "loop": (["bt_tutorial/brain_tuning/loop.py"], TUNING_UNITS),
 }
 
