@@ -94,4 +94,15 @@ def _as_2d(a, name, dtype):
         kind = "NaN" if np.isnan(a[row, col]) else "inf"
         raise ValueError(f"{name} has {int(bad.sum())} non-finite values (NaN or inf); the first is {kind} "
                          f"at row {row}, column {col}.")
+    largest = np.abs(a).max()
+    if largest > largest_safe(a.dtype):
+        row, col = np.unravel_index(np.argmax(np.abs(a)), a.shape)
+        raise ValueError(f"{name} has values up to {largest:.3g} (row {row}, column {col}): their squares, summed "
+                         f"over rows, overflow {a.dtype} and every score would be NaN. Z-score the columns first "
+                         "(features from the package already are).")
     return a
+
+
+def largest_safe(dtype) -> float:
+    """Magnitude below which squares summed over a million rows stay finite in ``dtype``."""
+    return float(np.sqrt(np.finfo(dtype).max / 1e6))

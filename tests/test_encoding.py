@@ -625,3 +625,16 @@ def test_gather_copies_the_columns_once():
         tracemalloc.stop()
     np.testing.assert_array_equal(out, np.concatenate(Ys)[:, cols])
     assert peak < 1.1 * out.nbytes
+
+
+def test_features_too_large_for_float32_sums_are_refused_naming_the_cell():
+    """Catches a finite feature of 1e20 that silently turns every score into NaN (its square overflows
+    float32); values of 1e15 still fit."""
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((30, 4)).astype(np.float32) for _ in range(3)]
+    Y = [rng.standard_normal((30, 5)).astype(np.float32) for _ in range(3)]
+    X[1][3, 2] = 1e20
+    with pytest.raises(ValueError, match=r"X_train\[1\] has values up to 1e\+20 \(row 3, column 2\).*overflow float32"):
+        fit_encoding_model(X, Y, X[0], Y[0], n_folds=3)
+    X[1][3, 2] = 1e15
+    assert np.isfinite(fit_encoding_model(X, Y, X[0], Y[0], n_folds=3).scores).all()

@@ -742,3 +742,11 @@ def test_phone_indices_of_no_phones_are_integers():
     from bt_tutorial.lowlevel.phones import phone_indices
 
     assert phone_indices([]).dtype.kind == "i" and phone_indices(["AA", "xx"]).tolist() == [0, -1]
+
+
+def test_remove_lowlevel_refuses_features_whose_squares_overflow():
+    """Catches a finite 1e20 that overflows the float32 ridge and leaves garbage residuals."""
+    x, low = _planted_lowlevel(4)
+    low[2][5, 1] = 1e20
+    with pytest.raises(ValueError, match=r"low_train\[2\] has values up to 1e\+20: their squares overflow float32"):
+        remove_lowlevel(x, low)

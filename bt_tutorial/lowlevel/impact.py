@@ -36,6 +36,7 @@ from himalaya.scoring import r2_score
 
 from ..alignment import DELAYS, scored_test_rows, split_responses
 from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
+from ..encoding_inputs import largest_safe
 from ..rois import roi_means
 from ..timing import make_delayed
 from .feature_sets import LOWLEVEL_SETS, TOP_DIPHONES, TOP_TRIPHONES, check_sets, lowlevel_rows, stack_sets
@@ -56,6 +57,9 @@ def _story_arrays(arrays, name: str, dtype) -> list:
             raise ValueError(f"{name}[{i}] has {a.shape[1]} columns but {name}[0] has {out[0].shape[1]}.")
         if not np.isfinite(a).all():
             raise ValueError(f"{name}[{i}] has NaN or inf values.")
+        if np.abs(a).max() > largest_safe(a.dtype):
+            raise ValueError(f"{name}[{i}] has values up to {np.abs(a).max():.3g}: their squares overflow "
+                             f"{a.dtype}. Z-score the columns first.")
     return out
 
 
