@@ -1,9 +1,15 @@
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from bt_tutorial import features as F
 from bt_tutorial.data import LebelDataset
 from bt_tutorial.models import load_speech_model
+from bt_tutorial.timing import to_response_rows
 
 PARAMS = F.FeatureParams(context=2.0, stride=0.5, batch_size=4)
 
@@ -76,3 +82,156 @@ def test_a_damaged_cache_chunk_is_computed_again(tiny_twin, tmp_path, damage):
     with pytest.warns(UserWarning, match=f"{chunks[0].name} .* computed again"):
         _, again = F.story_features(model, ds, "stagefright", [1], PARAMS, cache_dir=tmp_path, progress=False)
     np.testing.assert_allclose(again[1], first[1], atol=1e-6)
+
+
+class _PlantedModel:
+    """Stands in for a SpeechModel: layer k's one frame is (k + 1) * [window's last sample, window's mean]."""
+
+    name, hidden_size, device = "planted/model", 2, torch.device("cpu")
+
+    def __init__(self):
+        self.calls = 0
+
+    def fingerprint(self):
+        return "planted"
+
+    def prepare(self, windows):
+        return torch.from_numpy(np.asarray(windows, np.float32))
+
+    def hidden_states(self, inputs, max_layer=None):
+        self.calls += 1
+        state = torch.stack([inputs[:, -1], inputs.mean(1)], dim=1)[:, None, :]
+        return [(k + 1) * state for k in range((max_layer or 0) + 1)]
+
+    def last_audio_frame(self, n_samples):
+        return 0  # its one frame
+
+
+class _StubDataset:
+    """Stands in for a LebelDataset: 60 s of known audio, 30 scanner TRs; records the (story, rate) asked."""
+
+    def __init__(self, tr=2.0, seed=0):
+        self.tr, self.asked = tr, []
+        self.waveform = np.random.default_rng(seed).standard_normal(16000 * 60).astype(np.float32)
+
+    def load_audio(self, story, rate):  # no default rate: the caller must ask for 16 kHz
+        self.asked.append((story, rate))
+        return SimpleNamespace(waveform=self.waveform)
+
+    def n_scan_trs(self, story):
+        return 30
+
+
+def test_rows_without_a_cache_match_the_cached_rows_and_write_nothing(tmp_path, monkeypatch):
+    """Catches story_rows(cache_dir=False) passing a wrong argument on (or caching anyway), or a TR ignored."""
+    monkeypatch.setenv("BT_DATA", str(tmp_path / "home"))
+    model = _PlantedModel()
+    for tr in (2.0, 1.5):
+        ds = _StubDataset(tr=tr)
+        times, feats = F.story_features(model, ds, "story_a", [0, 2], PARAMS, cache_dir=False, progress=False)
+        stops = np.round(times * 16000).astype(int)
+        np.testing.assert_array_equal(feats[2][:, 0], 3 * ds.waveform[stops - 1])  # planted: 3 x last sample
+        expected = {k: to_response_rows(feats[k], times, 30, "story_a", tr=tr) for k in (0, 2)}
+        plain = F.story_rows(model, ds, "story_a", [2, 0], PARAMS, cache_dir=False, progress=False)
+        assert not (tmp_path / "home").exists()  # nothing cached, not even in the data home
+        cached = F.story_rows(model, ds, "story_a", [2, 0], PARAMS, n_response_rows=10,
+                              cache_dir=tmp_path / f"tr{tr}", progress=False)
+        for k in (0, 2):
+            assert plain[k].dtype == np.float32 and plain[k].shape == (10, 2)
+            np.testing.assert_array_equal(plain[k], expected[k])
+            np.testing.assert_array_equal(cached[k], expected[k])
+        assert set(ds.asked) == {("story_a", 16000)}
+    assert not np.allclose(expected[0], to_response_rows(feats[0], times, 30, "story_a", tr=2.0))  # tr matters
+
+
+def test_a_row_count_mismatch_names_the_story_before_anything_is_cached(tmp_path):
+    """Catches the story's name or the expected row count not reaching to_response_rows (cached or not)."""
+    model, ds = _PlantedModel(), _StubDataset()
+    for cache_dir in (False, tmp_path):
+        with pytest.raises(ValueError, match="Story story_a: features give 10 TR rows but the responses have 11; "
+                                             "respdict says 30"):
+            F.story_rows(model, ds, "story_a", [0], PARAMS, n_response_rows=11, cache_dir=cache_dir,
+                         progress=False)
+    assert not list(tmp_path.rglob("rows_*.npz"))
+
+
+def test_cache_folder_is_named_by_story_audio_and_dtype_and_shared_by_rows(tmp_path):
+    """Catches the story, the audio hash or the dtype left out of the cache key, which reuses stale features."""
+    model, ds = _PlantedModel(), _StubDataset()
+    _, first = F.story_features(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    assert model.calls == 30  # 120 windows in batches of 4
+    rows = F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False, keep_windows=True)
+    assert model.calls == 30  # the rows are made from the windows story_features cached
+    audio_hash = hashlib.sha1(ds.waveform.tobytes()).hexdigest()[:10]
+    folders = [p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/*")]
+    assert folders == [f"planted--model-planted/story_a_{audio_hash}_c2_s0.5_float32_v{F.CACHE_VERSION}"]
+    ds.waveform = ds.waveform[::-1].copy()  # the audio was replaced
+    _, other = F.story_features(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    assert model.calls == 60 and not np.allclose(other[0], first[0])
+    new_rows = F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    assert not np.allclose(new_rows[0], rows[0])
+    assert set(ds.asked) == {("story_a", 16000)}
+
+
+def test_the_requested_dtype_reaches_the_model_and_names_the_cache(tmp_path, monkeypatch):
+    """Catches a dtype asked for (bf16 on the CPU) dropped on the way to extract_features or the cache key."""
+    seen = []
+    real = F.extract_features
+    monkeypatch.setattr(F, "extract_features",
+                        lambda *a, **k: seen.append(a[4] if len(a) > 4 else k.get("dtype")) or real(*a, **k))
+    model, ds = _PlantedModel(), _StubDataset()
+    kw = dict(dtype=torch.bfloat16, progress=False)
+    F.story_features(model, ds, "story_a", [0], PARAMS, cache_dir=False, **kw)
+    F.story_features(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path / "a", **kw)
+    F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=False, **kw)
+    F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path / "b", **kw)
+    assert seen and all(d is torch.bfloat16 for d in seen), seen
+    names = {p.name for p in tmp_path.glob("*/*/*")}
+    assert len(names) == 1 and "_bfloat16_v" in names.pop()
+
+
+def test_progress_bar_counts_every_window_once(tmp_path, monkeypatch, capsys):
+    """Catches the bar hidden by default, shown when progress=False, mislabelled, or miscounting cached chunks."""
+    monkeypatch.setattr(F, "CHUNK_BATCHES", 5)  # 120 windows in chunks of 20
+    model, ds = _PlantedModel(), _StubDataset()
+
+    def bar_of(err):
+        bar = err.strip().split("\r")[-1].strip()  # the bar's final state
+        assert bar.startswith("planted/model features: 100%|") and "| 120/120 [" in bar and "window/s]" in bar, err
+        return bar
+
+    for i, func in enumerate((F.story_features, F.story_rows)):
+        for cache_dir in (False, tmp_path / f"{i}_quiet"):
+            func(model, ds, "s", [0], PARAMS, cache_dir=cache_dir, progress=False)
+            assert capsys.readouterr().err == ""
+        for cache_dir in (False, tmp_path / f"{i}_shown"):
+            func(model, ds, "s", [0], PARAMS, cache_dir=cache_dir)  # the default shows a bar
+            bar_of(capsys.readouterr().err)
+    F.story_features(model, ds, "s", [0], PARAMS, cache_dir=tmp_path / "0_shown")  # all chunks read back
+    bar_of(capsys.readouterr().err)
+    F.story_features(model, ds, "s", [0, 1], PARAMS, cache_dir=tmp_path / "0_shown")  # all chunks extended
+    bar_of(capsys.readouterr().err)
+
+
+def test_rows_written_delete_window_chunks_even_if_another_process_deleted_some(tmp_path, monkeypatch):
+    """Catches chunk deletion failing when a concurrent run of the same story already removed a chunk."""
+    real_glob = Path.glob
+
+    def glob_then_vanish(self, pattern):
+        for p in real_glob(self, pattern):
+            if pattern == "windows_*.npz":
+                p.unlink()  # another process got there first
+            yield p
+
+    monkeypatch.setattr(Path, "glob", glob_then_vanish)
+    rows = F.story_rows(_PlantedModel(), _StubDataset(), "s", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    assert rows[0].shape == (10, 2)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.rglob("*.npz")] == ["rows_30trs_tr2.npz"]
+
+
+def test_cache_size_of_a_story_shorter_than_the_trimmed_trs_has_no_rows():
+    """Catches a story shorter than 20 TRs counted as one response row."""
+    sizes = F.feature_cache_bytes(30.0, 8, 2, PARAMS, tr=2.0)
+    assert sizes == {"windows": 60 * 64, "rows": 0}
+    assert F.feature_cache_bytes(50.0, 8, 2, PARAMS, tr=2.0)["rows"] == 5 * 64
