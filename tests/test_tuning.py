@@ -327,6 +327,29 @@ def test_optimizer_steps_and_schedule():
     assert sorted(np.concatenate(mixed)) == list(range(430)) and not np.array_equal(mixed[0], np.arange(16))
 
 
+
+def test_schedule_edges_three_stories_and_reproducible_shuffles():
+    """Catches stories after the second left out of an epoch, shuffles that differ between two runs
+    with the same seed, and off-by-ones at one step per epoch and at a one-step warm-up or decay."""
+    from bt_tutorial.brain_tuning import epoch_batches, lr_schedule
+
+    authors = TuningConfig()
+    batches = epoch_batches([130, 5, 140], authors, epoch=0)
+    assert [(b[0], len(b)) for b in batches] == [(0, 128), (128, 2), (130, 5), (135, 128), (263, 12)]
+    shuffled = TuningConfig(batch_size=8, effective_batch=16, epochs=2, batch_order="shuffled", warmup_epochs=None,
+                            head_decay=1.0, head_floor=1.0, seed=5)
+    again = epoch_batches(100, shuffled, epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(again, epoch_batches(100, shuffled, epoch=1)))
+    assert not np.array_equal(np.concatenate(again), np.concatenate(epoch_batches(100, shuffled, epoch=0)))
+
+    backbone, head = lr_schedule(1, replace(authors, epochs=6, warmup_epochs=5, head_decay=0.5, head_floor=0.01))
+    assert [backbone(e) for e in range(6)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])  # one step an epoch
+    assert head(1) == 0.5 and head(2) == 0.25
+    backbone, _ = lr_schedule(3, replace(shuffled, warmup_fraction=0.1))  # 6 steps: a one-step warm-up
+    assert [backbone(s) for s in range(6)] == pytest.approx([1.0, 5 / 5, 4 / 5, 3 / 5, 2 / 5, 1 / 5])
+    backbone, _ = lr_schedule(1, replace(shuffled, warmup_fraction=0.5))  # 2 steps: one to warm, one to decay
+    assert [backbone(s) for s in range(2)] == pytest.approx([1.0, 1.0])
+
 def _noisy_tiny_model(family: str):
     """A tiny wav2vec2 / HuBERT with SpecAugment masking, LayerDrop and dropout all on (strongly)."""
     import transformers as tf
