@@ -74,7 +74,7 @@ def load_equivalents(path: Path = EQUIVALENTS) -> list:
     Reads ``path`` and its siblings ``mutation_equivalents_<module>.toml``, one file per module.
     """
     files = [path, *sorted(path.parent.glob(f"{path.stem}_*.toml"))]
-    return [entry for f in files if f.exists() for entry in tomllib.loads(f.read_text())["equivalent"]]
+    return [entry for f in files if f.exists() for entry in tomllib.loads(f.read_text()).get("equivalent", [])]
 
 
 def classify(name: str, diff: str, equivalents: list) -> tuple:
