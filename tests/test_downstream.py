@@ -545,3 +545,234 @@ def test_probe_refuses_non_finite_features():
     features[[2, 5], 0] = np.nan
     with pytest.raises(ValueError, match=r"features of 2 clips of .* are not finite .*first clips \[2, 5\]"):
         P.fit_probe(features, task, seeds=1)
+
+
+# ------------------------------------------------- probe math against a reference
+def _weak_task(seed=0, multilabel=False):
+    """Unbalanced classes, speakers of different sizes, weak signal."""
+    rng = np.random.default_rng(seed)
+    sizes = [9, 14, 11, 7, 12, 10, 8, 13]
+    groups = np.repeat([f"s{i}" for i in range(len(sizes))], sizes)
+    n = len(groups)
+    if multilabel:
+        labels, names = rng.random((n, 4)) < 0.3, tuple("ABCD")
+    else:
+        labels, names = rng.choice(4, n, p=[0.5, 0.25, 0.15, 0.1]), ("a", "b", "c", "d")
+    split = np.where(np.isin(groups, ["s6", "s7"]), "test", "train")
+    return Task("weak", [np.zeros(160, np.float32)] * n, labels, names, split, groups, np.array([""] * n))
+
+
+def _weak_features(task, seed=1):
+    X = _features(task, signal=0.4, dim=6, seed=seed)
+    X[:, 1] *= 30.0  # scales differ between features
+    X[:, 2] += 5.0
+    X = np.column_stack([X, np.where(task.split == "train", 3.0, np.arange(len(task)) % 3)])  # constant on train
+    return X
+
+
+def _spy_decide(monkeypatch):
+    seen = []
+    real = P._decide
+
+    def spy(outputs, multilabel):
+        seen.append(np.array(outputs, copy=True))
+        return real(outputs, multilabel)
+
+    monkeypatch.setattr(P, "_decide", spy)
+    return seen
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_probe_outputs_match_a_reference_ridge(monkeypatch, multilabel):
+    """Catches any slip in standardising, the ridge weights, the targets or the added-back target mean."""
+    task = _weak_task(multilabel=multilabel)
+    X = _weak_features(task)
+    train, test = task.indices("train"), task.indices("test")
+    alphas = np.array([0.5, 20.0])
+    primary = "micro_f1" if multilabel else "macro_f1"
+    seen = _spy_decide(monkeypatch)
+    out = P._one_seed(X.copy(), P._targets(task), task, train, test, 0, alphas, 0.25, primary)
+    fit, val = P._carve_validation(task.groups, train, 0, 0.25)
+    mu, sd = X[fit].mean(0), X[fit].std(0)
+    sd[sd == 0] = 1
+    Z = (X - mu) / sd
+    classes = task.labels.astype(bool) if multilabel else task.labels[:, None] == np.arange(4)
+    Yf = np.where(classes, 1.0, -1.0)[fit]
+    ref = []
+    for alpha in alphas:
+        W = np.linalg.solve(Z[fit].T @ Z[fit] + alpha * np.eye(Z.shape[1]), Z[fit].T @ (Yf - Yf.mean(0)))
+        ref.append(Z @ W + Yf.mean(0))
+    assert len(seen) == 3
+    for got, r in zip(seen[:2], ref):
+        np.testing.assert_allclose(got, r[val], rtol=1e-9, atol=1e-9)
+    best = list(alphas).index(out["alpha"])
+    np.testing.assert_allclose(seen[2], ref[best][test], rtol=1e-9, atol=1e-9)
+    assert out["n_fit"] == len(fit) and out["n_val"] == len(val)
+    # fit_probe, from float32 features, computes the same in float64
+    seen.clear()
+    res = P.fit_probe(X.astype(np.float32), task, seeds=1, alphas=[0.5])
+    X32 = X.astype(np.float32).astype(np.float64)
+    mu, sd = X32[fit].mean(0), X32[fit].std(0)
+    sd[sd == 0] = 1
+    Z = (X32 - mu) / sd
+    W = np.linalg.solve(Z[fit].T @ Z[fit] + 0.5 * np.eye(Z.shape[1]), Z[fit].T @ (Yf - Yf.mean(0)))
+    np.testing.assert_allclose(seen[-1], (Z @ W + Yf.mean(0))[test], rtol=1e-10, atol=1e-10)
+    assert (res.n_train, res.n_validation, res.n_test) == (len(fit), len(val), len(test))
+
+
+def test_equal_validation_scores_choose_the_larger_alpha(monkeypatch):
+    """Catches the tie rule picking the smaller alpha or an index off by one."""
+    task = _weak_task()
+    X = _weak_features(task)
+    monkeypatch.setattr(P, "classification_scores", lambda *a: {"macro_f1": 0.5, "accuracy": 0.5})
+    for alphas in ([1.0, 2.0], [1.0, 2.0, 3.0]):
+        out = P._one_seed(X, P._targets(task), task, task.indices("train"), task.indices("test"), 0,
+                          np.array(alphas), 0.25, "macro_f1")
+        assert out["alpha"] == alphas[-1]
+
+
+def test_targets_are_plus_and_minus_one_and_zero_output_is_no_label():
+    """Catches targets other than +-1 and a multi-label output of exactly 0 counted as a label."""
+    task = _weak_task()
+    Y = P._targets(task)
+    assert set(np.unique(Y)) == {-1.0, 1.0} and (Y.argmax(1) == task.labels).all()
+    multi = _weak_task(multilabel=True)
+    np.testing.assert_array_equal(P._targets(multi), np.where(multi.labels, 1.0, -1.0))
+    np.testing.assert_array_equal(P._decide(np.array([[0.0, 1e-12, -1e-12]]), True), [[False, True, False]])
+    np.testing.assert_array_equal(P._decide(np.array([[0.0, 2.0, -1.0]]), False), [1])
+
+
+def test_f1_counts_only_labels_that_occur_and_is_zero_when_nothing_does():
+    """Catches macro-F1 over never-seen labels (NaN or diluted) and NaN/1 for all-empty multi-label rows."""
+    y = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0]], bool)
+    p = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], bool)  # label 1 never occurs; label 2 once
+    s = P.classification_scores(y, p, multilabel=True)
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2) and s["micro_f1"] == pytest.approx(2 / 4)
+    empty = np.zeros((3, 4), bool)
+    assert P.classification_scores(empty, empty, multilabel=True) == {"micro_f1": 0.0, "macro_f1": 0.0}
+    one = P.classification_scores(np.array([0, 0, 2]), np.array([0, 0, 0]), multilabel=False)
+    assert one["macro_f1"] == pytest.approx((0.8 + 0.0) / 2)  # class 1 occurs nowhere
+
+
+def test_float_multilabel_labels_are_scored_as_booleans():
+    """Catches 0/1 float multi-label labels passed to the scores unconverted."""
+    task = _weak_task(multilabel=True)
+    as_float = Task(task.name, task.waveforms, task.labels.astype(float), task.label_names, task.split,
+                    task.groups, task.texts)
+    X = _weak_features(task)
+    assert P.fit_probe(X, as_float, seeds=2).scores == P.fit_probe(X, task, seeds=2).scores
+
+
+@pytest.mark.parametrize("fraction, n_speakers, expected", [(0.05, 8, 1), (0.99, 4, 3), (0.5, 6, 3)])
+def test_validation_takes_at_least_one_and_leaves_one_speaker(fraction, n_speakers, expected):
+    """Catches zero or two validation speakers for a tiny fraction, or no fitting speaker left."""
+    groups = np.repeat([f"g{i}" for i in range(n_speakers)], 3)
+    train = np.arange(len(groups))
+    fit, val = P._carve_validation(groups, train, 0, fraction)
+    assert len(set(groups[val])) == expected and len(set(groups[fit])) == n_speakers - expected
+
+
+def test_n_train_and_validation_come_from_the_first_seed():
+    """Catches clip counts taken from another seed or left out of the result."""
+    task = _weak_task()
+    X = _weak_features(task)
+    train = task.indices("train")
+    counts = {s: [len(i) for i in P._carve_validation(task.groups, train, s, 0.25)] for s in range(6)}
+    a, b = next((a, b) for a in counts for b in counts if counts[a] != counts[b] and counts[a][0] != counts[b][0])
+    res = P.fit_probe(X, task, seeds=[a, b])
+    assert [res.n_train, res.n_validation, res.n_test] == counts[a] + [len(task.indices("test"))]
+    one = P.fit_probe(X, task, seeds=1)
+    assert len(one.alphas) == 1 and len(P.fit_probe(X, task).alphas) == 10
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_validation_fraction_must_be_strictly_between_0_and_1(fraction):
+    """Catches a fraction of 0 or 1 accepted."""
+    task = _weak_task()
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
+        P.fit_probe(_weak_features(task), task, seeds=1, validation_fraction=fraction)
+
+
+def test_alpha_zero_is_allowed_and_the_message_shows_five_sorted_alphas():
+    """Catches alpha 0 refused or giving NaN weights for a zero singular value, and the refusal's list."""
+    task = _weak_task()
+    X = _weak_features(task)
+    zero = P.fit_probe(X, task, seeds=2, alphas=[0])  # a feature constant on training: s == 0
+    assert zero.alphas == [0.0, 0.0] and zero.scores == P.fit_probe(X, task, seeds=2, alphas=[1e-9]).scores
+    with pytest.raises(ValueError, match=r"alphas \[-1\.0, 1\.0, 2\.0, 3\.0, 4\.0\]\.$"):
+        P.fit_probe(X, task, seeds=1, alphas=[6, 5, 4, 3, 2, 1, -1])
+
+
+def test_message_names_the_first_five_bad_clips():
+    """Catches the list of non-finite clips cut at another length."""
+    task = _weak_task()
+    X = _weak_features(task)
+    X[:7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"first clips \[0, 1, 2, 3, 4\]\)"):
+        P.fit_probe(X, task, seeds=1)
+
+
+@pytest.mark.parametrize("speakers", ["one_train", "no_test"])
+def test_probe_needs_two_training_speakers_and_a_test_split(speakers):
+    """Catches a task with one training speaker or no test clip let through."""
+    task = _weak_task()
+    split = task.split.copy()
+    if speakers == "one_train":
+        split[np.isin(task.groups, ["s1", "s2", "s3", "s4", "s5"])] = "test"
+    else:
+        split[:] = "train"
+    bad = Task(task.name, task.waveforms, task.labels, task.label_names, split, task.groups, task.texts)
+    with pytest.raises(ValueError, match="needs at least 2 training speakers and a test split"):
+        P.fit_probe(_weak_features(task), bad, seeds=1)
+
+
+def test_best_layer_ties_go_to_the_lower_layer():
+    """Catches ties in validation broken towards the deeper layer."""
+    def result(layer):
+        return P.ProbeResult("m", "t", layer, "macro_f1", {"macro_f1": [0.5]}, [0.7], [1.0], 1, 1, 1)
+
+    assert P.best_layer({2: result(2), 1: result(1), 3: result(3)}) == 1
+
+
+def test_interval_with_two_seeds_is_finite():
+    """Catches two seeds treated like one (NaN interval)."""
+    r = P.ProbeResult("m", "t", 0, "macro_f1", {"macro_f1": [0.5, 0.7]}, [0.5] * 2, [1.0] * 2, 1, 1, 1)
+    lo, hi = r.interval()
+    assert np.isfinite([lo, hi]).all() and lo < 0.6 < hi
+
+
+class _FakeModel:
+    name = "fake/model"
+
+    def fingerprint(self):
+        return "abc123"
+
+
+def test_probe_layer_passes_its_settings_and_keys_the_cache_on_them(tmp_path, monkeypatch):
+    """Catches settings not passed on to fit_probe/clip_features, or left out of the cache key."""
+    task = _weak_task()
+    X = _weak_features(task)
+    calls = []
+
+    def fake_features(model, task_, layers=None, **kwargs):
+        calls.append((layers, kwargs))
+        if kwargs["cache_dir"] is not False:
+            P._model_dir(model, kwargs["cache_dir"]).mkdir(parents=True, exist_ok=True)
+        return {2: X}
+
+    monkeypatch.setattr(P, "clip_features", fake_features)
+    model = _FakeModel()
+    res = P.probe_layer(model, task, 2, seeds=[0, 3], alphas=[1, 10], validation_fraction=0.5,
+                        cache_dir=tmp_path)
+    assert res == P.fit_probe(X, task, [0, 3], [1.0, 10.0], 0.5, model="fake/model", layer=2)
+    assert calls == [([2], {"cache_dir": tmp_path, "progress": True})]
+    assert P.probe_layer(model, task, 2, seeds=[0, 3], alphas=[1, 10], validation_fraction=0.5,
+                         cache_dir=tmp_path) == res and len(calls) == 1  # reused
+    P.probe_layer(model, task, 2, seeds=[0, 3], alphas=[1, 10], validation_fraction=0.25, cache_dir=tmp_path,
+                  progress=False)
+    assert calls[-1][1]["progress"] is False
+    P.probe_layer(model, task, 2, seeds=[0, 4], alphas=[1, 10], validation_fraction=0.25, cache_dir=tmp_path)
+    P.probe_layer(model, task, 2, seeds=[0, 4], alphas=[1, 100], validation_fraction=0.25, cache_dir=tmp_path)
+    assert len(calls) == 4 and len(list(tmp_path.rglob("*.json"))) == 4
+    default = P.probe_layer(model, task, 2, cache_dir=False)
+    assert len(default.alphas) == 10 and len(calls) == 5 and len(list(tmp_path.rglob("*.json"))) == 4

@@ -240,10 +240,11 @@ def _one_seed(X, Y, task, train, test, seed, alphas, validation_fraction, primar
     y_mean = Y[fit].mean(0)
     U, s, Vt = np.linalg.svd(Z[fit], full_matrices=False)
     UtY = U.T @ (Y[fit] - y_mean)
+    keep = s > s[:1].max(initial=0.0) * max(Z[fit].shape) * np.finfo(float).eps  # as numpy's pinv
     truth = _labels_of(task)
     val_scores, weights = [], []
     for alpha in alphas:
-        W = Vt.T @ ((s / (s**2 + alpha))[:, None] * UtY)
+        W = Vt.T @ (np.divide(s, s**2 + alpha, out=np.zeros_like(s), where=keep)[:, None] * UtY)
         weights.append(W)
         pred = _decide(Z[val] @ W + y_mean, task.multilabel)
         val_scores.append(classification_scores(truth[val], pred, task.multilabel)[primary])
