@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -10,6 +11,9 @@ from tqdm import tqdm
 
 from ..encoding import pearson_r
 from ..models import SpeechModel
+
+if TYPE_CHECKING:  # samples imports this module's neighbours; only the annotation needs it
+    from .samples import TuningData
 
 
 class BrainTunedModel(torch.nn.Module):
@@ -45,7 +49,7 @@ class BrainTunedModel(torch.nn.Module):
 RIDGE_HEAD_ALPHAS = np.logspace(-2, 6, 17)
 
 
-def pooled_outputs(model: BrainTunedModel, data: "TuningData", batch_size: int, autocast=nullcontext,
+def pooled_outputs(model: BrainTunedModel, data: TuningData, batch_size: int, autocast=nullcontext,
                    progress: bool = False) -> np.ndarray:
     """The backbone's time-averaged last hidden state of every sample, without gradients.
 
