@@ -350,6 +350,77 @@ def test_schedule_edges_three_stories_and_reproducible_shuffles():
     backbone, _ = lr_schedule(1, replace(shuffled, warmup_fraction=0.5))  # 2 steps: one to warm, one to decay
     assert [backbone(s) for s in range(2)] == pytest.approx([1.0, 1.0])
 
+
+class _StubTuningDataset:
+    """Two training stories, a validation story and a test story with 10 repeats; voxels 0, 2 and 4
+    repeat the same signal (ceiling near 1), 1 and 3 are noise (near 0), 5 is in between (about 0.7)."""
+
+    tr = 2.0
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.asked = []
+        self.rows = {"a": 40, "b": 36, "v": 30}
+        self.responses = {s: rng.standard_normal((n, 6)) * np.arange(1, 7) + 5 for s, n in self.rows.items()}
+        signal = rng.standard_normal((400, 6))
+        noise = rng.standard_normal((10, 400, 6))
+        self.repeats = np.where(np.arange(6) % 2 == 0, signal + 0.05 * noise, noise)
+        self.repeats[..., 5] = signal[:, 5] + 3.0 * noise[..., 5]  # a ceiling of about 0.7
+        self.audio = {s: np.sin(np.arange(int(16000 * (2 * n + 24))) * (k + 1) / 50).astype(np.float32)
+                      for k, (s, n) in enumerate(self.rows.items())}
+
+    def split(self, subject):
+        self.asked.append(("split", subject))
+        return {"train": ["a", "b"], "validation": "v", "test": "t"}
+
+    def load_repeats(self, subject, story):
+        self.asked.append(("repeats", subject, story))
+        return self.repeats
+
+    def load_responses(self, subject, story):
+        self.asked.append(("responses", subject, story))
+        return self.responses[story]
+
+    def load_audio(self, story, sample_rate):
+        from types import SimpleNamespace
+        self.asked.append(("audio", story, sample_rate))
+        return SimpleNamespace(waveform=self.audio[story])
+
+    def tr_times(self, story):
+        return 10.0 + 2.0 * np.arange(10, self.rows[story] + 10)
+
+
+@pytest.mark.parametrize("control", [None, "chunk_permute"])
+def test_prepare_tuning_data_builds_what_the_recipe_says(control):
+    """Catches voxels chosen without the ceiling, windows built with the wrong times, size, lag or rate,
+    targets not z-scored on the chosen voxels, the row step ignored, and the control's shuffles
+    drawn from another seed, applied with other settings or skipped on the validation story."""
+    from bt_tutorial.brain_tuning.samples import control_targets, prepare_tuning_data, tr_windows
+    from bt_tutorial.timing import zscore
+
+    data = _StubTuningDataset()
+    config = replace(TuningConfig(), window_trs=3, lag_trs=1, row_step=2, control=control, chunk_trs=4,
+                     chunk_distance=1, seed=7, ceiling_threshold=0.85)
+    train, val, voxels = prepare_tuning_data(None, data, "UTS05", config)
+    assert voxels.tolist() == [0, 2, 4]
+    assert ("split", "UTS05") in data.asked and ("repeats", "UTS05", "t") in data.asked
+    assert {a[2] for a in data.asked if a[0] == "audio"} == {16000}
+    assert {(a[1], a[2]) for a in data.asked if a[0] == "responses"} == {("UTS05", "a"), ("UTS05", "b"), ("UTS05", "v")}
+    windows = {s: tr_windows(data.audio[s], data.tr_times(s), 3, 2.0, lag_trs=1) for s in ("a", "b", "v")}
+    targets = {s: zscore(data.responses[s][:, voxels]).astype(np.float32) for s in ("a", "b", "v")}
+    want_train = [targets[s][::2] for s in ("a", "b")]
+    rng = np.random.default_rng(7)
+    want_train = control_targets(want_train, control, 4, rng, 1)
+    want_val = [targets["v"]] if control is None else control_targets([targets["v"]], "chunk_permute", 4, rng, 1)
+    for got, want in zip(train.windows, (windows["a"][::2], windows["b"][::2])):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(val.windows[0], windows["v"])
+    for got, want in zip(train.targets + val.targets, want_train + want_val):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    if control is not None:
+        assert not np.array_equal(val.targets[0], targets["v"])  # the control is selected on shuffled targets
+
 def _noisy_tiny_model(family: str):
     """A tiny wav2vec2 / HuBERT with SpecAugment masking, LayerDrop and dropout all on (strongly)."""
     import transformers as tf
