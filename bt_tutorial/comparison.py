@@ -93,7 +93,7 @@ def roi_layer_table(normalized: dict, layers, masks: dict, rois, n_boot: int = 1
 
 
 def paired_table(normalized: dict, layers, masks: dict, rois, pairs=PAIRS, method: str = "permutation",
-                 n_permutations: int = 2000, n_boot: int = 1000, seed: int = 0):
+                 n_permutations: int = 5000, n_boot: int = 1000, seed: int = 0):
     """Voxel-wise paired comparisons of models, per layer and ROI.
 
     Returns
@@ -114,6 +114,18 @@ def paired_table(normalized: dict, layers, masks: dict, rois, pairs=PAIRS, metho
                              "difference": c.mean_difference, "low": c.low, "high": c.high,
                              "p_value": c.p_value})
     return pd.DataFrame(rows)
+
+
+def format_p(p: float) -> str:
+    """A p-value as the book prints it: ``"p < 0.001"`` below 0.001, else three decimals.
+
+    Resampling tests cannot go below ``1 / (n + 1)`` (0.0002 with 5000 sign flips, 0.0005
+    with 2000), so smaller values say only "as small as the test can tell"; one format keeps
+    the same comparison from being printed with several p-values.
+    """
+    if not np.isfinite(p):
+        return "p undefined"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def verdict(row) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .comparison import verdict
+from .comparison import format_p, verdict
 from .rois import percentile_interval, resampled_means
 
 BRAIN_PAIRS = (("brain-tuned", "pretrained"), ("brain-tuned", "control"))
@@ -289,7 +289,7 @@ def describe_alignment(pairs, layer: int, rois=("late_language", "early_auditory
     for roi in rois:
         for comparison, row in alignment_effects(pairs, roi, layer).iterrows():
             lines.append(f"{comparison} in {roi.replace('_', ' ')} at layer {layer}: {row['difference']:+.3f} "
-                         f"[{row['low']:+.3f}, {row['high']:+.3f}], p = {row['p_value']:.3g} -> {row['verdict']}")
+                         f"[{row['low']:+.3f}, {row['high']:+.3f}], {format_p(row['p_value'])} -> {row['verdict']}")
     holds = effect_holds("alignment", alignment_effects(pairs, "late_language", layer)["verdict"])
     late = pairs[(pairs["comparison"] == "brain-tuned - control") & (pairs["roi"] == "late_language")]
     n_higher = sum(verdict(row) == "higher" for _, row in late.iterrows())

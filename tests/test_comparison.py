@@ -101,3 +101,12 @@ def test_load_compared_models_loads_pretrained_tuned_and_control(tmp_path):
     assert len(set(prints.values())) == 3 and prints["pretrained"] == load_speech_model("tiny-hubert").fingerprint()
     first = {name: next(m.backbone.parameters()).detach() for name, m in models.items()}
     assert torch.allclose(first["control"] - first["pretrained"], torch.full_like(first["control"], 2.0), atol=1e-5)
+
+
+def test_p_values_print_one_way_whatever_the_test_resolution():
+    """Catches the same comparison printed as 0.0005, 0.0002 and 0.000 by tests of different resolution."""
+    from bt_tutorial.comparison import format_p
+
+    assert format_p(1 / 2001) == format_p(1 / 5001) == "p < 0.001"
+    assert format_p(0.001) == "p = 0.001" and format_p(0.0312) == "p = 0.031"
+    assert format_p(float("nan")) == "p undefined"

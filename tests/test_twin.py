@@ -310,3 +310,34 @@ def test_a_negative_twin_seed_is_refused_with_the_flag(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: seed must be a non-negative integer (--seed), got -1."]
     assert not (tmp_path / "twin").exists()
+
+
+def _true_parts(root, subject, stories, truth):
+    """The semantic and low-level parts of every story's signal, normalised as the generator does."""
+    feats = {s: load_ground_truth(root, story=s) for s in stories}
+    frac = truth["semantic_fraction"]
+    parts = {}
+    for key, w, share in (("semantic", truth["w_semantic"], frac), ("lowlevel", truth["w_lowlevel"], 1 - frac)):
+        proj = {s: feats[s][key] @ w for s in stories}
+        stacked = np.vstack(list(proj.values()))
+        parts[key] = {s: np.sqrt(share) * (p - stacked.mean(0)) / stacked.std(0) for s, p in proj.items()}
+    return parts
+
+
+def test_each_voxel_mixes_semantic_and_lowlevel_parts_in_its_planted_shares(tiny_twin):
+    """Catches shares computed on rows that are not the data's (the silent edges once cut the low-level share ~14x)."""
+    ds = LebelDataset(tiny_twin)
+    subject = ds.subjects[0]
+    truth = load_ground_truth(tiny_twin, subject)
+    stories = ds.stories(subject)
+    parts = _true_parts(tiny_twin, subject, stories, truth)
+    frac = truth["semantic_fraction"]
+    auditory = np.flatnonzero(np.isclose(frac, 0.1) & (truth["true_noise_ceiling"] > 0.5))
+    low = np.vstack([parts["lowlevel"][s][:, auditory] for s in stories])
+    sem = np.vstack([parts["semantic"][s][:, auditory] for s in stories])
+    assert np.median(low.var(0) / (low.var(0) + sem.var(0))) == pytest.approx(0.9, abs=0.08)
+    Y = np.vstack([ds.load_responses(subject, s)[:, auditory] for s in stories])
+    coef = [np.linalg.lstsq(np.column_stack([sem[:, i], low[:, i]]) - np.column_stack([sem[:, i], low[:, i]]).mean(0),
+                            Y[:, i] - Y[:, i].mean(), rcond=None)[0] for i in range(len(auditory))]
+    sem_coef, low_coef = np.median(coef, axis=0)
+    assert low_coef / sem_coef == pytest.approx(1.0, abs=0.35)

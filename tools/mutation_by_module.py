@@ -47,7 +47,8 @@ MODULES = {  # module -> (files mutated, test files)
         "lagged_windows_end_lag_trs_earlier", "controls_follow_the_authors_rules", "tr_windows_default_to_five_trs",
         "other_story_top_up_draws_every_row_and_a_single_story_is_refused",
         "chunk_permute_passes_the_distance_and_falls_back_to_a_random_order",
-        "a_story_with_other_voxel_columns_is_refused", "brain_tune_passes_every_setting_to_the_data_and_the_loop")),
+        "a_story_with_other_voxel_columns_is_refused", "brain_tune_passes_every_setting_to_the_data_and_the_loop",
+        "prepare_tuning_data_builds_what_the_recipe_says")),
     "settings": (["bt_tutorial/brain_tuning/settings.py"], _units(
         "profile_settings_and_run_folders", "command_line_presets_and_overrides") + [
         "tests/test_runs.py::test_settings_are_checked_up_front", "tests/test_runs.py::test_a_negative_seed_is_refused_with_the_flag",
@@ -76,6 +77,7 @@ def prepare(work: Path, name: str) -> Path:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(copy)], check=True)
     else:  # a later commit: new or changed functions get new mutants, the rest keep their results
         subprocess.run(["git", "checkout", "-q", "pyproject.toml", "tools"], cwd=copy, check=True)
+        subprocess.run(["git", "clean", "-fdq", "tools"], cwd=copy, check=True)  # equivalents copied last time
         subprocess.run(["git", "pull", "-q", "--ff-only"], cwd=copy, check=True)
     files, tests = MODULES[name]
     config = copy / "pyproject.toml"
@@ -110,6 +112,8 @@ def main(argv=None) -> int:
         survivors = _survivors(bin_dir, copy)  # of an earlier run: tried again against today's tests
         subprocess.run(mutmut, cwd=copy, env=env, stdout=subprocess.DEVNULL, check=False)
         if survivors:
+            # mutmut maps tests to functions once; without this, tests added since never run on the survivors
+            (copy / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
             subprocess.run(mutmut + survivors, cwd=copy, env=env, stdout=subprocess.DEVNULL, check=False)
         subprocess.run([sys.executable, "tools/mutation_report.py", "--survivors"], cwd=copy, check=False)
     return 0

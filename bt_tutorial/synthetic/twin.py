@@ -30,7 +30,7 @@ from .cortex import N_POINTS, ROI_NAMES, build_cortex
 from .narrative import generate_sentences
 from .writers import write_responses, write_textgrid, write_wav
 
-GENERATOR_VERSION = 3  # bump whenever the generated data change
+GENERATOR_VERSION = 4  # bump whenever the generated data change
 TRAIN_STORY_NAMES = (
     "harborlights", "thelastrecipe", "nightshift", "pinevalley", "crosstown",
     "basementtapes", "finalexam", "stormseason", "overtime", "countdown",
@@ -356,8 +356,8 @@ def _stimulus_features(stories: dict, respdict: dict, spec: TwinSpec, progress: 
         topic = R.hold_vectors(sent_starts, topics + 1, scans, story["duration"])[:, 0] - 1
         feats[name] = dict(semantic=R.sample_at_trs(sem, scans, times),
                            lowlevel=R.sample_at_trs(low, scans, times), topic=topic.astype(int))
-    for key in ("semantic", "lowlevel"):
-        allx = np.vstack([f[key] for f in feats.values()])
+    for key in ("semantic", "lowlevel"):  # stats of the rows kept as data, not the silent edges
+        allx = np.vstack([_trim(f[key]) for f in feats.values()])
         mu, sd = allx.mean(0), allx.std(0)
         for f in feats.values():
             f[key] = (f[key] - mu) / np.where(sd > 0, sd, 1)
@@ -395,7 +395,9 @@ def _simulate_subject(out: Path, subject: str, rng, cortex, feats: dict, spec: T
     w_low = R.smooth_fields(cortex.sphere, cortex.hemi, len(R.LOWLEVEL_NAMES), rng)
     frac = R.semantic_fractions(cortex.roi)
     names = list(feats)
-    drives = [(key, w, np.sqrt(share), *_projection_stats([feats[n][key] for n in names], w))
+    # normalised on the kept rows: the untrimmed edges hold the silence before and after the
+    # audio, whose floor of log power would inflate the low-level s.d. and shrink its share
+    drives = [(key, w, np.sqrt(share), *_projection_stats([_trim(feats[n][key]) for n in names], w))
               for key, w, share in (("semantic", w_sem, frac), ("lowlevel", w_low, 1 - frac))]
 
     def story_signal(name):
