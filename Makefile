@@ -28,6 +28,7 @@ book: $(STAMP) data
 	$(VENV)/bin/jupyter-book clean book
 	$(PY) tools/book_cache.py
 	BT_PROGRESS=0 BT_INTERACTIVE=0 HF_HUB_DISABLE_PROGRESS_BARS=1 $(VENV)/bin/jupyter-book build book $(BOOK_FLAGS)
+	$(PY) tools/check_book.py
 
 # chapters 1-7 in the full profile, offline: a twin served as a ds003020 mirror, tiny-wav2vec2 (about an hour)
 full-check: $(STAMP)

@@ -13,8 +13,8 @@ book's own functions:
 
     python benchmarks/demo_effects.py --subjects UTS01 UTS02 UTS03 \\
         --effects alignment lowlevel downstream recovery --out benchmarks/results/robustness.json
-    python benchmarks/demo_effects.py --subjects UTS01 --variants lag-ridge paper no-lag random-head \\
-        lag-ridge-eval --out bt_tutorial/reference/tuning_ablation.json
+    python benchmarks/demo_effects.py --subjects UTS01 --variants lag-ridge paper no-lag lag-1 \\
+        random-head lag-ridge-eval --out bt_tutorial/reference/tuning_ablation.json
     python benchmarks/demo_effects.py --report benchmarks/results/robustness.json
 
 Runs go to ``$BT_DATA/bench_runs/<variant>/<subject>`` and are resumed when finished.
@@ -37,6 +37,7 @@ VARIANTS = {  # recipe changes on top of the demo sizes
     "paper": {"preset": "paper"},  # the authors' recipe: in one epoch only the head learns
     "lag-ridge": {"preset": "lag-ridge"},  # the demo's
     "no-lag": {"preset": "lag-ridge", "lag_trs": 0},
+    "lag-1": {"preset": "lag-ridge", "lag_trs": 1},
     "random-head": {"preset": "lag-ridge", "head_init": "random"},
     "lag-ridge-eval": {"preset": "lag-ridge", "train_mode": False},  # the authors' eval mode
 }

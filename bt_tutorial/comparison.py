@@ -34,7 +34,8 @@ def tuned_backbone_dirs(data_home, model_name: str, subject: str, control: str =
             raise FileNotFoundError(
                 f"No {name} model in {path}. Run chapter 4 first (it saves both runs there), or "
                 f"python -m bt_tutorial.tune --model {model_name} --subject {subject}{flag} "
-                f"--out {path.parent}")
+                f"--out {path.parent}. On Colab a new runtime starts empty: set USE_DRIVE = True in the "
+                "setup cell of chapter 4 and of this chapter, so that both keep their data on Google Drive.")
     return dirs
 
 

@@ -14,6 +14,8 @@ Each effect gets a verdict from its interval (and p-value where there is one), a
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from .comparison import format_p, verdict
@@ -190,7 +192,8 @@ def effect_holds(kind: str, verdicts) -> bool:
 
 
 RECIPES = {"paper": "paper (the authors' recipe)", "lag-ridge": "lag 2 TRs + ridge head (the demo)",
-           "no-lag": "demo without the lag", "random-head": "demo with a random head",
+           "no-lag": "demo without the lag", "lag-1": "demo with a lag of 1 TR",
+           "random-head": "demo with a random head",
            "lag-ridge-eval": "demo in eval mode"}
 
 
@@ -269,6 +272,18 @@ def _holds(holds: bool) -> str:
     return "holds" if holds else "does not hold"
 
 
+WIDTH = 80  # characters of a printed line: the width of a code box of the book
+
+
+def _sentence(text: str) -> str:
+    return textwrap.fill(text, WIDTH)
+
+
+def _difference(row, digits: int = 3) -> str:
+    """``+0.071 [+0.063, +0.079]``: a difference and its interval."""
+    return f"{row['difference']:+.{digits}f} [{row['low']:+.{digits}f}, {row['high']:+.{digits}f}]"
+
+
 def describe_alignment(pairs, layer: int, rois=("late_language", "early_auditory", "primary_auditory")) -> str:
     """Effect (a) in words: every ROI's differences at ``layer`` and the verdict on late language.
 
@@ -282,48 +297,67 @@ def describe_alignment(pairs, layer: int, rois=("late_language", "early_auditory
     Returns
     -------
     text : str
-        One line per ROI and comparison, then whether the effect holds and at how
-        many layers the brain-tuned model is above the control in late language.
+        A block per ROI, one line per comparison (difference, interval, p-value,
+        verdict), then whether the effect holds and at how many layers the
+        brain-tuned model is above the control in late language. Lines fit ``WIDTH``.
     """
     lines = []
     for roi in rois:
-        for comparison, row in alignment_effects(pairs, roi, layer).iterrows():
-            lines.append(f"{comparison} in {roi.replace('_', ' ')} at layer {layer}: {row['difference']:+.3f} "
-                         f"[{row['low']:+.3f}, {row['high']:+.3f}], {format_p(row['p_value'])} -> {row['verdict']}")
+        lines.append(f"{roi.replace('_', ' ')}, layer {layer}:")
+        lines += [f"  {comparison:<24} {_difference(row)} {format_p(row['p_value']):<9} {row['verdict']}"
+                  for comparison, row in alignment_effects(pairs, roi, layer).iterrows()]
     holds = effect_holds("alignment", alignment_effects(pairs, "late_language", layer)["verdict"])
     late = pairs[(pairs["comparison"] == "brain-tuned - control") & (pairs["roi"] == "late_language")]
     n_higher = sum(verdict(row) == "higher" for _, row in late.iterrows())
-    lines += ["", f"Effect (a), late-language alignment above pretrained and control at layer {layer}: "
-                  f"{_holds(holds)} in this run.",
+    lines += ["", _sentence(f"Effect (a), late-language alignment above pretrained and control at layer "
+                            f"{layer}: {_holds(holds)} in this run."),
               f"late language: brain-tuned above the control at {n_higher} of {len(late)} layers"]
     return "\n".join(lines)
 
 
 def describe_lowlevel(table, layer: int, set_name: str, roi: str = "late language") -> str:
-    """Effect (b) in words, from :func:`lowlevel_effects`: each drop, the difference, the verdict."""
-    lines = [f"{roi}, layer {layer}, {set_name}: drop {row['drop_a']:.1f}% vs {row['drop_b']:.1f}%, "
-             f"{comparison} = {row['difference']:+.1f} percentage points [{row['low']:+.1f}, "
-             f"{row['high']:+.1f}] -> {row['verdict']}" for comparison, row in table.iterrows()]
+    """Effect (b) in words, from :func:`lowlevel_effects`: each drop, the difference, the verdict.
+
+    Returns
+    -------
+    text : str
+        A heading, one line per comparison (the two drops in %, their difference in
+        percentage points with its interval, the verdict), then the verdict on the effect.
+    """
+    lines = [f"{roi}, layer {layer}, {set_name} (drop in %, difference in points):"]
+    for comparison, row in table.iterrows():
+        a, b = comparison.split(" - ")
+        lines.append(f"  {a} {row['drop_a']:.1f} vs {b} {row['drop_b']:.1f}: {_difference(row, 1)} "
+                     f"-> {row['verdict']}")
     holds = effect_holds("lowlevel", table["verdict"])
-    lines.append(f"Effect (b) with {set_name}, a lower drop for the brain-tuned model than for pretrained "
-                 f"and control: {_holds(holds)} in this run.")
+    lines.append(_sentence(f"Effect (b) with {set_name}, a lower drop for the brain-tuned model than for "
+                           f"pretrained and control: {_holds(holds)} in this run."))
     return "\n".join(lines)
 
 
 def describe_downstream(table, lowlevel_tasks=LOWLEVEL_TASKS) -> str:
-    """Effect (c) in words, from :func:`downstream_effects`: each difference, then the verdict."""
-    lines = [f"{row['task']:>18}: {row['comparison']} = {row['difference']:+.3f} "
-             f"[{row['low']:+.3f}, {row['high']:+.3f}] -> {row['verdict']}" for _, row in table.iterrows()]
+    """Effect (c) in words, from :func:`downstream_effects`: each difference, then the verdict.
+
+    Returns
+    -------
+    text : str
+        A block per task, one line per comparison, then one line per task against the
+        control and the verdict on the effect.
+    """
+    lines = []
+    for task, rows in table.groupby("task", sort=False):
+        lines.append(f"{task}:")
+        lines += [f"  {row['comparison']:<24} {_difference(row)} -> {row['verdict']}" for _, row in rows.iterrows()]
     summary = downstream_summary(table, lowlevel_tasks)
     lines.append("")
     lines += [f"{task}: {'improves' if v == 'higher' else 'does not improve'} over the control ({v})"
               for task, v in summary["semantic"].items()]
-    lines += [f"low-level control task {task}: {v} against the control"
-              + (" (no gain, as expected)" if v != "higher" else " (it improves too)")
+    lines += [_sentence(f"low-level control task {task}: {v} against the control"
+                        + (" (no gain, as expected)" if v != "higher" else " (it improves too)"))
               for task, v in summary["lowlevel"].items()]
-    lines.append(f"Effect (c), semantic gains over the control without a low-level gain: "
-                 f"{_holds(summary['holds'])} in this run ({summary['n_improved']} of "
-                 f"{len(summary['semantic'])} semantic tasks improve).")
+    lines.append(_sentence(f"Effect (c), semantic gains over the control without a low-level gain: "
+                           f"{_holds(summary['holds'])} in this run ({summary['n_improved']} of "
+                           f"{len(summary['semantic'])} semantic tasks improve)."))
     return "\n".join(lines)
 
 

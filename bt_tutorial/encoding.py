@@ -166,7 +166,7 @@ class EncodingResult:
     cv_scores: np.ndarray
 
     def summary(self):
-        """One line: sizes, solver, backend, mean and max r (NaN voxels left out), median alpha."""
+        """Two lines: sizes, solver and backend; mean and max r (NaN voxels left out), median alpha."""
         n_voxels = len(self.scores)
         n_test = "?" if self.predictions is None else len(self.predictions)
         finite = self.scores[np.isfinite(self.scores)]
@@ -176,7 +176,7 @@ class EncodingResult:
         undefined = (f", {constant} constant voxels without r" if constant else "") + (
             f", {unfitted} voxels not fitted" if unfitted else "")
         return (f"EncodingResult({n_voxels} voxels, {n_test} test TRs, solver={self.solver!r}, "
-                f"backend={self.backend!r}: mean r={mean:.3f}, max r={top:.3f}{undefined}, "
+                f"backend={self.backend!r}:\n  mean r={mean:.3f}, max r={top:.3f}{undefined}, "
                 f"median alpha={np.nanmedian(self.alphas):.3g})")
 
     __repr__ = summary

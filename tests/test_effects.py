@@ -141,10 +141,11 @@ def test_describe_alignment_states_the_numbers_and_the_verdict():
     from bt_tutorial.effects import describe_alignment
 
     text = describe_alignment(_pairs(), 2, ["late_language", "early_auditory"])
-    assert "brain-tuned - pretrained in late language at layer 2: +0.050 [+0.020, +0.080], p = 0.001 -> higher" in text
-    assert "at layer 2: holds in this run" in text
+    assert "late language, layer 2:\n  brain-tuned - pretrained +0.050 [+0.020, +0.080] p = 0.001 higher" in text
+    assert "at layer\n2: holds in this run" in text or "at layer 2: holds in this run" in text.replace("\n", " ")
+    assert max(len(line) for line in text.splitlines()) <= 80
     assert "brain-tuned above the control at 1 of 2 layers" in text
-    weak = describe_alignment(_pairs(late_vs_control_low=-0.01), 2, ["late_language"])
+    weak = describe_alignment(_pairs(late_vs_control_low=-0.01), 2, ["late_language"]).replace("\n", " ")
     assert "at layer 2: does not hold in this run" in weak and "at 0 of 2 layers" in weak
 
 
@@ -156,7 +157,8 @@ def test_describe_lowlevel_and_downstream():
                           "verdict": ["lower", "no clear difference"]},
                          index=pd.Index(["brain-tuned - pretrained", "brain-tuned - control"], name="comparison"))
     text = describe_lowlevel(table, 3, "spectrum+rates")
-    assert "drop 20.0% vs 30.0%, brain-tuned - pretrained = -10.0 percentage points [-15.0, -5.0] -> lower" in text
+    assert "  brain-tuned 20.0 vs pretrained 30.0: -10.0 [-15.0, -5.0] -> lower\n" in text
+    assert "  brain-tuned 20.0 vs control 25.0: -5.0 [-9.0, +1.0] -> no clear difference\n" in text
     assert text.endswith("does not hold in this run.")
     assert describe_lowlevel(table.iloc[:1], 3, "x").endswith(": holds in this run.")
 
@@ -174,10 +176,12 @@ def test_describe_lowlevel_and_downstream():
         {"task": "phonemes", "comparison": "control - pretrained", "difference": 0.01, "low": 0.0, "high": 0.02,
          "verdict": "no clear difference"}])
     text = describe_downstream(effect)
-    assert text.startswith("            intent: brain-tuned - control = +0.040 [+0.010, +0.070] -> higher")
+    assert text.startswith("intent:\n  brain-tuned - control    +0.040 [+0.010, +0.070] -> higher\n")
+    assert max(len(line) for line in text.splitlines()) <= 80
     assert "intent: improves over the control (higher)" in text
-    assert "low-level control task phonemes: no clear difference against the control (no gain, as expected)" in text
-    assert "holds in this run (1 of 1 semantic tasks improve)" in text
+    flat = text.replace("\n", " ")
+    assert "low-level control task phonemes: no clear difference against the control (no gain, as expected)" in flat
+    assert "holds in this run (1 of 1 semantic tasks improve)" in flat
     as_lowlevel = describe_downstream(effect, lowlevel_tasks=("intent",))
     assert "low-level control task intent: higher against the control (it improves too)" in as_lowlevel
     assert "phonemes: does not improve over the control (no clear difference)" in as_lowlevel

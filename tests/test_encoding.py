@@ -456,13 +456,13 @@ def test_summary_counts_constant_and_unfitted_voxels_and_test_rows():
     nan = np.nan
     result = EncodingResult(alphas=np.array([1.0, 10.0, nan, 100.0]), scores=np.array([0.5, nan, nan, 0.1]),
                             predictions=np.zeros((7, 4)), backend="numpy", solver="primal", cv_scores=np.zeros(4))
-    assert result.summary() == ("EncodingResult(4 voxels, 7 test TRs, solver='primal', backend='numpy': mean r=0.300, "
+    assert result.summary() == ("EncodingResult(4 voxels, 7 test TRs, solver='primal', backend='numpy':\n  mean r=0.300, "
                                 "max r=0.500, 1 constant voxels without r, 1 voxels not fitted, median alpha=10)")
     kept_none = replace(result, predictions=None)
     assert repr(kept_none).startswith("EncodingResult(4 voxels, ? test TRs, ")
     clean = EncodingResult(alphas=np.array([1.0, 10.0]), scores=np.array([0.2, 0.4]), predictions=np.zeros((5, 2)),
                            backend="torch", solver="kernel", cv_scores=np.zeros(2))
-    assert clean.summary() == ("EncodingResult(2 voxels, 5 test TRs, solver='kernel', backend='torch': mean r=0.300, "
+    assert clean.summary() == ("EncodingResult(2 voxels, 5 test TRs, solver='kernel', backend='torch':\n  mean r=0.300, "
                                "max r=0.400, median alpha=5.5)")
     no_r = replace(clean, scores=np.array([nan, nan]))
     with warnings.catch_warnings():

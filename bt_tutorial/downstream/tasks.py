@@ -96,12 +96,12 @@ class Task:
         return self._digest
 
     def summary(self) -> str:
-        """One line: sizes, classes, speakers and durations."""
+        """Two lines: sizes and classes; speakers and durations."""
         n_train, n_test = (len(self.indices(s)) for s in SPLITS)
         seconds = np.array([len(w) for w in self.waveforms]) / SAMPLE_RATE
         kind = "labels (multi-label)" if self.multilabel else "classes"
         return (f"{self.name}: {len(self)} clips ({n_train} train, {n_test} test), "
-                f"{len(self.label_names)} {kind}, {len(set(self.groups[self.split == 'train']))} train / "
+                f"{len(self.label_names)} {kind},\n  {len(set(self.groups[self.split == 'train']))} train / "
                 f"{len(set(self.groups[self.split == 'test']))} test speakers, "
                 f"{seconds.mean():.2f} s per clip on average")
 

@@ -1,0 +1,58 @@
+"""tools/check_book.py: no code or output line wider than a code box, no script from another host."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("check_book", ROOT / "tools" / "check_book.py")
+check_book = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_book)
+CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.md"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_code_line_of_a_chapter_is_wider_than_its_box(chapter):
+    wide = check_book.wide_code_lines(chapter)
+    assert not wide, f"{chapter.name}: lines wider than {check_book.WIDTH} characters: {wide[:5]}"
+
+
+def test_wide_code_lines_reads_code_cells_only(tmp_path):
+    chapter = tmp_path / "01_x.md"
+    text = "x" * 100
+    chapter.write_text(f"# Title {text}\n\n```{{code-cell}} ipython3\nshort = 1\nlong = '{text}'\n```\n\n{text}\n")
+    assert check_book.wide_code_lines(chapter) == [(5, f"long = '{text}'")]
+
+
+def _notebook(tmp_path, outputs):
+    path = tmp_path / "01_x.ipynb"
+    path.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "outputs": outputs}]}))
+    return path
+
+
+def test_wide_output_lines_count_printed_text_and_plain_results_but_not_tables(tmp_path):
+    long = "y" * 81
+    notebook = _notebook(tmp_path, [
+        {"output_type": "stream", "name": "stdout", "text": ["ok\n", f"{long}\n"]},
+        {"output_type": "execute_result", "data": {"text/plain": long}},
+        {"output_type": "execute_result", "data": {"text/plain": long, "text/html": "<table/>"}},
+        {"output_type": "stream", "name": "stderr", "text": f"\x1b[31m{'z' * 80}\x1b[0m\n"},
+        {"output_type": "stream", "name": "stderr", "text": f"{long}\r{'w' * 10}\n"}])
+    assert check_book.wide_output_lines(notebook) == [(0, long), (0, long)]
+
+
+def test_external_scripts_finds_a_cdn_but_not_bundled_files(tmp_path):
+    (tmp_path / "a.html").write_text('<script src="_static/mathjax/tex-chtml.js"></script>')
+    (tmp_path / "b.html").write_text('<script defer="defer" src="https://cdn.example.org/mathjax.js"></script>')
+    (tmp_path / "c.html").write_text('<script src="//cdn.example.org/x.js"></script>')
+    assert check_book.external_scripts(tmp_path) == {"b.html": ["https://cdn.example.org/mathjax.js"],
+                                                     "c.html": ["//cdn.example.org/x.js"]}
+
+
+def test_make_book_checks_the_build():
+    recipe = (ROOT / "Makefile").read_text().split("\nbook:", 1)[1].split("\n\n", 1)[0]
+    lines = [line for line in recipe.splitlines() if line.strip()]
+    build = next(i for i, line in enumerate(lines) if "jupyter-book build" in line)
+    assert any("tools/check_book.py" in line for line in lines[build + 1:])
