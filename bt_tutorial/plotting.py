@@ -6,6 +6,12 @@ import numpy as np
 
 from .timing import GRID_PAD, SOUND_START, TR, TRIM_START, scan_tr_times
 
+# One colour per model in every figure of the book
+MODEL_COLORS = {"pretrained": "tab:gray", "brain-tuned": "tab:blue", "control": "tab:orange"}
+# 750 px at 100 dpi: shown about full size in the book's content column, so 10-pt text stays
+# about 13 px high (a figure twice as wide would be shrunk, and its text with it)
+FIGURE_WIDTH = 7.5
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -27,7 +33,7 @@ def plot_transcript(words, phones, audio, t0: float = 0.0, t1: float = 6.0):
     fig : matplotlib Figure
     """
     plt = _plt()
-    fig, axes = plt.subplots(3, 1, figsize=(11, 4.2), sharex=True,
+    fig, axes = plt.subplots(3, 1, figsize=(FIGURE_WIDTH, 4.2), sharex=True,
                              gridspec_kw={"height_ratios": [2, 1, 1]})
     sr = audio.sample_rate
     seg = audio.waveform[int(t0 * sr): int(t1 * sr)]
@@ -35,13 +41,14 @@ def plot_transcript(words, phones, audio, t0: float = 0.0, t1: float = 6.0):
     axes[0].set_ylabel("audio")
     for ax, tier, color in ((axes[1], words, "tab:blue"), (axes[2], phones, "tab:orange")):
         part = tier.between(t0 - 2, t1)
-        for label, s, e in zip(part.labels, part.starts, part.ends):
+        for k, (label, s, e) in enumerate(zip(part.labels, part.starts, part.ends)):
             if e < t0:
                 continue
             ax.axvspan(max(s, t0), min(e, t1), color=color, alpha=0.25, lw=0)
             ax.axvline(s, color=color, lw=0.6)
-            ax.text((max(s, t0) + min(e, t1)) / 2, 0.5, label, ha="center", va="center",
-                    fontsize=8 if tier is words else 6.5, clip_on=True)
+            y = 0.5 if tier is words else (0.28, 0.72)[k % 2]  # neighbouring phones alternate
+            ax.text((max(s, t0) + min(e, t1)) / 2, y, label, ha="center", va="center",
+                    fontsize=9 if tier is words else 8, clip_on=True)
         ax.set_yticks([])
         ax.set_ylabel("words" if tier is words else "phones")
     axes[-1].set_xlim(t0, t1)
@@ -69,7 +76,7 @@ def plot_tr_grid(n_scan_trs: int, audio_duration: float, tr: float = TR):
     scan = scan_tr_times(n_scan_trs, tr)
     grid = scan[: n_scan_trs - GRID_PAD]
     kept = scan[TRIM_START: n_scan_trs - TRIM_START]
-    fig, ax = plt.subplots(figsize=(11, 2.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 2.6))
     rows = [("scanner TRs (respdict)", scan, "0.6"),
             (f"simulated grid (respdict - {GRID_PAD})", grid, "tab:purple"),
             ("response rows (respdict - 20)", kept, "tab:green")]
@@ -102,7 +109,7 @@ def plot_repeats(repeats: np.ndarray, voxel: int, tr_times: np.ndarray, title: s
     fig : matplotlib Figure
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 3))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3))
     ax.plot(tr_times, repeats[:, :, voxel].T, color="0.6", lw=0.6, alpha=0.7)
     ax.plot(tr_times, repeats[:, :, voxel].mean(0), color="tab:red", lw=2,
             label=f"mean of {len(repeats)} repeats")
@@ -121,7 +128,7 @@ def _surface_grid(values, vertex, hemi, views, draw):
 
     meshes = fsaverage5_meshes()
     maps = to_fsaverage5(values, vertex, hemi)
-    fig, axes = _plt().subplots(len(views), 2, figsize=(12, 4.4 * len(views)),
+    fig, axes = _plt().subplots(len(views), 2, figsize=(FIGURE_WIDTH, 3.0 * len(views)),
                                 subplot_kw={"projection": "3d"}, squeeze=False)
     for r, view in enumerate(views):
         for c, side in enumerate(("left", "right")):
@@ -217,8 +224,13 @@ def plot_layer_scores(layers, scores_by_group: dict, ylabel: str = "mean correla
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
+    styles = {}
     for group, scores in scores_by_group.items():
-        ax.plot(list(layers), list(scores), "o-", label=group.replace("_", " "))
+        model, _, part = group.partition(", ")  # "brain-tuned, late_language": colour by model
+        style = {}
+        if model in MODEL_COLORS:
+            style = {"color": MODEL_COLORS[model], "ls": styles.setdefault(part, ("-", "--", ":")[len(styles) % 3])}
+        ax.plot(list(layers), list(scores), marker="o", label=group.replace("_", " "), **{"ls": "-", **style})
     ax.set_xlabel("layer (0 = input of the first transformer layer)")
     ax.set_ylabel(ylabel)
     ax.set_xticks(list(layers))
@@ -259,7 +271,7 @@ def plot_prediction(tr_times: np.ndarray, measured: np.ndarray, predicted: np.nd
     """
     plt = _plt()
     r = np.corrcoef(measured, predicted)[0, 1] if np.std(predicted) > 0 else 0.0
-    fig, ax = plt.subplots(figsize=(11, 3))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3))
     ax.plot(tr_times, measured, color="0.3", lw=1.2, label="measured (mean of repeats)")
     ax.plot(tr_times, predicted, color="tab:red", lw=1.2, label=f"predicted (r = {r:.2f})")
     ax.set_xlabel("time from story onset (s)")
@@ -315,7 +327,7 @@ def plot_resampling(times: np.ndarray, values: np.ndarray, tr_times: np.ndarray,
     fig : matplotlib Figure
     """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 3))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3))
     z = (values - values.mean()) / (values.std() or 1.0)
     ax.plot(times, z, color="0.6", lw=0.8, label="window features (z)")
     ax.plot(tr_times, rows, "o-", color="tab:purple", ms=3, lw=1.2, label="on the TR grid (z)")
@@ -376,7 +388,8 @@ def plot_training_history(histories: dict, title: str = "", initial: dict | None
     """
     plt = _plt()
     fig, (ax, ax_r) = plt.subplots(2, 1, figsize=(7.5, 5.5), sharex=True)
-    for (name, history), color in zip(histories.items(), plt.get_cmap("tab10").colors):
+    for (name, history), fallback in zip(histories.items(), plt.get_cmap("tab10").colors):
+        color = MODEL_COLORS.get(name, fallback)
         start = (initial or {}).get(name) or {}
         epochs = [h["epoch"] for h in history]
         ax.plot(epochs, [h["train_loss"] for h in history], "o--", color=color, label=f"{name}: training")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plotting import _plt
+from .plotting import FIGURE_WIDTH, MODEL_COLORS, _plt
 
-MODEL_COLORS = {"pretrained": "tab:gray", "brain-tuned": "tab:blue", "control": "tab:orange"}
-FIGURE_WIDTH = 7.5  # inches: 750 px at the 100 dpi of the book's figures
 PANEL_HEIGHT = 2.6  # inches per row of panels
 MAX_COLUMNS = 2
 TITLE_SIZE, LABEL_SIZE, LEGEND_SIZE = 10, 10, 9  # points; tick labels keep matplotlib's 10

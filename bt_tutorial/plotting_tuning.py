@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .plotting import MODEL_COLORS
 from .timing import TR, canonical_hrf, hrf_weight_in_window
 
 
@@ -29,14 +30,14 @@ def plot_tuning_windows(windows: dict, tr: float = TR, span: float = 24.0):
     seconds = np.arange(len(h)) * dt
     fig, axes = plt.subplots(len(windows) + 1, 1, figsize=(7.5, 1.6 + 0.7 * len(windows)), sharex=True,
                              gridspec_kw={"height_ratios": [3] + [1] * len(windows)})
-    axes[0].plot(-seconds, h / h.max(), color="0.2")
+    axes[0].plot(-seconds, h / h.max(), color="0.2", label="canonical HRF (the twin's)")
     axes[0].axhline(0, color="0.7", lw=0.8)
     axes[0].set_ylabel("HRF weight\n(peak = 1)")
     axes[0].set_title("sound s seconds before the end of the response's TR drives it with weight hrf(s)",
                       fontsize=10)
     for ax, (label, (window_trs, lag_trs)), color in zip(axes[1:], windows.items(), plt.get_cmap("tab10").colors):
         start, end = -(lag_trs + window_trs) * tr, -lag_trs * tr
-        axes[0].axvspan(start, end, color=color, alpha=0.12)
+        axes[0].axvspan(start, end, color=color, alpha=0.12, label=f"{label} window")
         ax.barh(0, end - start, left=start, height=0.6, color=color)
         share = hrf_weight_in_window(window_trs, lag_trs, tr)
         ax.text(start - 0.3, 0, f"{label}: {window_trs} TRs, lag {lag_trs} -> {share:.0%} of the HRF",
@@ -45,6 +46,7 @@ def plot_tuning_windows(windows: dict, tr: float = TR, span: float = 24.0):
         ax.set_ylim(-0.6, 0.6)
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
+    axes[0].legend(fontsize=9, loc="upper left")
     axes[-1].set_xlim(-span, 1)
     axes[-1].set_xlabel("time relative to the end of the response's TR (s)")
     fig.tight_layout()
@@ -104,12 +106,13 @@ def plot_recovery(table, title: str = ""):
     fig, axes = plt.subplots(len(truths), 1, figsize=(7.5, 2.8 * len(truths)), sharex=True, squeeze=False)
     for ax, truth in zip(axes[:, 0], truths):
         part = table[table["truth"] == truth]
-        for (model, rows), color in zip(part.groupby("model", sort=False), plt.get_cmap("tab10").colors):
-            ax.plot(rows["layer"], rows["mean_r"], "o-", color=color, label=model)
+        for (model, rows), fallback in zip(part.groupby("model", sort=False), plt.get_cmap("tab10").colors):
+            ax.plot(rows["layer"], rows["mean_r"], "o-", color=MODEL_COLORS.get(model, fallback), label=model)
         ax.set_ylabel("mean test r")
         ax.set_title(f"true {truth} features", fontsize=10)
         ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].set_xlabel("layer")
+    axes[-1, 0].set_xticks(sorted(table["layer"].unique()))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig

@@ -333,6 +333,9 @@ def test_plot_probe_scores_two_panels_a_row_legend_off_the_data():
                                                               "best on validation"]
         assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in panels)
     assert len(report.plot_probe_scores(results, ncols=1).axes) == 4
+    same = {m: results["pretrained"] for m in ("pretrained", "brain-tuned", "control")}
+    lines = [line for line in report.plot_probe_scores(same).axes[0].get_lines() if len(line.get_xdata()) == 5]
+    assert len({tuple(line.get_xdata()) for line in lines}) == 3  # equal scores do not hide one another
     plt.close("all")
 
 

@@ -175,3 +175,21 @@ def test_plot_percent_drop_panel_per_model_in_two_columns():
     assert [p.get_height() for p in axes[1].patches] == heights
     assert all(ax.get_shared_y_axes().joined(axes[0], ax) for ax in axes)
     plt.close("all")
+
+
+def test_every_model_has_one_colour_and_figures_fit_the_column(tiny_twin):
+    """Catches a figure in another colour per model, or wider than the book's column (shrunk, legends unreadable)."""
+    fig = plotting.plot_layer_scores([0, 1], {"brain-tuned, late_language": [0.1, 0.2],
+                                              "control, late_language": [0.1, 0.1],
+                                              "brain-tuned, early_auditory": [0.2, 0.3]})
+    lines = fig.axes[0].get_lines()
+    assert lines[0].get_color() == lines[2].get_color() == plotting.MODEL_COLORS["brain-tuned"]
+    assert lines[1].get_color() == plotting.MODEL_COLORS["control"]
+    assert lines[0].get_linestyle() != lines[2].get_linestyle()  # one style per ROI
+    ds = LebelDataset(tiny_twin)
+    story = ds.load_story(ds.stories()[0])
+    fig = plotting.plot_transcript(story.words, story.phones, story.load_audio(16000), 1.0, 4.0)
+    assert fig.get_figwidth() <= plotting.FIGURE_WIDTH
+    heights = [t.get_position()[1] for t in fig.axes[2].texts]
+    assert len(heights) > 2 and all(a != b for a, b in zip(heights, heights[1:]))  # neighbours alternate
+    plt.close("all")

@@ -27,6 +27,8 @@ def test_plot_tuning_windows_draws_one_bar_per_window():
     bar = fig.axes[2].patches[0]
     assert bar.get_x() == pytest.approx(-5 * TR) and bar.get_width() == pytest.approx(3 * TR)
     assert "74%" in fig.axes[2].texts[0].get_text()
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["canonical HRF (the twin's)", "paper window", "demo window"]
 
 
 def test_plot_ablation_and_recovery():

@@ -104,15 +104,17 @@ def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | N
     """
     from matplotlib.lines import Line2D
 
-    from ..plotting_models import MAX_COLUMNS, MODEL_COLORS, TITLE_SIZE, panel_grid, panel_legend
+    from ..plotting import MODEL_COLORS
+    from ..plotting_models import MAX_COLUMNS, TITLE_SIZE, panel_grid, panel_legend
 
     tasks = list(dict.fromkeys(t for by_task in results.values() for t in by_task))
     fig, axes, spare = panel_grid(len(tasks), ncols or MAX_COLUMNS, sharex=True, title=title or "",
                                   xlabel="hidden state", ylabel=f"test {metric or 'score'}")
     for ax, task in zip(axes, tasks):
         for i, (label, by_task) in enumerate(results.items()):
-            if task in by_task:
-                _draw_model(ax, by_task[task], label, MODEL_COLORS.get(label, f"C{i}"), metric)
+            if task in by_task:  # a small shift per model keeps equal lines from hiding each other
+                _draw_model(ax, by_task[task], label, MODEL_COLORS.get(label, f"C{i}"), metric,
+                            shift=0.08 * (i - (len(results) - 1) / 2), marker="osD^v"[i % 5])
         if chance and task in chance:
             ax.axhline(chance[task], color="0.5", ls="--", lw=0.8, label="chance")
         first = next(r for by_task in results.values() if task in by_task
@@ -124,12 +126,14 @@ def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | N
     return fig
 
 
-def _draw_model(ax, by_layer: dict, label: str, color: str, metric: str | None) -> None:
+def _draw_model(ax, by_layer: dict, label: str, color: str, metric: str | None, shift: float = 0.0,
+                marker: str = "o") -> None:
     layers = sorted(by_layer)
+    x = np.array(layers) + shift
     means = np.array([by_layer[k].mean(metric) for k in layers])
     bands = np.array([by_layer[k].interval(metric) for k in layers])
-    ax.plot(layers, means, "-o", color=color, ms=3, label=label)
-    ax.fill_between(layers, bands[:, 0], bands[:, 1], color=color, alpha=0.2, lw=0)
+    ax.plot(x, means, "-", marker=marker, color=color, ms=4, label=label)
+    ax.fill_between(x, bands[:, 0], bands[:, 1], color=color, alpha=0.15, lw=0)
     k = best_layer(by_layer)
-    ax.plot([k], [by_layer[k].mean(metric)], "o", ms=10, mfc="none", color=color)
+    ax.plot([k + shift], [by_layer[k].mean(metric)], "o", ms=10, mfc="none", color=color)
     ax.set_xticks(layers)
