@@ -22,8 +22,9 @@ def test_no_code_line_of_a_chapter_is_wider_than_its_box(chapter):
 def test_wide_code_lines_reads_code_cells_only(tmp_path):
     chapter = tmp_path / "01_x.md"
     text = "x" * 100
-    chapter.write_text(f"# Title {text}\n\n```{{code-cell}} ipython3\nshort = 1\nlong = '{text}'\n```\n\n{text}\n")
-    assert check_book.wide_code_lines(chapter) == [(5, f"long = '{text}'")]
+    chapter.write_text(f"# Title {text}\n\n```{{code-cell}} ipython3\n---\nmystnb:\n  figure:\n    caption: {text}\n---\n"
+                       f"short = 1\nlong = '{text}'\n```\n\n{text}\n")
+    assert check_book.wide_code_lines(chapter) == [(10, f"long = '{text}'")]
 
 
 def _notebook(tmp_path, outputs):
@@ -56,3 +57,18 @@ def test_make_book_checks_the_build():
     lines = [line for line in recipe.splitlines() if line.strip()]
     build = next(i for i, line in enumerate(lines) if "jupyter-book build" in line)
     assert any("tools/check_book.py" in line for line in lines[build + 1:])
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_figure_of_a_chapter_has_alt_text(chapter):
+    """A figure's alt text is what a screen reader says; without it, it reads the file name."""
+    import re
+
+    import jupytext
+
+    for cell in jupytext.read(chapter).cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and re.search(r"\bplot_\w+\(", cell.source) \
+                and not cell.source.lstrip().startswith(("import", "from")) and "remove-output" not in tags:
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            assert len(alt) > 10, f"{chapter.name}: a figure cell without alt text:\n{cell.source[:120]}"

@@ -33,7 +33,11 @@ def wide_code_lines(chapter: Path, width: int = WIDTH) -> list:
     out = []
     for match in _CODE_CELL.finditer(text):
         first = text.count("\n", 0, match.start(1)) + 1
-        out += [(first + i, line) for i, line in enumerate(match.group(1).splitlines()) if len(line) > width]
+        lines = match.group(1).splitlines()
+        if lines and lines[0] == "---":  # the cell's options (captions, alt text) are not shown as code
+            skip = lines.index("---", 1) + 1
+            first, lines = first + skip, lines[skip:]
+        out += [(first + i, line) for i, line in enumerate(lines) if len(line) > width]
     return out
 
 
