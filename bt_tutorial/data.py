@@ -9,7 +9,7 @@ share this reader: the twin is written in exactly the same layout::
     <root>/stimuli/<story>.wav
 
 Snapshot 3.1.0 of ds003020 names the folder ``derivative/``; users of newer snapshots
-cite ``derivatives/``: the reader accepts either (:func:`derivative_dir`).
+cite ``derivatives/``: the reader accepts either (:func:`~bt_tutorial.layout.derivative_dir`).
 """
 
 from __future__ import annotations
@@ -395,7 +395,7 @@ class LebelDataset:
         """Words and phones of a story from its TextGrid.
 
         Tiers found by name (``phone(s)``, ``word(s)``), else tier 0 phones and
-        tier 1 words; see :func:`read_textgrid`. Non-speech labels (``BAD_WORDS``) are
+        tier 1 words; see :func:`~bt_tutorial.stimulus.read_textgrid`. Non-speech labels (``BAD_WORDS``) are
         dropped, words are lower-cased, phones upper-cased without stress digits.
 
         Returns

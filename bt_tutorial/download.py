@@ -135,7 +135,7 @@ def plan_lebel(
     The URLs use the server's folder of derivatives (:func:`probe_derivative`); the local
     paths keep the one ``out_dir`` already has, if any, else the server's. Other
     parameters are those of :func:`download_lebel`; ``registry`` as loaded by
-    :func:`load_registry` (default: none).
+    :func:`~bt_tutorial.file_formats.load_registry` (default: none).
 
     Returns
     -------
@@ -211,7 +211,7 @@ def download_lebel(
     retries, backoff, timeout, progress
         As in :func:`~bt_tutorial.transfer.download_file`.
     registry : mapping, str or Path, optional
-        Sizes and MD5s to check against, as :func:`load_registry` reads it (default:
+        Sizes and MD5s to check against, as :func:`~bt_tutorial.file_formats.load_registry` reads it (default:
         ``$BT_DATASET_REGISTRY`` or the shipped one; ``"none"`` or ``{}``: none). A file
         it lacks is checked by size, format and the server's MD5 ETag where there is one.
     verify : bool

@@ -81,7 +81,7 @@ def percent_drop_difference(r_orig_a, r_resid_a, r_orig_b, r_resid_b, mask, n_bo
     """Percentage drop of model a minus that of model b over one ROI, paired bootstrap over voxels.
 
     ``drop = 100 (mean r_orig - mean r_resid) / mean r_orig`` over the ROI's
-    voxels (a ratio of means, as :func:`~bt_tutorial.lowlevel.percent_drop`);
+    voxels (a ratio of means, as :func:`~bt_tutorial.lowlevel.impact.percent_drop`);
     each bootstrap sample resamples the same voxels for both models.
 
     Parameters
@@ -149,7 +149,7 @@ def downstream_effects(results: dict, tasks, pairs=BRAIN_PAIRS):
     Parameters
     ----------
     results : dict of str -> dict of str -> dict of int -> ProbeResult
-        ``results[model][task][layer]`` from :func:`~bt_tutorial.downstream.probe_layers`.
+        ``results[model][task][layer]`` from :func:`~bt_tutorial.downstream.probes.probe_layers`.
     tasks : sequence of str
     pairs : sequence of (str, str)
 

@@ -1,6 +1,6 @@
 """Voxelwise encoding models: ridge regression from features to fMRI responses.
 
-One ridge model per voxel, fitted with :mod:`himalaya` on any of its backends.
+One ridge model per voxel, fitted with himalaya on any of its backends.
 Each voxel gets its own regularisation ``alpha``, chosen by cross-validation
 over whole stories (TRs within a story are autocorrelated, so holding out
 single TRs would reward overfitting). The model is then refit on all training

@@ -2,7 +2,7 @@
 replace a file, and the ground truth a synthetic twin keeps beside the layout.
 
 Snapshot 3.1.0 of ds003020 names its folder of derivatives ``derivative/``; users of
-newer snapshots cite ``derivatives/`` on the S3 mirror: :func:`derivative_dir` finds
+newer snapshots cite ``derivatives/`` on the S3 mirror: :func:`~bt_tutorial.layout.derivative_dir` finds
 either, and :class:`~bt_tutorial.data.LebelDataset` reads through it.
 """
 

@@ -138,7 +138,7 @@ def lowlevel_share_check(drops, share: dict, layer: int, rois=("early_auditory",
     Parameters
     ----------
     drops : pandas DataFrame
-        From :func:`~bt_tutorial.lowlevel.drop_table`.
+        From :func:`~bt_tutorial.lowlevel.impact.drop_table`.
     share : dict of str -> float
         From :func:`true_lowlevel_share`.
     layer : int

@@ -86,7 +86,7 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
     derivative : {"derivative", "derivatives"}
         Name of the derivative folder, here and on the server.
     surfaces : {".gii", ".npz"}, optional
-        Format of the pycortex surfaces; default: the dataset's (:func:`surface_suffix`).
+        Format of the pycortex surfaces; default: the dataset's (:func:`~bt_tutorial.roi_files.surface_suffix`).
 
     Returns
     -------
@@ -114,7 +114,7 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
 
 
 def probe_size(url: str, timeout: float = 60) -> int:
-    """Size of the file at ``url``: :func:`~bt_tutorial.download.remote_size`, else a one-byte GET.
+    """Size of the file at ``url``: :func:`~bt_tutorial.transfer.remote_size`, else a one-byte GET.
 
     figshare redirects to a signed S3 URL that refuses HEAD; the GET of byte 0 (which
     follows the redirect) reads the size from Content-Range.
@@ -155,7 +155,7 @@ def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60
         default: ``$BT_DATASET_REGISTRY`` or the shipped one); they check the files of the
         dataset that have no pinned MD5.
     timeout, progress, **retry
-        Passed to :func:`~bt_tutorial.download.download_file` (``retries``, ``backoff``).
+        Passed to :func:`~bt_tutorial.transfer.download_file` (``retries``, ``backoff``).
 
     Returns
     -------
@@ -232,7 +232,7 @@ def line_nearest_matrix(white, pial, coord, shape, n_samples: int = N_SAMPLES):
     white, pial : ndarray, shape (n_vertices, 3)
         Surface coordinates (mm) of the same vertices.
     coord : ndarray, shape (4, 4)
-        Surface mm -> voxel coordinates (x, y, z) (:func:`read_coord_xfm`).
+        Surface mm -> voxel coordinates (x, y, z) (:func:`~bt_tutorial.roi_files.read_coord_xfm`).
     shape : tuple of int
         Volume shape (x, y, z), as nibabel reads it.
     n_samples : int

@@ -3,7 +3,7 @@
 TextGrids of ds003020 come in Praat's three text formats (long, short and
 "chronological"), in UTF-8 with or without a byte-order mark or in UTF-16, and some
 have phone intervals that overlap their neighbour by a rounding error (praatio
-refuses those): :func:`read_textgrid` reads them all. A phone tier that cannot be
+refuses those): :func:`~bt_tutorial.stimulus.read_textgrid` reads them all. A phone tier that cannot be
 used (larger overlaps, intervals that end before they start, no phones) never
 stops the words: it is replaced by phones from the CMU pronouncing dictionary
 (:func:`dictionary_phones`), or dropped, with one warning naming the file.

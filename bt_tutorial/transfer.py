@@ -153,7 +153,7 @@ def _retry(attempt: Callable, retries: int, backoff: float):
 
 
 def size_with_retries(url: str, retries: int, backoff: float, timeout: float) -> int:
-    """:func:`remote_size`, retried after transient errors; DownloadError once they are used up."""
+    """:func:`~bt_tutorial.transfer.remote_size`, retried after transient errors; DownloadError once they are used up."""
     try:
         return _retry(lambda: remote_size(url, timeout), retries, backoff)
     except _TRANSIENT_ERRORS as exc:

@@ -158,7 +158,7 @@ def init_ridge_head(model: BrainTunedModel, train: TuningData, val: TuningData, 
     Returns
     -------
     head : dict
-        See :func:`~bt_tutorial.tuning.fit_ridge_head`.
+        See :func:`~bt_tutorial.brain_tuning.model.fit_ridge_head`.
     """
     x_train = pooled_outputs(model, train, batch_size, autocast, progress)
     x_val = pooled_outputs(model, val, batch_size, autocast, progress)

@@ -89,7 +89,7 @@ def control_targets(targets: list, control: str | None, chunk_trs: int, rng, chu
 
 
 def chunk_order(n_rows: int, chunk_trs: int, chunk_distance: int, rng) -> np.ndarray:
-    """Row order of the chunk control: chunks of ``chunk_trs`` rows, reordered (see :func:`control_targets`).
+    """Row order of the chunk control: chunks of ``chunk_trs`` rows, reordered (see :func:`~bt_tutorial.brain_tuning.samples.control_targets`).
 
     Returns
     -------

@@ -86,7 +86,7 @@ class TuningConfig:
         Shuffled-fMRI control: targets from a random other training story (cut, or
         topped up with its rows drawn at random, to the story's length), or the story's
         own TRs in chunks of ``chunk_trs`` swapped with chunks at least
-        ``chunk_distance`` chunks away (see :func:`~bt_tutorial.brain_tuning.control_targets`).
+        ``chunk_distance`` chunks away (see :func:`~bt_tutorial.brain_tuning.samples.control_targets`).
     chunk_trs, chunk_distance : int
         The authors: 15 and 10. ``chunk_distance=0`` permutes the chunks at random.
     ceiling_threshold : float

@@ -2,7 +2,7 @@
 
 Each loader returns a :class:`~bt_tutorial.downstream.tasks.Task` like the
 synthetic ones (16 kHz clips, labels, a train/test split with no speaker in
-both, label names). Downloads go through :func:`bt_tutorial.download.download_file`
+both, label names). Downloads go through :func:`~bt_tutorial.transfer.download_file`
 (resumable, size-checked) into ``<data home>/downstream/<dataset>/`` unless a
 root is given; nothing is downloaded unless ``download=True``. TIMIT, which is
 licensed, is read from a user-supplied folder (:mod:`bt_tutorial.downstream.timit`).

@@ -10,7 +10,7 @@ Six sets, after Oota et al. (ACL 2024):
     One column per ARPAbet phone (39).
 ``diphones``, ``triphones``
     One column per within-word phone pair or triple of a vocabulary, the most
-    frequent ones of the training stories (:func:`phone_ngram_vocabulary`);
+    frequent ones of the training stories (:func:`~bt_tutorial.lowlevel.phones.phone_ngram_vocabulary`);
     by default ``TOP_DIPHONES`` and ``TOP_TRIPHONES``.
 ``articulation``
     The 22 articulatory features of :mod:`bt_tutorial.lowlevel.phones`.
@@ -151,7 +151,7 @@ def lowlevel_features(dataset, story: str, sets=LOWLEVEL_SETS, vocabularies: dic
     vocabularies : dict of str -> list of tuple of str, optional
         ``"diphones"`` and ``"triphones"`` vocabularies, required for those
         sets; make them from the training stories with
-        :func:`phone_ngram_vocabulary` (or :func:`lowlevel_rows` does it).
+        :func:`~bt_tutorial.lowlevel.phones.phone_ngram_vocabulary` (or :func:`~bt_tutorial.lowlevel.feature_sets.lowlevel_rows` does it).
     n_rows : int, optional
         Rows of the story's responses; a mismatch is an error naming the story.
     n_bands : int

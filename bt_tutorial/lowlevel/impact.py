@@ -234,7 +234,7 @@ class LowLevelImpact:
         Returns
         -------
         drops : dict of str -> dict of str -> float
-            ``drops[set][roi]``, see :func:`percent_drop`.
+            ``drops[set][roi]``, see :func:`~bt_tutorial.lowlevel.impact.percent_drop`.
         """
         if layer is None:
             if len(self.layers) != 1:
@@ -292,7 +292,7 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
     delays : sequence of int
         FIR delays of the encoding model (applied to original and residual features).
     lowlevel : dict of str -> dict of str -> ndarray, optional
-        Precomputed :func:`~bt_tutorial.lowlevel.lowlevel_rows` (their n-gram
+        Precomputed :func:`~bt_tutorial.lowlevel.feature_sets.lowlevel_rows` (their n-gram
         vocabularies must come from the training stories); computed if None.
     top_diphones, top_triphones : int
         Vocabulary sizes when ``lowlevel`` is computed here.

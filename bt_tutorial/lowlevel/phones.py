@@ -24,7 +24,7 @@ Diphones and triphones are runs of 2 or 3 consecutive phones inside one word
 (a phone belongs to the word whose interval holds its centre): runs across
 word boundaries mostly span pauses and would make the vocabulary grow with
 every word pair. The sets keep the ``top_k`` most frequent runs of the
-*training* stories (:func:`phone_ngram_vocabulary`), so the test story adds
+*training* stories (:func:`~bt_tutorial.lowlevel.phones.phone_ngram_vocabulary`), so the test story adds
 nothing to the features' definition.
 """
 
