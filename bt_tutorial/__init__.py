@@ -39,6 +39,7 @@ Comparing models (chapters 5-7)
     ``recovery``       how well each layer recovers the twin's true drives
     ``lowlevel``       low-level speech features and how much alignment they explain
     ``downstream``     downstream tasks and linear probes on frozen features
+    ``closing``        the effects chapters 5-7 keep, side by side (chapter 8)
 Figures (each function returns the figure)
     ``plotting``         data, alignment, noise ceilings, training histories, brain maps
     ``plotting_models``  ROI profiles across layers, paired differences, low-level drops

@@ -75,7 +75,8 @@ def test_on_colab_use_drive_mounts_it_and_keeps_the_data_there(monkeypatch):
     colab.drive = types.SimpleNamespace(mount=mounted.append)
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setattr("subprocess.run", lambda args, **kw: None)
-    monkeypatch.setenv("BT_DATA", "unset")
+    for name in ("BT_DATA", "BT_PROFILE", "BT_SUBJECT"):  # the cell sets them; restored after
+        monkeypatch.setenv(name, "unset")
     source = setup_cell(CHAPTERS[0]).replace("USE_DRIVE = False", "USE_DRIVE = True", 1)
     exec(compile(source, "setup cell", "exec"), {})
     import os
