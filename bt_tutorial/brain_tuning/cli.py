@@ -1,5 +1,7 @@
 """Command line: brain-tune a speech model on one subject.
 
+Usage::
+
     python -m bt_tutorial.tune --model whisper-tiny.en --subject UTS01 --out runs/tuned
     python -m bt_tutorial.tune --model facebook/wav2vec2-base --subject UTS03 \\
         --data ~/.cache/bt_tutorial/ds003020 --out /content/drive/MyDrive/bt/w2v --resume
