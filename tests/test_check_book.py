@@ -44,6 +44,14 @@ def test_wide_output_lines_count_printed_text_and_plain_results_but_not_tables(t
     assert check_book.wide_output_lines(notebook) == [(0, long), (0, long)]
 
 
+def test_a_warning_is_measured_without_the_location_python_puts_before_it(tmp_path):
+    where = "/tmp/ipykernel_19565/1693879.py:6: "
+    short, wide = f"{where}RuntimeWarning: {'s' * 60}", f"{where}RuntimeWarning: {'s' * 65}"
+    notebook = _notebook(tmp_path, [{"output_type": "stream", "name": "stderr",
+                                     "text": f"{short}\n{wide}\n{where}{'n' * 60}\n"}])
+    assert check_book.wide_output_lines(notebook) == [(0, wide), (0, f"{where}{'n' * 60}")]
+
+
 def test_external_scripts_finds_a_cdn_but_not_bundled_files(tmp_path):
     (tmp_path / "a.html").write_text('<script src="_static/mathjax/tex-chtml.js"></script>')
     (tmp_path / "b.html").write_text('<script defer="defer" src="https://cdn.example.org/mathjax.js"></script>')

@@ -6,6 +6,8 @@
    every executed output line (``_build/jupyter_execute/*.ipynb``: printed text, and plain
    text results without an HTML form) is at most ``WIDTH`` characters. At a 1280px window a
    code or output box holds 83 characters (``book/_static/custom.css`` sets 13px code).
+   A warning's first line is measured without the ``file:line:`` Python puts before it,
+   which names the executing machine's temporary file, not anything the book wrote.
 2. **Readable offline.** No page of ``_build/html`` loads a script from another host
    (MathJax is bundled by sphinx-mathjax-offline).
 
@@ -25,6 +27,7 @@ WIDTH = 80
 _CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.S | re.M)
 _SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", re.I)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WARNING_LOCATION = re.compile(r"^\S+:\d+: (?=\w*Warning: )")
 
 
 def wide_code_lines(chapter: Path, width: int = WIDTH) -> list:
@@ -57,7 +60,8 @@ def wide_output_lines(notebook: Path, width: int = WIDTH) -> list:
     for k, cell in enumerate(cells):
         for output in cell.get("outputs", []):
             for line in _ANSI.sub("", _output_text(output)).split("\n"):
-                if len(line.split("\r")[-1]) > width:  # a progress bar redraws its line
+                shown = _WARNING_LOCATION.sub("", line.split("\r")[-1])  # a progress bar redraws its line
+                if len(shown) > width:
                     out.append((k, line))
     return out
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from ..models import reduced_precision
 from .distributed import Processes
 from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
 from .runs import (CHECKPOINT, RunFolderError, data_digest, load_latest, locked, prepare_folder, replace_folder,
-                   restore_training_state, resume_differences, save_checkpoint, training_state, write_atomic)
+                   restore_training_state, resume_differences, save_checkpoint, training_state, warn_run,
+                   write_atomic)
 from .samples import TuningData, prepare_tuning_data
 from .schedule import epoch_batches, lr_schedule, optimizer_steps
 from .settings import TuningConfig
@@ -110,8 +110,8 @@ def _replace_if_stale(out: Path, config: TuningConfig, run: dict, voxels: np.nda
             _check_resume(saved, config, run, voxels, path)
     except RunFolderError as err:
         reason = str(err).split(" Use another", 1)[0].split(" It is not", 1)[0]
-        warnings.warn(f"{reason} overwrite=True: the previous run in {out} is deleted and training starts "
-                      "again.", RuntimeWarning, stacklevel=4)
+        warn_run("A stale run is replaced.", f"{reason} overwrite=True: the previous run in {out} is "
+                 "deleted and training starts again.", stacklevel=4)
         prepare_folder(out, resume=False, overwrite=True)
 
 
