@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bt_tutorial.alignment import brain_alignment, story_feature_rows
+from bt_tutorial.alignment import brain_alignment, split_responses, story_feature_rows
 from bt_tutorial.config import get_config
 from bt_tutorial.data import LebelDataset
 from bt_tutorial.features import FeatureParams
@@ -227,3 +227,22 @@ def test_story_feature_rows_pass_row_counts_cache_and_progress(monkeypatch):
     calls.clear()
     story_feature_rows("m", "d", ["a"], [0], SMALL, None, "cache", progress=False)
     assert calls == [("a", None, "cache", False)]
+
+
+def test_split_responses_cuts_every_story_to_the_kept_voxels_sorted(tiny_twin):
+    """Catches a cut that drops or mislabels a story's columns, or loses the voxel count."""
+    ds = LebelDataset(tiny_twin)
+    split = ds.split("UTS01")
+    full_test = ds.load_responses("UTS01", split["test"])
+    picked = [7, 2, 5]
+    y_train, y_test, kept, n_voxels = split_responses(ds, "UTS01", voxels=picked)
+    assert n_voxels == full_test.shape[1] and kept.tolist() == sorted(picked)
+    assert np.array_equal(y_test, full_test[:, kept])
+    assert len(y_train) == len(split["train"])
+    for story, y in zip(split["train"], y_train):
+        assert np.array_equal(y, ds.load_responses("UTS01", story)[:, kept])
+    mask = np.zeros(n_voxels, bool)
+    mask[[2, 5]] = True
+    assert split_responses(ds, "UTS01", voxels=mask)[2].tolist() == [2, 5]
+    everything = split_responses(ds, "UTS01")
+    assert everything[2].tolist() == list(range(n_voxels)) and np.array_equal(everything[1], full_test)
