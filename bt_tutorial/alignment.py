@@ -14,7 +14,7 @@ import numpy as np
 
 from .encoding import EncodingResult, fit_encoding_model, voxel_indices
 from .features import PAPER_PARAMS, FeatureParams, story_rows
-from .rois import check_mask
+from .rois import check_mask, roi_means
 from .timing import make_delayed
 
 DELAYS = (1, 2, 3, 4)
@@ -62,6 +62,29 @@ class AlignmentResult:
             raise ValueError(f"No voxel with a test r to choose a layer: the mask selects {scores.shape[1]} "
                              "voxels, none with a finite r in every layer.")
         return self.layers[int(np.argmax(scores[:, usable].mean(axis=1)))]
+
+    def roi_layer_means(self, masks: dict | None = None, rois=None) -> dict:
+        """Mean test r of each ROI at every layer (the layer profile of chapter 2).
+
+        Parameters
+        ----------
+        masks : dict of str -> ndarray of bool, shape (n_voxels,), optional
+            Default: one entry, ``"all voxels"``.
+        rois : sequence of str, optional
+            The masks to summarise, in this order; default all of them.
+
+        Returns
+        -------
+        means : dict of str -> ndarray, shape (n_layers,)
+            NaN where a ROI has no voxel with a finite r.
+        """
+        masks = {"all voxels": np.ones(self.scores.shape[1], bool)} if masks is None else masks
+        names = list(masks) if rois is None else list(rois)
+        missing = [name for name in names if name not in masks]
+        if missing:
+            raise KeyError(f"No mask named {missing}; the masks are {sorted(masks)}.")
+        per_layer = [roi_means(self.results[k].scores, {n: masks[n] for n in names}) for k in self.layers]
+        return {name: np.array([means[name] for means in per_layer]) for name in names}
 
 
 def story_feature_rows(model, dataset, stories, layers, params: FeatureParams = PAPER_PARAMS,

@@ -210,3 +210,30 @@ def lebel_noise_ceiling_summary() -> dict:
     from importlib.resources import files
 
     return json.loads(files("bt_tutorial").joinpath("reference/lebel_noise_ceiling_summary.json").read_text())
+
+
+def ceiling_recovery(estimated: np.ndarray, true: np.ndarray, min_true: float = 0.1) -> float:
+    """Pearson r between estimated and true ceilings, over voxels whose true ceiling is above ``min_true``.
+
+    On the synthetic twin the true ceiling of every voxel is known; voxels with (almost) no
+    signal are left out, since their estimates are 0 by definition.
+
+    Parameters
+    ----------
+    estimated, true : ndarray, shape (n_voxels,)
+    min_true : float
+
+    Returns
+    -------
+    r : float
+    """
+    estimated, true = np.asarray(estimated, float), np.asarray(true, float)
+    if estimated.shape != true.shape or estimated.ndim != 1:
+        raise ValueError(f"estimated and true ceilings must be 1-D with the same shape, got {estimated.shape} "
+                         f"and {true.shape}.")
+    kept = (true > min_true) & np.isfinite(estimated) & np.isfinite(true)
+    if kept.sum() < 3 or np.ptp(estimated[kept]) == 0 or np.ptp(true[kept]) == 0:
+        raise ValueError(f"Only {int(kept.sum())} voxels have a true ceiling above {min_true} (or their ceilings "
+                         "are constant): lower min_true.")
+    return float(np.corrcoef(estimated[kept], true[kept])[0, 1])
+

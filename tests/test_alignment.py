@@ -99,6 +99,26 @@ def test_best_layer_leaves_out_voxels_without_r():
         align.best_layer(np.array([False, True, False]))
 
 
+def test_roi_layer_means_give_each_roi_its_own_profile_over_layers():
+    """Catches a profile taken over the wrong voxels or layers, NaN r counted, or a ROI silently dropped."""
+    from bt_tutorial.alignment import AlignmentResult
+    from bt_tutorial.encoding import EncodingResult
+
+    def result(scores):
+        return EncodingResult(np.ones(4), np.asarray(scores, float), None, "numpy", "primal", np.zeros(4))
+
+    align = AlignmentResult("UTS01", "m", [0, 2], {0: result([0.1, 0.3, np.nan, 0.5]),
+                                                   2: result([0.2, 0.6, 0.9, 0.0])}, "story", np.zeros((5, 4)))
+    masks = {"a": np.array([True, True, False, False]), "b": np.array([False, False, True, True])}
+    means = align.roi_layer_means(masks, ["b", "a"])
+    assert list(means) == ["b", "a"]
+    np.testing.assert_allclose(means["a"], [0.2, 0.4])
+    np.testing.assert_allclose(means["b"], [0.5, 0.45])  # the NaN r of layer 0 is left out
+    np.testing.assert_allclose(align.roi_layer_means()["all voxels"], [0.3, 0.425])
+    with pytest.raises(KeyError, match="No mask named \\['c'\\]"):
+        align.roi_layer_means(masks, ["a", "c"])
+
+
 @pytest.mark.slow
 def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     """Acceptance: on the demo twin, late-language r is clearly above r outside all ROIs."""

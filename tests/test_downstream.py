@@ -779,3 +779,21 @@ def test_probe_layer_passes_its_settings_and_keys_the_cache_on_them(tmp_path, mo
     assert len(calls) == 4 and len(list(tmp_path.rglob("*.json"))) == 4
     default = P.probe_layer(model, task, 2, cache_dir=False)
     assert len(default.alphas) == 10 and len(calls) == 5 and len(list(tmp_path.rglob("*.json"))) == 4
+
+
+def test_largest_difference_at_layer_compares_every_model_and_task_with_the_reference():
+    """Catches a check that reads another layer, skips a task or model, or compares a model with itself only."""
+    from bt_tutorial.downstream import largest_difference_at_layer
+
+    def probe(score):
+        return P.ProbeResult("m", "t", 0, "macro_f1", {"macro_f1": [score, score]}, [0.5] * 2, [1.0] * 2, 1, 1, 1)
+
+    results = {"pretrained": {"a": {0: probe(0.50), 1: probe(0.6)}, "b": {0: probe(0.70), 1: probe(0.7)}},
+               "brain-tuned": {"a": {0: probe(0.52), 1: probe(0.9)}, "b": {0: probe(0.70), 1: probe(0.7)}},
+               "control": {"a": {0: probe(0.50), 1: probe(0.6)}, "b": {0: probe(0.65), 1: probe(0.7)}}}
+    assert largest_difference_at_layer(results, 0) == pytest.approx(0.05)  # the last model's last task
+    assert largest_difference_at_layer(results, 1) == pytest.approx(0.3)  # another model and task
+    assert largest_difference_at_layer(results, 0, reference="control") == pytest.approx(0.05)
+    with pytest.raises(KeyError, match="No model 'base'"):
+        largest_difference_at_layer(results, 0, reference="base")
+

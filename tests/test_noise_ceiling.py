@@ -229,3 +229,22 @@ def test_swapped_axes_are_refused():
     with pytest.raises(ValueError, match=r"more repeats \(60\) than TRs \(10\): the axes look swapped"):
         cc_max(reps.transpose(1, 0, 2))
     assert cc_max(reps[:10, :10]).shape == (5,)  # as many repeats as TRs is not swapped
+
+
+def test_ceiling_recovery_correlates_only_the_voxels_with_a_true_ceiling():
+    """Catches voxels without signal counted (their estimate is 0 by definition) or arguments swapped in a mask."""
+    from bt_tutorial.noise_ceiling import ceiling_recovery
+
+    rng = np.random.default_rng(0)
+    true = np.concatenate([rng.uniform(0.2, 0.9, 200), np.zeros(100)])
+    estimated = true + 0.05 * rng.standard_normal(300)
+    estimated[200:] = rng.uniform(0, 0.9, 100)  # noise where there is no signal
+    kept = true > 0.1
+    assert ceiling_recovery(estimated, true) == pytest.approx(np.corrcoef(estimated[kept], true[kept])[0, 1])
+    assert ceiling_recovery(estimated, true) > 0.95 > np.corrcoef(estimated, true)[0, 1]
+    assert ceiling_recovery(true, estimated, min_true=0.1) < 0.95  # the mask follows the true ceilings
+    with pytest.raises(ValueError, match="Only 0 voxels have a true ceiling above 0.95"):
+        ceiling_recovery(estimated, true, min_true=0.95)
+    with pytest.raises(ValueError, match="same shape"):
+        ceiling_recovery(estimated[:10], true)
+

@@ -3,6 +3,7 @@
 import os
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +157,51 @@ def test_profile_settings_and_run_folders(tmp_path):
     a = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01")
     b = tuned_model_dir(tmp_path, "openai/whisper-small", "UTS01", "chunk_permute")
     assert a.parent == b.parent and a != b and "/" not in a.parent.name
+
+
+def test_tuned_model_dir_names_the_brain_run_and_each_control():
+    """Catches the brain-tuned run and a control sharing one folder, or the model's name lost from it."""
+    from bt_tutorial.brain_tuning import tuned_model_dir
+
+    home = Path("/data")
+    assert tuned_model_dir(home, "openai/whisper-small", "UTS02") == home / "tuned" / "openai--whisper-small_UTS02" / "brain"
+    assert (tuned_model_dir(home, "whisper-tiny.en", "UTS01", "chunk_permute")
+            == home / "tuned" / "whisper-tiny.en_UTS01" / "control-chunk_permute")
+
+
+ACCEPTED_EDGES = [dict(lag_trs=0), dict(lag_trs=19), dict(head_decay=1.0, head_floor=0.0), dict(head_floor=1.0),
+                  dict(batch_size=8, effective_batch=8), dict(warmup_fraction=0.0), dict(ceiling_threshold=0.0),
+                  dict(chunk_distance=0, checkpoint_every_steps=0), dict(patience=None, warmup_epochs=None),
+                  dict(epochs=1, row_step=1), dict(lr_backbone=1e-9, lr_head=1e-9), dict(seed=0)]
+REFUSED_EDGES = [(dict(lag_trs=-1), "lag_trs"), (dict(lag_trs=20), "lag_trs"), (dict(head_decay=0.0), "head_decay"),
+                 (dict(head_decay=1.5), "head_decay"), (dict(head_floor=-0.1), "head_floor"),
+                 (dict(head_floor=1.5), "head_floor"), (dict(batch_size=8, effective_batch=4), "effective_batch"),
+                 (dict(batch_size=8, effective_batch=12), "effective_batch"),
+                 (dict(warmup_fraction=1.0), "warmup_fraction"), (dict(warmup_fraction=-0.1), "warmup_fraction"),
+                 (dict(ceiling_threshold=1.0), "ceiling_threshold"), (dict(ceiling_threshold=-0.1), "ceiling_threshold"),
+                 (dict(epochs=0), r"epochs must be an integer >= 1, got 0"),
+                 (dict(epochs=True), "epochs must be an integer"), (dict(epochs=1.5), "epochs must be an integer"),
+                 (dict(patience=0), r"patience must be an integer >= 1 or None"),
+                 (dict(chunk_distance=-1), "chunk_distance"), (dict(chunk_distance=True), "chunk_distance"),
+                 (dict(checkpoint_every_steps=-1), "checkpoint_every_steps"), (dict(lr_head=0.0), "lr_head"),
+                 (dict(lr_backbone=float("inf")), "lr_backbone"), (dict(control="random"), "control"),
+                 (dict(head_init="zeros"), "head_init"), (dict(select_by="val_mse"), "select_by"),
+                 (dict(batch_order="sorted"), "batch_order"), (dict(train_mode=1), "train_mode"),
+                 (dict(seed=-1), "seed")]
+
+
+@pytest.mark.parametrize("edge", ACCEPTED_EDGES, ids=lambda e: ",".join(e))
+def test_tuning_config_accepts_every_bound_it_documents(edge):
+    """Catches a bound moved inward: a documented edge value refused."""
+    config = TuningConfig(**edge)
+    assert all(getattr(config, k) == v for k, v in edge.items())
+
+
+@pytest.mark.parametrize("edge,named", REFUSED_EDGES, ids=lambda e: ",".join(e) if isinstance(e, dict) else "")
+def test_tuning_config_refuses_each_value_past_a_bound_and_names_it(edge, named):
+    """Catches a bound moved outward or a check dropped, and an error that does not name the setting."""
+    with pytest.raises(ValueError, match=named):
+        TuningConfig(**edge)
 
 
 @pytest.mark.slow

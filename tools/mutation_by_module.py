@@ -50,7 +50,9 @@ MODULES = {  # module -> (files mutated, test files)
         "a_story_with_other_voxel_columns_is_refused", "brain_tune_passes_every_setting_to_the_data_and_the_loop",
         "prepare_tuning_data_builds_what_the_recipe_says")),
     "settings": (["bt_tutorial/brain_tuning/settings.py"], _units(
-        "profile_settings_and_run_folders", "command_line_presets_and_overrides") + [
+        "profile_settings_and_run_folders", "command_line_presets_and_overrides",
+        "tuned_model_dir_names_the_brain_run_and_each_control", "tuning_config_accepts_every_bound_it_documents",
+        "tuning_config_refuses_each_value_past_a_bound_and_names_it") + [
         "tests/test_runs.py::test_settings_are_checked_up_front", "tests/test_runs.py::test_a_negative_seed_is_refused_with_the_flag",
         "tests/test_command_line.py"]),
     "loop": (["bt_tutorial/brain_tuning/loop.py"], TUNING_UNITS),

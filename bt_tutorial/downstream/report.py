@@ -79,6 +79,34 @@ def paired_difference(a: ProbeResult, b: ProbeResult, metric: str | None = None,
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
+def largest_difference_at_layer(results: dict, layer: int = 0, reference: str = "pretrained",
+                                metric: str | None = None) -> float:
+    """Largest |mean score - reference's| over models and tasks at one hidden state.
+
+    Whisper's hidden state 0 comes from parts that brain-tuning leaves frozen, so there every
+    model should score as the pretrained one: a check of the pipeline.
+
+    Parameters
+    ----------
+    results : dict of str -> dict of str -> dict of int -> ProbeResult
+        ``results[model][task][layer]``, as chapter 7 builds it.
+    layer : int
+    reference : str
+        The model the others are compared with.
+    metric : str, optional
+        Default: each probe's primary metric.
+
+    Returns
+    -------
+    difference : float
+    """
+    if reference not in results:
+        raise KeyError(f"No model {reference!r} in the results; they hold {sorted(results)}.")
+    ref = results[reference]
+    return max(abs(by_task[task][layer].mean(metric) - ref[task][layer].mean(metric))
+               for by_task in results.values() for task in ref)
+
+
 def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | None = None,
                       title: str | None = None, ncols: int | None = None):
     """Test score per layer, one panel per task, one line (mean and 95% band) per model.
