@@ -797,3 +797,25 @@ def test_largest_difference_at_layer_compares_every_model_and_task_with_the_refe
     with pytest.raises(KeyError, match="No model 'base'"):
         largest_difference_at_layer(results, 0, reference="base")
 
+
+
+def test_task_voices_share_no_voice_accent_or_variant_with_the_stories():
+    """Catches a task voice the twin's stories also use, whole or by accent or variant (domains must differ)."""
+    voices = S.TRAIN_VOICES + S.TEST_VOICES
+    assert S.shared_with_stories(voices) == {"voices": set(), "accents": set(), "variants": set()}
+    assert S.shared_with_stories(["en-us+steph"]) == {"voices": {"en-us+steph"}, "accents": {"en-us"},
+                                                     "variants": {"steph"}}
+    assert S.shared_with_stories(["en+f1", "en-gb-x-rp"]) == {"voices": set(), "accents": set(), "variants": {"f1"}}
+    assert not set(S.TRAIN_VOICES) & set(S.TEST_VOICES)
+
+
+def test_task_rates_and_pitches_lie_outside_the_stories_ranges():
+    """Catches a task rate or pitch drawn inside the range the twin's stories are spoken at."""
+    from bt_tutorial.synthetic.twin import STORY_PITCHES, STORY_RATES
+
+    rng = np.random.default_rng(0)
+    for ranges, (low, high) in ((S.RATES, STORY_RATES), (S.PITCHES, STORY_PITCHES)):
+        drawn = np.array([S._outside(rng, ranges) for _ in range(2000)])
+        assert not np.any((drawn >= low) & (drawn < high))
+        assert drawn.min() == ranges[0][0] and drawn.max() == ranges[-1][1] - 1  # both sides are used
+        assert np.any(drawn < low) and np.any(drawn >= high)

@@ -41,6 +41,7 @@ TRAIN_STORY_NAMES = (
 # libraries are loaded in the process
 VOICES = ("en-us+m1", "en-us+f1", "en-us+m3", "en-us+f4", "en-us+m5", "en-us+linda",
           "en-us+m7", "en-us+steph", "en-us+m2", "en-us+Annie")
+STORY_RATES, STORY_PITCHES = (150, 186), (35, 66)  # words per minute and eSpeak pitch, [low, high)
 # per subject: fraction of signal-free voxels outside ROIs, lowest ceiling of the others
 SUBJECT_NOISE = ((0.64, 0.45), (0.60, 0.45), (0.56, 0.45))
 WAV_RATE = 44100
@@ -312,7 +313,7 @@ def _speak_story(rng, seconds: float, index: int) -> dict:
     from .speech import synthesize
 
     voice = VOICES[index % len(VOICES)]
-    rate, pitch = int(rng.integers(150, 186)), int(rng.integers(35, 66))
+    rate, pitch = int(rng.integers(*STORY_RATES)), int(rng.integers(*STORY_PITCHES))
     t, chunks, words, phones, sentences = 0.3, [], [], [], []
     sr = None
     for sent in generate_sentences(rng, 10_000):
