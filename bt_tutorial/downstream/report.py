@@ -81,7 +81,7 @@ def paired_difference(a: ProbeResult, b: ProbeResult, metric: str | None = None,
 
 def largest_difference_at_layer(results: dict, layer: int = 0, reference: str = "pretrained",
                                 metric: str | None = None) -> float:
-    """Largest |mean score - reference's| over models and tasks at one hidden state.
+    """Largest absolute difference from the reference's mean score, over models and tasks, at one layer.
 
     Whisper's hidden state 0 comes from parts that brain-tuning leaves frozen, so there every
     model should score as the pretrained one: a check of the pipeline.
