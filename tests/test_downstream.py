@@ -819,3 +819,13 @@ def test_task_rates_and_pitches_lie_outside_the_stories_ranges():
         assert not np.any((drawn >= low) & (drawn < high))
         assert drawn.min() == ranges[0][0] and drawn.max() == ranges[-1][1] - 1  # both sides are used
         assert np.any(drawn < low) and np.any(drawn >= high)
+
+
+def test_alpha_zero_drops_a_direction_below_the_pinv_cut_as_numpy_does():
+    """Catches the rank cut made much smaller (a near-duplicate feature then gets weights of 1e13 and noise scores)."""
+    task = _weak_task()
+    X = _features(task, signal=0.4, dim=6, seed=1)
+    twin = X[:, :1] * (1 + 1e-15 * np.random.default_rng(2).standard_normal((len(X), 1)))  # equal to 1e-15
+    with_twin = P.fit_probe(np.column_stack([X, twin]), task, seeds=3, alphas=[0])
+    alone = P.fit_probe(X, task, seeds=3, alphas=[0])
+    assert with_twin.scores == alone.scores
