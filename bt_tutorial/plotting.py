@@ -206,7 +206,7 @@ def plot_surface_map(values: np.ndarray, vertex: np.ndarray, hemi: np.ndarray, t
                                     title=f"{side} hemisphere", **common)
 
     fig = _surface_grid(values, vertex, hemi, views, draw)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)  # above the hemispheres' own titles, which sit at the top edge
     return fig
 
 
