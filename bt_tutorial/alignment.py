@@ -63,6 +63,33 @@ class AlignmentResult:
                              "voxels, none with a finite r in every layer.")
         return self.layers[int(np.argmax(scores[:, usable].mean(axis=1)))]
 
+    def largest_difference(self, other: "AlignmentResult", layer: int = 0) -> float:
+        """Largest absolute difference of test r from ``other``'s, over voxels, at one layer.
+
+        Whisper's hidden state 0 comes from parts that brain-tuning leaves frozen, so there a
+        tuned model should score as the pretrained one: a check of the pipeline.
+
+        Parameters
+        ----------
+        other : AlignmentResult
+            The same subject and voxels, e.g. the pretrained model's.
+        layer : int
+
+        Returns
+        -------
+        difference : float
+            NaN if no voxel has a finite r in both.
+        """
+        for result in (self, other):
+            if layer not in result.layers:
+                raise KeyError(f"{result.model_name}: no layer {layer}; its layers are {result.layers}.")
+        a, b = self.results[layer].scores, other.results[layer].scores
+        if a.shape != b.shape:
+            raise ValueError(f"{self.model_name} scores {a.shape[0]} voxels, {other.model_name} {b.shape[0]}: "
+                             "compare results on the same voxels.")
+        both = np.isfinite(a) & np.isfinite(b)
+        return float(np.abs(a[both] - b[both]).max()) if both.any() else float("nan")
+
     def roi_layer_means(self, masks: dict | None = None, rois=None) -> dict:
         """Mean test r of each ROI at every layer (the layer profile of chapter 2).
 

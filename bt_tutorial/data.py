@@ -108,8 +108,8 @@ class LebelDataset:
 
     Examples
     --------
-    >>> ds = LebelDataset("~/.cache/bt_tutorial/synthetic_twin")  # doctest: +SKIP
-    >>> Y = ds.load_responses("UTS01", "wheretheressmoke")  # doctest: +SKIP
+    >>> ds = LebelDataset("~/.cache/bt_tutorial/synthetic_twin")
+    >>> Y = ds.load_responses("UTS01", "wheretheressmoke")
     """
 
     def __init__(self, root, tr: float = TR, strict: bool = False, nan_policy: str = "raise",

@@ -119,6 +119,26 @@ def test_roi_layer_means_give_each_roi_its_own_profile_over_layers():
         align.roi_layer_means(masks, ["a", "c"])
 
 
+def test_largest_difference_is_taken_at_the_asked_layer_over_voxels_with_an_r_in_both():
+    """Catches the signed instead of the absolute difference, the wrong layer, or NaN voxels let in."""
+    from bt_tutorial.alignment import AlignmentResult
+    from bt_tutorial.encoding import EncodingResult
+
+    def align(name, by_layer):
+        results = {k: EncodingResult(np.ones(3), np.asarray(r, float), None, "numpy", "primal", np.zeros(3))
+                   for k, r in by_layer.items()}
+        return AlignmentResult("UTS01", name, list(by_layer), results, "story", np.zeros((5, 3)))
+
+    tuned = align("tuned", {0: [0.1, 0.2, np.nan], 1: [0.9, 0.9, 0.9]})
+    pretrained = align("pretrained", {0: [0.15, 0.5, 0.2], 1: [0.0, 0.0, 0.0]})
+    assert tuned.largest_difference(pretrained, layer=0) == pytest.approx(0.3)  # |0.2 - 0.5|, not -0.3
+    assert tuned.largest_difference(pretrained, layer=1) == pytest.approx(0.9)
+    with pytest.raises(KeyError, match="tuned: no layer 3"):
+        tuned.largest_difference(pretrained, layer=3)
+    nan_only = align("nan", {0: [np.nan, np.nan, np.nan]})
+    assert np.isnan(nan_only.largest_difference(pretrained, layer=0))
+
+
 @pytest.mark.slow
 def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     """Acceptance: on the demo twin, late-language r is clearly above r outside all ROIs."""

@@ -1,7 +1,8 @@
-"""tools/check_book.py: no code or output line wider than a code box, no script from another host."""
+"""tools/check_book.py: no line wider than a code box, no script from another host, code linked to the API."""
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,34 @@ def test_every_figure_of_a_chapter_has_alt_text(chapter):
                 and not cell.source.lstrip().startswith(("import", "from")) and "remove-output" not in tags:
             alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
             assert len(alt) > 10, f"{chapter.name}: a figure cell without alt text:\n{cell.source[:120]}"
+
+
+def test_imported_names_reads_one_line_and_parenthesised_imports_and_skips_constants(tmp_path):
+    chapter = tmp_path / "09_x.md"
+    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.encoding import fit_encoding_model\n"
+                       "from bt_tutorial.effects import (alignment_effects,\n    paired_comparison)\n"
+                       "from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact\nimport numpy as np\n```\n"
+                       "Text: from bt_tutorial.rois import not_code\n")
+    assert check_book.imported_names(chapter) == {
+        "bt_tutorial.encoding.fit_encoding_model", "bt_tutorial.effects.alignment_effects",
+        "bt_tutorial.effects.paired_comparison", "bt_tutorial.lowlevel.lowlevel_impact"}
+
+
+def test_unlinked_names_counts_a_link_to_where_a_reexported_name_is_defined(tmp_path):
+    chapter = tmp_path / "09_x.md"
+    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.data import load_ground_truth, LebelDataset\n```\n")
+    page = tmp_path / "09_x.html"
+    link = ('<a class="sphinx-codeautolink-a" href="autoapi/bt_tutorial/layout/index.html'
+            '#bt_tutorial.layout.load_ground_truth" title="x">load_ground_truth</a>')
+    page.write_text(link + '<span class="n">LebelDataset</span>')
+    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.data.LebelDataset"]
+    page.write_text(link.replace("sphinx-codeautolink-a", "reference external"))
+    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.data.LebelDataset",
+                                                        "bt_tutorial.data.load_ground_truth"]
+
+
+def test_the_book_links_its_code_cells_to_the_api_reference():
+    config = (ROOT / "book" / "_config.yml").read_text()
+    assert "sphinx_codeautolink" in config
+    book_extra = re.search(r"^book = \[(.*)\]", (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert "sphinx-codeautolink" in book_extra

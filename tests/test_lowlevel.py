@@ -279,6 +279,27 @@ def test_drop_table_and_describe_sets():
     assert "L-IY" not in sets.loc["diphones", "first columns"]
 
 
+def test_set_drop_table_puts_each_model_and_set_on_a_row_and_each_roi_in_a_column():
+    """Catches sets and ROIs swapped, the wrong layer, or a model's rows taken from another model."""
+    from bt_tutorial.lowlevel import LowLevelImpact, set_drop_table
+
+    masks = {"b": np.array([False, False, True]), "a": np.array([True, True, False])}
+    r_orig = {1: np.array([0.4, 0.6, 0.5]), 2: np.array([0.2, 0.2, 0.4])}
+    resid = {(1, "spectrum"): np.array([0.2, 0.3, 0.5]), (2, "spectrum"): np.array([0.2, 0.2, 0.1]),
+             (1, "rates"): np.array([0.4, 0.6, 0.25]), (2, "rates"): np.array([0.1, 0.1, 0.4])}
+    pre = LowLevelImpact("UTS01", "pre", [1, 2], ("spectrum", "rates"), r_orig, resid)
+    tuned = LowLevelImpact("UTS01", "tuned", [1, 2], ("spectrum", "rates"), r_orig,
+                           {key: np.zeros(3) for key in resid})
+    table = set_drop_table({"pretrained": pre, "tuned": tuned}, masks, layer=2)
+    assert table.index.names == ["model", "set"] and list(table.columns) == ["b", "a"]
+    assert table.loc[("pretrained", "spectrum")].tolist() == [75.0, 0.0]
+    assert table.loc[("pretrained", "rates")].tolist() == [0.0, 50.0]
+    assert table.loc[("tuned", "rates")].tolist() == [100.0, 100.0]
+    assert set_drop_table({"pretrained": pre}, masks, layer=1).loc[("pretrained", "rates"), "b"] == 50.0
+    with pytest.raises(ValueError, match="say which one"):
+        set_drop_table({"pretrained": pre}, masks)
+
+
 def test_lowlevel_impact_removes_what_the_lowlevel_set_explains(tiny):
     """Catches a residual fit that is bypassed (every drop 0%): features that are the low-level set
     itself leave residuals with little to predict."""

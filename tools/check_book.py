@@ -10,6 +10,9 @@
    which names the executing machine's temporary file, not anything the book wrote.
 2. **Readable offline.** No page of ``_build/html`` loads a script from another host
    (MathJax is bundled by sphinx-mathjax-offline).
+3. **Code that leads to the reference.** Every function and class a chapter imports from
+   ``bt_tutorial`` is a link to its API page (sphinx-codeautolink). A name left unlinked
+   means the extension could not read the cell, or the API reference lacks the name.
 
 Exits 1 and lists every offending line or page.
 """
@@ -28,6 +31,7 @@ _CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```", re.S | re.M)
 _SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc=[\"']((?:https?:)?//[^\"']+)", re.I)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WARNING_LOCATION = re.compile(r"^\S+:\d+: (?=\w*Warning: )")
+_IMPORT = re.compile(r"^from (bt_tutorial[\w.]*) import (?:\(([^)]*)\)|([^\n]*))", re.M)
 
 
 def wide_code_lines(chapter: Path, width: int = WIDTH) -> list:
@@ -76,6 +80,34 @@ def external_scripts(html_dir: Path) -> dict:
     return found
 
 
+def imported_names(chapter: Path) -> set:
+    """``module.name`` of every function and class a chapter's code cells import from ``bt_tutorial``.
+
+    Constants (upper-case names) are left out: sphinx-codeautolink finds a re-exported value
+    only where it is defined, and a tuple carries no ``__module__`` that says where.
+    """
+    names = set()
+    for cell in _CODE_CELL.findall(Path(chapter).read_text()):
+        for module, in_parentheses, on_one_line in _IMPORT.findall(cell):
+            listed = re.sub(r"#[^\n]*", "", in_parentheses or on_one_line)
+            names |= {f"{module}.{name.strip()}" for name in listed.split(",")
+                      if name.strip() and not name.strip().isupper()}
+    return names
+
+
+def unlinked_names(chapter: Path, page: Path) -> list:
+    """Names a chapter imports from the package that its built page does not link to the API reference.
+
+    A name re-exported by a subpackage links to where it is defined (``bt_tutorial.layout.X``
+    for ``from bt_tutorial.data import X``), so a link counts by the name's last part.
+    """
+    html = Path(page).read_text(errors="replace")
+    anchors = re.findall(r'class="sphinx-codeautolink-a" href="[^"#]*#([\w.]+)"', html)
+    anchors += re.findall(r'href="[^"#]*#([\w.]+)"[^>]*class="sphinx-codeautolink-a"', html)
+    linked = {anchor.rsplit(".", 1)[-1] for anchor in anchors if anchor.startswith("bt_tutorial.")}
+    return sorted(name for name in imported_names(chapter) if name.rsplit(".", 1)[-1] not in linked)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--book", type=Path, default=ROOT / "book")
@@ -93,10 +125,15 @@ def main(argv=None) -> int:
                      for k, line in wide_output_lines(notebook, args.width)]
     for page, sources in external_scripts(args.book / "_build" / "html").items():
         problems.append(f"{page} loads scripts from other hosts (not readable offline): {sources}")
+    for chapter in sorted(args.book.glob("[0-9]*.md")):
+        page = args.book / "_build" / "html" / f"{chapter.stem}.html"
+        missing = unlinked_names(chapter, page) if page.is_file() else [f"(no page {page.name})"]
+        if missing:
+            problems.append(f"{chapter.name}: imports not linked to the API reference: {missing}")
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problems" if problems else f"every line within {args.width} characters; no script "
-          "from another host")
+          "from another host; every imported name linked to the API reference")
     return 1 if problems else 0
 
 

@@ -390,3 +390,26 @@ def drop_table(impacts: dict, masks: dict, set_name: str | None = None):
             for roi, drops in imp.drop_by_layer(masks, set_name).items()}
     layers = next(iter(impacts.values())).layers
     return pd.DataFrame(rows, index=pd.Index(layers, name="layer")).T.rename_axis(["model", "roi"])
+
+
+def set_drop_table(impacts: dict, masks: dict, layer: int | None = None):
+    """Percentage drop per model and low-level set, one column per ROI, at one layer.
+
+    Parameters
+    ----------
+    impacts : dict of str -> LowLevelImpact
+        Per model, fitted on the same sets.
+    masks : dict of str -> ndarray of bool, shape (n_voxels,)
+    layer : int, optional
+        Needed when the impacts hold several layers.
+
+    Returns
+    -------
+    table : pandas DataFrame
+        Index ``(model, set)``, one column per ROI (in the masks' order), values in percent.
+    """
+    import pandas as pd
+
+    rows = {(name, s): drops for name, imp in impacts.items()
+            for s, drops in imp.percent_drop(masks, layer).items()}
+    return pd.DataFrame(rows, index=pd.Index(list(masks), name="roi")).T.rename_axis(["model", "set"])
