@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--html", type=Path, default=ROOT / "book" / "_build" / "html")
     parser.add_argument("--out", type=Path, default=ROOT / "book" / "_build" / "screenshots")
     parser.add_argument("--height", type=int, default=9000, help="window height in pixels")
+    parser.add_argument("--pages", nargs="*", help="page names without .html (default: every page of the toc)")
     args = parser.parse_args(argv)
     if not (args.html / "intro.html").is_file():
         print(f"No built book at {args.html}: run `make book` first.", file=sys.stderr)
@@ -57,7 +58,8 @@ def main(argv=None) -> int:
     chromium = find_chromium()
     args.out.mkdir(parents=True, exist_ok=True)
     server = serve(args.html)
-    pages = ["intro"] + sorted(p.stem for p in args.html.glob("[0-9][0-9]_*.html")) + ["instructors", "glossary"]
+    pages = args.pages or (["intro"] + sorted(p.stem for p in args.html.glob("[0-9][0-9]_*.html"))
+                           + ["paper_and_book", "instructors", "glossary", "api", "references"])
     try:
         for page in pages:
             png = args.out / f"{page}.png"
