@@ -766,6 +766,24 @@ def test_phone_indices_of_no_phones_are_integers():
     assert phone_indices([]).dtype.kind == "i" and phone_indices(["AA", "xx"]).tolist() == [0, -1]
 
 
+def test_percent_drop_warns_at_the_line_that_called_it():
+    """Catches a warning that points inside the package (or past the caller) instead of at the call."""
+    with pytest.warns(UserWarning, match="undefined") as caught:
+        percent_drop(np.array([0.4, -0.1]), np.array([0.1, 0.0]), {"a": np.array([True, False]),
+                                                                    "b": np.array([False, True])})
+    assert caught[0].filename == __file__
+
+
+def test_a_rate_with_under_two_events_still_checks_the_rows_and_names_the_story():
+    """Catches the zero-events branch of the rates skipping the row check or losing the story's name."""
+    from bt_tutorial.lowlevel.feature_sets import _event_rows
+
+    rows = _event_rows(np.ones((1, 1)), np.array([3.0]), 40, "onewordstory", 20, 2.0)
+    assert rows.shape == (20, 1) and not rows.any()
+    with pytest.raises(ValueError, match="Story onewordstory: features give 20 TR rows but the responses have 19"):
+        _event_rows(np.ones((1, 1)), np.array([3.0]), 40, "onewordstory", 19, 2.0)
+
+
 def test_remove_lowlevel_refuses_features_whose_squares_overflow():
     """Catches a finite 1e20 that overflows the float32 ridge and leaves garbage residuals."""
     x, low = _planted_lowlevel(4)
