@@ -84,8 +84,8 @@ class AudioWindows:
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
-            rows = self[key[0]]
-            return rows[key[1:]] if isinstance(rows, np.ndarray) else np.asarray(rows)[(slice(None),) + key[1:]]
+            rows = np.asarray(self[key[0]])  # one window (1-D) or several (2-D): the columns come after
+            return rows[key[1:]] if rows.ndim == 1 else rows[(slice(None),) + key[1:]]
         if isinstance(key, slice):
             return AudioWindows._subset(self._view, self.stops[key])
         return self._view[self.stops[key]]  # an int: a view; an index array: a copy of those windows
@@ -209,7 +209,7 @@ def _cached_features(model, audio, folder: Path, layers, params, dtype, progress
     with tqdm(total=len(times), disable=not progress, desc=f"{model.name} features", unit="window") as bar:
         for chunk in _chunks(len(times), params):
             path = folder / f"windows_{chunk.start}-{chunk.stop}.npz"
-            cached = _read_cache(path) or {}
+            cached = _read_cache(path, stacklevel=4) or {}
             if all(k in cached for k in layers):
                 bar.update(chunk.stop - chunk.start)
             else:
@@ -321,8 +321,11 @@ def _cache_path(model, waveform, story, params, dtype, cache_dir) -> Path:
     return Path(cache_dir) / f"{model_folder_name(model.name)}-{model.fingerprint()}" / name
 
 
-def _read_cache(path: Path) -> dict | None:
-    """A cached chunk, or None when missing or unreadable (a damaged file is removed and recomputed)."""
+def _read_cache(path: Path, stacklevel: int = 3) -> dict | None:
+    """A cached chunk, or None when missing or unreadable (a damaged file is removed and recomputed).
+
+    ``stacklevel`` makes the warning name the line of the user's code that asked for the features.
+    """
     if not path.is_file():
         return None
     try:
@@ -330,13 +333,13 @@ def _read_cache(path: Path) -> dict | None:
             feats = {int(k[6:]): f[k] for k in f.files if k.startswith("layer_")}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         warnings.warn(f"The feature cache file {path} is damaged ({type(exc).__name__}): it is computed again.",
-                      stacklevel=3)
+                      stacklevel=stacklevel)
         path.unlink(missing_ok=True)
         return None
     bad = [k for k, v in feats.items() if not np.isfinite(v).all()]
     if bad:
         warnings.warn(f"The feature cache file {path} has non-finite values (layers {bad}): it is computed again.",
-                      stacklevel=3)
+                      stacklevel=stacklevel)
         path.unlink(missing_ok=True)
         return None
     return feats

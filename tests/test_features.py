@@ -79,9 +79,12 @@ def test_a_damaged_cache_chunk_is_computed_again(tiny_twin, tmp_path, damage):
         arrays["layer_1"][0, 0] = np.nan
         with open(chunks[0], "wb") as f:
             np.savez(f, **arrays)
-    with pytest.warns(UserWarning, match=f"{chunks[0].name} .* computed again"):
+    why = r"is damaged \((BadZipFile|EOFError|OSError|ValueError)\)" if damage == "truncated" else \
+        r"has non-finite values \(layers \[1\]\)"
+    with pytest.warns(UserWarning, match=f"{chunks[0].name} {why}: it is computed again") as caught:
         _, again = F.story_features(model, ds, "stagefright", [1], PARAMS, cache_dir=tmp_path, progress=False)
     np.testing.assert_allclose(again[1], first[1], atol=1e-6)
+    assert caught[0].filename == __file__  # the warning points at the reader's call
 
 
 class _PlantedModel:
@@ -235,3 +238,94 @@ def test_cache_size_of_a_story_shorter_than_the_trimmed_trs_has_no_rows():
     sizes = F.feature_cache_bytes(30.0, 8, 2, PARAMS, tr=2.0)
     assert sizes == {"windows": 60 * 64, "rows": 0}
     assert F.feature_cache_bytes(50.0, 8, 2, PARAMS, tr=2.0)["rows"] == 5 * 64
+
+
+class _FramesModel(_PlantedModel):
+    """Frame f of every window holds f, times (layer + 1); the window's audio ends 3 frames before its last."""
+
+    name = "planted/frames"
+
+    def hidden_states(self, inputs, max_layer=None):
+        n_frames = inputs.shape[1] // 320
+        frames = torch.arange(n_frames, dtype=torch.float32)[None, :, None].expand(len(inputs), n_frames, 2)
+        return [(k + 1) * frames for k in range((max_layer or 0) + 1)]
+
+    def last_audio_frame(self, n_samples):
+        return n_samples // 320 - 3
+
+
+@pytest.mark.parametrize("pool, frame", [("last", 97.0), ("stride", np.mean(np.arange(74, 98)))])
+def test_features_pool_the_frames_that_end_at_the_audios_last_frame(pool, frame):
+    """Catches the stop taken from the hidden size, one frame past the audio, or the pooled count miscomputed."""
+    params = F.FeatureParams(context=2.0, stride=0.5, batch_size=4, pool=pool)  # 100 frames, audio to frame 97
+    wav = np.ones(16000 * 3, np.float32)
+    _, feats = F.extract_features(_FramesModel(), wav, [0, 2], params, progress=False)
+    np.testing.assert_allclose(feats[0], frame)  # pool "stride": the last round(98 x 0.5 / 2) = 24 frames
+    np.testing.assert_allclose(feats[2], 3 * frame)
+
+
+def test_no_windows_give_empty_float32_features_for_every_layer():
+    """Catches the empty case returning None, a row of zeros, float64, or failing to concatenate nothing."""
+    ends, feats = F.extract_features(_PlantedModel(), np.ones(16000 * 3, np.float32), [0, 1], PARAMS,
+                                     progress=False, windows=slice(0, 0))
+    assert len(ends) == 0 and set(feats) == {0, 1}
+    for k in (0, 1):
+        assert feats[k].shape == (0, 2) and feats[k].dtype == np.float32
+
+
+def test_extract_features_shows_a_bar_unless_asked_not_to(capsys):
+    wav = np.ones(16000 * 2, np.float32)
+    F.extract_features(_PlantedModel(), wav, [0], PARAMS)
+    assert "planted/model features" in capsys.readouterr().err
+    F.extract_features(_PlantedModel(), wav, [0], PARAMS, progress=False)
+    assert "features" not in capsys.readouterr().err
+
+
+def test_reduced_precision_autocasts_to_the_asked_type_and_float32_not_at_all():
+    """Catches float16 run as bfloat16 (autocast's CPU default) or float32 run under an autocast that warns."""
+    import warnings
+
+    model = load_speech_model("tiny-wav2vec2")
+    wav = (0.1 * np.random.default_rng(0).standard_normal(16000 * 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, full = F.extract_features(model, wav, [2], PARAMS, dtype=torch.float32, progress=False)
+    err = {}
+    for dtype in (torch.float16, torch.bfloat16):
+        _, got = F.extract_features(model, wav, [2], PARAMS, dtype=dtype, progress=False)
+        err[dtype] = np.abs(got[2] - full[2]).max()
+    assert 0 < err[torch.float16] < err[torch.bfloat16] / 3  # 10 against 7 mantissa bits
+
+
+def test_the_default_cache_folder_is_in_the_data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BT_DATA", str(tmp_path))
+    path = F._cache_path(_PlantedModel(), np.ones(4, np.float32), "story_a", PARAMS, torch.float32, None)
+    assert path.parent.parent == tmp_path / "cache" / "features"
+
+
+def test_audio_windows_behave_as_a_float32_array_of_windows():
+    """Catches float stops kept as floats, float64 audio, empty stops refused, and wrong 2-D indexing or casts."""
+    wav = np.arange(10, dtype=np.float64)
+    w = F.AudioWindows(wav, np.array([3.0, 5.0, 12.0]), 4)  # the last window runs past the audio
+    assert w.dtype == np.float32 and w.shape == (3, 4)
+    np.testing.assert_array_equal(np.asarray(w), [[0, 0, 1, 2], [1, 2, 3, 4], [8, 9, 0, 0]])
+    np.testing.assert_array_equal(w[1:3, 1:3], [[2, 3], [9, 0]])  # a slice, then the columns
+    np.testing.assert_array_equal(w[0, 2:], [1, 2])
+    np.testing.assert_array_equal(w[np.array([2, 0]), :2], [[8, 9], [0, 0]])
+    half = np.asarray(w, dtype=np.float16)
+    assert half.dtype == np.float16 and half[2, 1] == 9
+    assert np.asarray(w, dtype=np.float64).dtype == np.float64
+    empty = F.AudioWindows(wav, np.array([], int), 4)
+    assert len(empty) == 0 and np.asarray(empty).shape == (0, 4)
+
+
+def test_a_damaged_rows_file_is_computed_again_and_the_warning_points_at_the_call(tmp_path):
+    """Catches the rows' warning pointing inside the package, or a damaged rows file kept."""
+    model, ds = _PlantedModel(), _StubDataset()
+    first = F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    (rows_file,) = tmp_path.rglob("rows_*.npz")
+    rows_file.write_bytes(b"not a zip")
+    with pytest.warns(UserWarning, match=f"{rows_file.name} is damaged") as caught:
+        again = F.story_rows(model, ds, "story_a", [0], PARAMS, cache_dir=tmp_path, progress=False)
+    assert caught[0].filename == __file__
+    np.testing.assert_array_equal(again[0], first[0])
