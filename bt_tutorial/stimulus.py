@@ -14,11 +14,12 @@ from __future__ import annotations
 import codecs
 import functools
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._stack import warn_at_caller
 
 BAD_WORDS = frozenset(
     ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
@@ -228,7 +229,7 @@ def _replace_phones(words: Intervals, problem: StimulusFileError, bad_phones: st
     else:
         phones = dictionary_phones(words)
         instead = f"its {len(phones)} phones come from the CMU pronouncing dictionary of its words"
-    warnings.warn(f"{problem} The words are kept; {instead} (read_textgrid(bad_phones=...)).", stacklevel=4)
+    warn_at_caller(f"{problem} The words are kept; {instead} (read_textgrid(bad_phones=...)).")
     return phones
 
 

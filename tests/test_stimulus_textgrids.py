@@ -210,7 +210,7 @@ def test_a_broken_phone_tier_keeps_the_words_and_warns_once(tmp_path, case):
     path.write_text(text)
     with pytest.warns(UserWarning) as caught:
         words, phones = read_textgrid(path)
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].filename == __file__  # the warning names the reader's call
     message = str(caught[0].message)
     assert "story.TextGrid" in message and "'phone'" in message and "words are kept" in message
     if problem:
@@ -245,7 +245,7 @@ def test_a_broken_word_tier_is_still_an_error(tmp_path):
 def test_damaged_chronological_file_is_a_clear_error(tmp_path):
     path = tmp_path / "story.TextGrid"
     path.write_text(CHRONOLOGICAL.replace("2   ! Number of tiers.", "3   ! Number of tiers."))
-    with pytest.raises(StimulusFileError, match="story.TextGrid cannot be parsed as a TextGrid"):
+    with pytest.raises(StimulusFileError, match=r"story.TextGrid cannot be parsed as a TextGrid \((?!NoneType)\w+: "):
         read_textgrid(path)
 
 

@@ -524,6 +524,29 @@ def test_paper_recipe_trains_in_eval_mode(family, tmp_path):
     assert training is True and not torch.allclose(output, reference, atol=1e-3)
 
 
+def test_tuning_data_indexes_every_row_of_every_story_and_batches_them():
+    """Catches rows left out of the index, or a batch that pairs a window with another row's target."""
+    windows = [np.arange(12, dtype=np.float32).reshape(3, 4), 100 + np.arange(8, dtype=np.float32).reshape(2, 4)]
+    targets = [np.arange(15, dtype=np.float32).reshape(3, 5), -np.arange(10, dtype=np.float32).reshape(2, 5)]
+    data = TuningData(windows, targets)
+    assert len(data) == 5 and data.window_samples == 4
+    assert data.index.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]]
+    x, y = data.batch(np.array([4, 0]))
+    np.testing.assert_array_equal(x, [windows[1][1], windows[0][0]])
+    assert isinstance(y, torch.Tensor)
+    np.testing.assert_array_equal(y.numpy(), [targets[1][1], targets[0][0]])
+
+
+def test_the_chunk_control_permutes_at_random_unless_a_distance_is_given():
+    """Catches a default distance other than 0, which would swap chunks in turn instead."""
+    targets = [np.arange(40, dtype=float)[:, None]]
+    default = control_targets(targets, "chunk_permute", 4, np.random.default_rng(3))
+    random = control_targets(targets, "chunk_permute", 4, np.random.default_rng(3), chunk_distance=0)
+    swapped = control_targets(targets, "chunk_permute", 4, np.random.default_rng(3), chunk_distance=1)
+    np.testing.assert_array_equal(default[0], random[0])
+    assert not np.array_equal(default[0], swapped[0])
+
+
 def test_controls_follow_the_authors_rules():
     """Catches a control that keeps a story's own responses, a wrong top-up, or swaps nearer than 10 chunks."""
     from bt_tutorial.brain_tuning import chunk_order

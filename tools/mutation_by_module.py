@@ -48,7 +48,9 @@ MODULES = {  # module -> (files mutated, test files)
         "other_story_top_up_draws_every_row_and_a_single_story_is_refused",
         "chunk_permute_passes_the_distance_and_falls_back_to_a_random_order",
         "a_story_with_other_voxel_columns_is_refused", "brain_tune_passes_every_setting_to_the_data_and_the_loop",
-        "prepare_tuning_data_builds_what_the_recipe_says")),
+        "prepare_tuning_data_builds_what_the_recipe_says",
+        "tuning_data_indexes_every_row_of_every_story_and_batches_them",
+        "the_chunk_control_permutes_at_random_unless_a_distance_is_given")),
     "settings": (["bt_tutorial/brain_tuning/settings.py"], _units(
         "profile_settings_and_run_folders", "command_line_presets_and_overrides",
         "tuned_model_dir_names_the_brain_run_and_each_control", "tuning_config_accepts_every_bound_it_documents",

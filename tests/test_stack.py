@@ -1,0 +1,26 @@
+"""bt_tutorial._stack: a warning names the first line outside the package, however deep it is raised."""
+
+import warnings
+
+import pytest
+
+from bt_tutorial._stack import warn_at_caller
+
+
+def test_a_direct_call_warns_at_the_calling_line():
+    with pytest.warns(RuntimeWarning, match="here") as caught:
+        warn_at_caller("here", RuntimeWarning)
+    assert caught[0].filename == __file__
+
+
+def test_calls_through_the_package_warn_at_the_users_line(tmp_path):
+    """Catches a fixed stacklevel: read_textgrid is one level above load_transcript's call of it."""
+    from bt_tutorial.stimulus import dictionary_phones, Intervals, _replace_phones, StimulusFileError
+    import numpy as np
+
+    words = Intervals(("hello",), np.array([0.0]), np.array([1.2]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        phones = _replace_phones(words, StimulusFileError("x.TextGrid: no phones."), "dictionary")
+    assert caught[0].filename == __file__ and "words are kept" in str(caught[0].message)
+    assert phones.labels == dictionary_phones(words).labels
