@@ -4,6 +4,7 @@ The modules, in the order the data flow through them (audio -> features -> TR gr
 -> ridge -> scores -> ROIs -> figures; brain-tuning feeds a tuned model back in):
 
 Settings and data
+    ``_stack``         warnings that name the user's line, however deep they are raised
     ``config``         profiles (``demo`` / ``full``), the data home, feature window settings
     ``stimulus``       audio files (read at 16 kHz) and TextGrid transcripts
     ``timing``         the TR grid of a story, the HRF, resampling features onto response rows

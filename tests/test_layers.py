@@ -10,8 +10,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bt_tutorial"
 # modules that import nothing from the package
-LEAVES = {"config", "stimulus", "timing", "noise_ceiling", "surface", "whisper_ct2",
+LEAVES = {"_stack", "config", "stimulus", "timing", "noise_ceiling", "surface", "whisper_ct2",
           "lowlevel.phones", "file_formats", "stories", "layout", "command_line", "encoding_inputs"}
+# below every module: warnings at the user's line; a leaf may import it
+UTILITIES = {"_stack"}
 # the one module outside synthetic/ that may import it: it generates the demo data on first use
 TWIN_GATEWAY = "profiles"
 
@@ -100,7 +102,7 @@ def test_no_import_cycle():
 
 @pytest.mark.parametrize("leaf", sorted(LEAVES))
 def test_leaves_import_nothing_from_the_package(leaf):
-    assert GRAPH[leaf] == set(), f"{leaf} imports {sorted(GRAPH[leaf])}"
+    assert GRAPH[leaf] - UTILITIES == set(), f"{leaf} imports {sorted(GRAPH[leaf])}"
 
 
 def test_only_the_gateway_imports_the_twin():
