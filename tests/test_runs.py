@@ -135,8 +135,13 @@ def test_resume_with_overwrite_keeps_a_matching_run_and_replaces_a_stale_one(tmp
     first = (tmp_path / "history.json").read_text()
     assert run(tmp_path, one_epoch, resume=True, overwrite=True).completed
     assert (tmp_path / "history.json").read_text() == first  # resumed (finished), not retrained
-    with pytest.warns(RuntimeWarning, match="(?s)stale run.*Cannot resume.*data: checkpoint.*training starts\\sagain"):
+    with pytest.warns(RuntimeWarning, match="(?s)stale run.*Cannot resume.*data: checkpoint.*training starts\\sagain") as caught:
         again = run(tmp_path, one_epoch, shift=3.0, resume=True, overwrite=True)
+    (stale,) = [w for w in caught if "stale run" in str(w.message)]
+    message = " ".join(str(stale.message).split())
+    assert f"Cannot resume from {tmp_path / runs.CHECKPOINT}:" in message  # the file, without the advice:
+    assert "Use another" not in message and "It is not" not in message  # the warning gives its own
+    assert stale.filename == __file__
     assert again.completed and (tmp_path / "history.json").read_text() != first
     torch.save({"model": np.zeros(2)}, tmp_path / runs.CHECKPOINT)  # an older version's pickle
     with pytest.raises(RunFolderError, match="Cannot load"):

@@ -111,7 +111,7 @@ def _replace_if_stale(out: Path, config: TuningConfig, run: dict, voxels: np.nda
     except RunFolderError as err:
         reason = str(err).split(" Use another", 1)[0].split(" It is not", 1)[0]
         warn_run("A stale run is replaced.", f"{reason} overwrite=True: the previous run in {out} is "
-                 "deleted and training starts again.", stacklevel=4)
+                 "deleted and training starts again.")
         prepare_folder(out, resume=False, overwrite=True)
 
 

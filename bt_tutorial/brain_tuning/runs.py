@@ -19,12 +19,13 @@ import os
 import re
 import shutil
 import textwrap
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .._stack import warn_at_caller
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.previous.pt"
@@ -217,18 +218,19 @@ def load_latest(out: Path, device, warn: bool = True) -> tuple:
             step = (saved.get("progress") or {}).get("step", 0)
             where = f"epoch {saved['epoch'] + 1}, step {step}" if step else f"the end of epoch {saved['epoch']}"
             warn_run("The latest checkpoint is damaged.", f"{_what(err)}; resuming from the previous "
-                     f"checkpoint {previous} ({where}) instead.", stacklevel=3)
+                     f"checkpoint {previous} ({where}) instead.")
         return saved, previous, True
 
 
-def warn_run(headline: str, detail: str, stacklevel: int) -> None:
+def warn_run(headline: str, detail: str) -> None:
     """A ``RuntimeWarning`` about a run folder: a short headline, then ``detail`` wrapped to 80 columns.
 
-    Python prints a warning after the file and line that caused it, so the headline stays short
-    and the detail, paths included, goes on lines of its own that fit a code box of the book.
+    Python prints a warning after the file and line that caused it (the user's call of
+    ``brain_tune``, however deep the folder is read), so the headline stays short and the
+    detail, paths included, goes on lines of its own that fit a code box of the book.
     """
     body = textwrap.fill(detail, 80, break_long_words=False, break_on_hyphens=False)
-    warnings.warn(f"{headline}\n{body}", RuntimeWarning, stacklevel=stacklevel + 1)
+    warn_at_caller(f"{headline}\n{body}", RuntimeWarning)
 
 
 def _what(err: RunFolderError) -> str:
