@@ -314,6 +314,19 @@ def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
     assert np.isclose(scores["val_loss"], np.mean((pred - y.numpy()) ** 2), rtol=1e-5)
 
 
+def test_the_ridge_head_shows_its_two_bars_only_when_asked(capsys):
+    """Catches init_ridge_head printing bars by default, or not passing progress to both pooled passes."""
+    from bt_tutorial.brain_tuning import BrainTunedModel
+    from bt_tutorial.brain_tuning.loop import init_ridge_head
+
+    train, val = linear_target()
+    model = BrainTunedModel(load_speech_model("tiny-whisper"), 3)
+    init_ridge_head(model, train, val, batch_size=8)
+    assert "pooled outputs" not in capsys.readouterr().err
+    init_ridge_head(model, train, val, batch_size=8, progress=True)
+    assert capsys.readouterr().err.count("pooled outputs: 100%") == 2
+
+
 def test_select_by_correlation_keeps_the_best_correlation_epoch(tmp_path):
     train, val = linear_target()
     config = TuningConfig(**{**FAST.__dict__, "epochs": 3, "select_by": "val_r", "head_init": "ridge"})
