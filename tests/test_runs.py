@@ -291,6 +291,31 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_loads(tmp_pat
         runs.load_latest(tmp_path, "cpu")
 
 
+def test_a_resume_from_the_previous_checkpoint_never_moves_the_damaged_one_over_it(tmp_path):
+    """Catches the epoch's checkpoint write keeping the damaged checkpoint.pt as the previous one, which
+    leaves no good checkpoint behind (the resumed epoch has no step checkpoint before its end)."""
+    latest, previous = _two_checkpoints(tmp_path)
+    _damage(latest, "truncated")
+    with pytest.warns(RuntimeWarning, match="latest checkpoint is damaged"):
+        result = run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1, "checkpoint_every_steps": 2}),
+                     resume=True)
+    assert result.completed
+    assert runs.load_checkpoint(latest, "cpu")["epoch"] == 1
+    kept = runs.load_checkpoint(previous, "cpu")  # the good step-2 checkpoint, not the damaged file
+    assert (kept["epoch"], kept["progress"]["step"]) == (0, 2)
+
+
+def test_a_run_writes_the_best_head_and_a_readable_history(tmp_path):
+    """Catches head.pt misnamed or written empty."""
+    result = run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1}))
+    head = torch.load(tmp_path / "head.pt", weights_only=True)
+    saved = runs.load_checkpoint(tmp_path / runs.CHECKPOINT, "cpu")
+    assert set(head) == {"weight", "bias"} and head["weight"].shape == (2, 32)
+    for name in ("weight", "bias"):
+        assert torch.equal(head[name], saved["model"][f"head.{name}"])  # one epoch: the best is the last
+    assert result.best_epoch == 1
+
+
 def test_a_checkpoint_only_in_the_previous_file_is_resumed(tmp_path):
     """Catches a kill between save_checkpoint's two renames (no checkpoint.pt) read as a folder without a run."""
     latest, previous = _two_checkpoints(tmp_path)
@@ -338,3 +363,32 @@ def test_a_negative_seed_is_refused_with_the_flag(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: seed must be a non-negative integer (--seed), got -1."]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("dtype, scaled", [(torch.bfloat16, False), (torch.float16, True)])
+def test_mixed_precision_on_a_gpu_autocasts_to_its_type_and_scales_fp16_only(monkeypatch, dtype, scaled):
+    """Catches the GPU branch never taken ('CUDA'), autocast to the wrong device or type, or a scaler with bf16.
+    Run on the CPU: the GPU's type is planted and torch only builds the contexts."""
+    import warnings
+
+    from bt_tutorial.brain_tuning import loop
+
+    monkeypatch.setattr(loop, "reduced_precision", lambda device: dtype)
+    assert loop._precision(torch.device("cpu")) == (loop.nullcontext, None)
+    assert loop._precision(torch.device("cuda"), enabled=False) == (loop.nullcontext, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch: CUDA is not available here, autocast disabled
+        autocast, scaler = loop._precision(torch.device("cuda"))
+        context = autocast()
+    assert (context.device, context.fast_dtype) == ("cuda", dtype)
+    assert (scaler is not None) == scaled
+
+
+def test_resume_refuses_other_target_voxels_and_says_so():
+    from bt_tutorial.brain_tuning import loop
+
+    config = TuningConfig(**QUICK.__dict__)
+    saved = {"config": loop.asdict(config), "run": {"model": "m"}, "voxels": torch.arange(3)}
+    loop._check_resume(saved, config, {"model": "m"}, np.arange(3), "ckpt.pt")  # the same: no error
+    with pytest.raises(RunFolderError, match=r"Cannot resume from ckpt.pt: target voxels differ\. Use another"):
+        loop._check_resume(saved, config, {"model": "m"}, np.arange(1, 4), "ckpt.pt")
