@@ -327,6 +327,22 @@ def test_the_ridge_head_shows_its_two_bars_only_when_asked(capsys):
     assert capsys.readouterr().err.count("pooled outputs: 100%") == 2
 
 
+def test_evaluate_keeps_its_sums_in_float64_for_responses_far_from_zero():
+    """Catches float32 running sums: with a large offset, sum(p^2) - sum(p)^2 / n cancels to noise."""
+    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate, mean_correlation
+
+    _, val = linear_target()
+    model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
+    with torch.no_grad():
+        model.head.bias += 3000.0
+    far = TuningData(val.windows, [t + 3000.0 for t in val.targets])
+    x, y = far.batch(np.arange(len(far)))
+    with torch.no_grad():
+        pred = model(model.speech_model.prepare(x)).double().numpy()
+    scores = evaluate(model, far, batch_size=5)
+    assert np.isclose(scores["val_r"], mean_correlation(pred, y.double().numpy()), atol=1e-4)
+
+
 def test_select_by_correlation_keeps_the_best_correlation_epoch(tmp_path):
     train, val = linear_target()
     config = TuningConfig(**{**FAST.__dict__, "epochs": 3, "select_by": "val_r", "head_init": "ridge"})
