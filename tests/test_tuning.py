@@ -630,6 +630,35 @@ def test_padded_whisper_head_averages_the_audio_frames_only():
         assert torch.allclose(whole.pool(y), cut.last_hidden_state(y).mean(1))
 
 
+def test_training_pools_a_padded_whisper_over_the_windows_audio_frames(tmp_path):
+    """Catches train_model building its model without the window length: a padded Whisper would then
+    average its 1,500 frames, padding included. Its starting scores are those of the right model."""
+    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate
+
+    train, val = linear_target(n_stories=3, rows=8)
+    config = TuningConfig(**{**FAST.__dict__, "epochs": 1, "mixed_precision": False})
+    result = train_model(load_speech_model("tiny-whisper", whisper_pad_to_30s=True), train, val, np.arange(3),
+                         tmp_path, config, device="cpu", progress=False)
+    torch.manual_seed(config.seed)
+    model = BrainTunedModel(load_speech_model("tiny-whisper", whisper_pad_to_30s=True), 3, train.window_samples)
+    expected = evaluate(model, val, config.batch_size)
+    assert result.initial["val_loss"] == pytest.approx(expected["val_loss"], rel=1e-5)
+    assert result.initial["val_r"] == pytest.approx(expected["val_r"], abs=1e-5)
+
+
+def test_training_shows_its_bars_only_when_asked(tmp_path, capsys):
+    train, val = linear_target(n_stories=3, rows=8)
+    config = TuningConfig(**{**FAST.__dict__, "epochs": 1, "head_init": "ridge"})
+    train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path / "quiet", config,
+                device="cpu", progress=False)
+    quiet = capsys.readouterr().err  # transformers' save_pretrained has a bar of its own
+    assert "pooled outputs" not in quiet and "epoch 1" not in quiet
+    train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path / "bars", config,
+                device="cpu", progress=True)
+    err = capsys.readouterr().err
+    assert "pooled outputs: 100%" in err and "epoch 1" in err
+
+
 def test_paper_recipe_learning_rates_per_epoch(monkeypatch, tmp_path):
     """Catches a schedule that is not the authors' in a real run: Adam without weight decay, the
     backbone at 0, 0.2 and 0.4 of 5e-5 in epochs 1-3, the head at 1, 0.8 and 0.64 of 1e-4."""
