@@ -102,7 +102,8 @@ def test_resume_with_another_configuration_lists_the_differences(tmp_path):
     train, val = learnable()
     train_model(load_speech_model("tiny-hubert"), train, val, np.arange(3), tmp_path,
                 TuningConfig(**{**FAST.__dict__, "epochs": 1}), device="cpu", progress=False)
-    with pytest.raises(ValueError, match="lr_head: checkpoint 0.05, now 0.1"):
+    with pytest.raises(ValueError, match=f"Cannot resume from {tmp_path / 'checkpoint.pt'}: .*lr_head: checkpoint "
+                                         "0.05, now 0.1"):
         train_model(load_speech_model("tiny-hubert"), train, val, np.arange(3), tmp_path,
                     TuningConfig(**{**FAST.__dict__, "epochs": 1, "lr_head": 0.1}), resume=True,
                     device="cpu", progress=False)
@@ -300,6 +301,9 @@ def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
         runs[init] = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path / init,
                                  config, device="cpu", progress=False)
     assert "alpha" in runs["ridge"].initial and "alpha" not in runs["random"].initial
+    from bt_tutorial.brain_tuning.model import RIDGE_HEAD_ALPHAS
+
+    assert runs["ridge"].initial["alpha"] in RIDGE_HEAD_ALPHAS
     assert runs["ridge"].initial["val_r"] > 0.5 > abs(runs["random"].initial["val_r"])
     assert runs["ridge"].initial["val_loss"] < runs["random"].initial["val_loss"]
     # evaluate's streaming correlation is the plain one
