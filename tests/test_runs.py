@@ -392,3 +392,14 @@ def test_resume_refuses_other_target_voxels_and_says_so():
     loop._check_resume(saved, config, {"model": "m"}, np.arange(3), "ckpt.pt")  # the same: no error
     with pytest.raises(RunFolderError, match=r"Cannot resume from ckpt.pt: target voxels differ\. Use another"):
         loop._check_resume(saved, config, {"model": "m"}, np.arange(1, 4), "ckpt.pt")
+
+
+def test_a_damaged_latest_checkpoint_is_reported_once_when_resuming_with_overwrite(tmp_path):
+    """Catches the stale-run check reporting the damaged checkpoint too: the same warning twice."""
+    latest, previous = _two_checkpoints(tmp_path)
+    _damage(latest, "truncated")
+    with pytest.warns(RuntimeWarning) as caught:
+        result = run(tmp_path, TuningConfig(**{**QUICK.__dict__, "epochs": 1, "checkpoint_every_steps": 2}),
+                     resume=True, overwrite=True)
+    assert result.completed
+    assert sum("latest checkpoint is damaged" in str(w.message) for w in caught) == 1

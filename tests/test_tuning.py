@@ -347,6 +347,25 @@ def test_evaluate_keeps_its_sums_in_float64_for_responses_far_from_zero():
     assert np.isclose(scores["val_r"], mean_correlation(pred, y.double().numpy()), atol=1e-4)
 
 
+def test_evaluate_scores_small_responses_and_gives_a_constant_voxel_r_0():
+    """Catches a floor on the variance product (small responses would be scaled wrong), or a division
+    by a zero variance (a constant voxel's NaN would make the mean r NaN)."""
+    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate, mean_correlation
+
+    _, val = linear_target()
+    model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
+    with torch.no_grad():
+        model.head.weight *= 1e-3
+    small = TuningData(val.windows, [np.column_stack([1e-3 * t[:, :2], np.zeros(len(t))]).astype(np.float32)
+                                     for t in val.targets])
+    x, y = small.batch(np.arange(len(small)))
+    with torch.no_grad():
+        pred = model(model.speech_model.prepare(x)).double().numpy()
+    r = [np.corrcoef(pred[:, j], y.numpy()[:, j])[0, 1] for j in range(2)] + [0.0]  # the constant voxel: 0
+    scores = evaluate(model, small, batch_size=5)
+    assert np.isclose(scores["val_r"], np.mean(r), atol=1e-4)
+
+
 def test_select_by_correlation_keeps_the_best_correlation_epoch(tmp_path):
     train, val = linear_target()
     config = TuningConfig(**{**FAST.__dict__, "epochs": 3, "select_by": "val_r", "head_init": "ridge"})
@@ -818,6 +837,11 @@ def test_resume_within_an_epoch_gives_the_same_weights(cut_within_an_epoch, tmp_
     assert result.completed and [h["epoch"] for h in result.history] == [1, 2, 3]
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(weights[name], value), name
+    import json
+
+    uninterrupted = json.loads((cut.parent / "full" / "history.json").read_text())
+    for mine, theirs in zip(result.history, uninterrupted):  # epoch 2's loss counts its steps before the cut
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6), mine["epoch"]
 
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(cut_within_an_epoch, tmp_path):
