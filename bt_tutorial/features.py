@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 import zipfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ._stack import warn_at_caller
 from .config import PAPER_PARAMS, FeatureParams, model_folder_name, resolve_data_home  # noqa: F401 (re-exported)
 from .models import SAMPLE_RATE, SpeechModel, reduced_precision
 from .timing import TR, to_response_rows
@@ -209,7 +209,7 @@ def _cached_features(model, audio, folder: Path, layers, params, dtype, progress
     with tqdm(total=len(times), disable=not progress, desc=f"{model.name} features", unit="window") as bar:
         for chunk in _chunks(len(times), params):
             path = folder / f"windows_{chunk.start}-{chunk.stop}.npz"
-            cached = _read_cache(path, stacklevel=4) or {}
+            cached = _read_cache(path) or {}
             if all(k in cached for k in layers):
                 bar.update(chunk.stop - chunk.start)
             else:
@@ -321,25 +321,21 @@ def _cache_path(model, waveform, story, params, dtype, cache_dir) -> Path:
     return Path(cache_dir) / f"{model_folder_name(model.name)}-{model.fingerprint()}" / name
 
 
-def _read_cache(path: Path, stacklevel: int = 3) -> dict | None:
-    """A cached chunk, or None when missing or unreadable (a damaged file is removed and recomputed).
-
-    ``stacklevel`` makes the warning name the line of the user's code that asked for the features.
-    """
+def _read_cache(path: Path) -> dict | None:
+    """A cached chunk, or None when missing or unreadable (a damaged file is removed and recomputed)."""
     if not path.is_file():
         return None
     try:
         with np.load(path) as f:
             feats = {int(k[6:]): f[k] for k in f.files if k.startswith("layer_")}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"The feature cache file {path} is damaged ({type(exc).__name__}): it is computed again.",
-                      stacklevel=stacklevel)
+        warn_at_caller(f"The feature cache file {path} is damaged ({type(exc).__name__}): it is computed again.")
         path.unlink(missing_ok=True)
         return None
     bad = [k for k, v in feats.items() if not np.isfinite(v).all()]
     if bad:
-        warnings.warn(f"The feature cache file {path} has non-finite values (layers {bad}): it is computed again.",
-                      stacklevel=stacklevel)
+        warn_at_caller(f"The feature cache file {path} has non-finite values (layers {bad}): "
+                       "it is computed again.")
         path.unlink(missing_ok=True)
         return None
     return feats

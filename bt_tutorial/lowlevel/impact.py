@@ -26,7 +26,6 @@ projection overfits: the test residuals then lose the semantic part too.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +33,7 @@ from himalaya.backend import get_backend, set_backend
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import r2_score
 
+from .._stack import warn_at_caller
 from ..alignment import DELAYS, scored_test_rows, split_responses
 from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
 from ..encoding_inputs import largest_safe
@@ -196,8 +196,8 @@ def percent_drop(r_orig, r_resid, masks: dict) -> dict:
         else:
             drops[roi] = 100.0 * (orig[roi] - resid[roi]) / orig[roi]
     if undefined:
-        warnings.warn(f"Percentage drop undefined (NaN) for ROIs with mean r_orig <= 0 or no voxels: "
-                      f"{undefined}.", stacklevel=2)
+        warn_at_caller(f"Percentage drop undefined (NaN) for ROIs with mean r_orig <= 0 or no voxels: "
+                       f"{undefined}.")
     return drops
 
 
