@@ -24,3 +24,15 @@ def test_calls_through_the_package_warn_at_the_users_line(tmp_path):
         phones = _replace_phones(words, StimulusFileError("x.TextGrid: no phones."), "dictionary")
     assert caught[0].filename == __file__ and "words are kept" in str(caught[0].message)
     assert phones.labels == dictionary_phones(words).labels
+
+
+def test_the_packages_files_and_mutmuts_trampoline_count_as_inside():
+    """Catches `make mutation` pointing warnings at mutmut's trampoline, which failed its clean test pass."""
+    import os
+
+    import bt_tutorial.stimulus
+    from bt_tutorial._stack import _inside
+
+    assert _inside(bt_tutorial.stimulus.__file__)
+    assert _inside(os.path.join(os.sep, "venv", "site-packages", "mutmut", "mutation", "trampoline.py"))
+    assert not _inside(__file__)
