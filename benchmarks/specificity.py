@@ -14,6 +14,15 @@ alignment per ROI is what a model would gain if tuning had taught it exactly tha
 - low-level gains larger in early auditory: a model that sharpens its acoustics gains there.
 
 Written to ``benchmarks/results/specificity.json``.
+
+With ``--tune-on late_language`` it also tests why the demo's tuning gains as much in early
+auditory as in late language: the brain-tuned model and its control are tuned as in
+chapter 4 (demo sizes, lag-ridge recipe) but on the late-language targets only, and the
+three models are compared per ROI with the book's functions (``demo_effects.measure``).
+Runs go to ``$BT_DATA/bench_runs/tune-on-<roi>/<subject>``; written to
+``benchmarks/results/specificity_tuned.json``.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/specificity.py --subjects UTS01 --tune-on late_language
 """
 
 from __future__ import annotations
@@ -80,14 +89,68 @@ def oracle_gains(model_rows: dict, dataset, subject: str, sets=TRUTH_SETS, rois=
     return out
 
 
+def targets_in_roi(data, voxels: np.ndarray, inside: np.ndarray) -> tuple:
+    """Training or validation data cut to the target voxels inside an ROI.
+
+    Parameters
+    ----------
+    data : TuningData
+    voxels : ndarray of int, shape (n_targets,)
+        Response columns of ``data.targets``.
+    inside : ndarray of bool, shape (n_voxels,)
+
+    Returns
+    -------
+    data : TuningData
+        Same windows, targets of shape (n_rows_i, n_kept).
+    voxels : ndarray of int, shape (n_kept,)
+    """
+    from bt_tutorial.brain_tuning import TuningData
+
+    keep = inside[voxels]
+    return TuningData(data.windows, [t[:, keep] for t in data.targets]), voxels[keep]
+
+
+def tune_on_roi(dataset, config, subject: str, roi: str, root: Path) -> dict:
+    """Brain-tuned model and control of chapter 4, tuned on the targets inside ``roi`` only."""
+    from bt_tutorial.brain_tuning import prepare_tuning_data, train_model
+    from demo_effects import tuning_settings
+
+    inside = twin_roi_masks(dataset.root, subject, hemispheres=False)[roi]
+    runs = {}
+    for label, control in (("brain-tuned", None), ("control", "chunk_permute")):
+        settings = tuning_settings("lag-ridge", {}, control)
+        model = load_speech_model(config.model_name, data_home=config.data_home, device="cpu")
+        train, val, voxels = prepare_tuning_data(model, dataset, subject, settings)
+        train, kept = targets_in_roi(train, voxels, inside)
+        val, _ = targets_in_roi(val, voxels, inside)
+        result = train_model(model, train, val, kept, root / label, settings, resume=True, device="cpu",
+                             progress=False, subject=subject)
+        runs[label] = {"backbone": str(result.backbone_dir), "n_voxels": int(len(kept)),
+                       "best_epoch": result.best_epoch}
+    return runs
+
+
+def tuned_gains(measures: dict, rois=ROIS) -> dict:
+    """Paired differences per ROI at the layer chosen on the pretrained model (from ``demo_effects.measure``)."""
+    layer = str(measures["layer"])
+    return {roi: {r["comparison"]: {k: r[k] for k in ("difference", "low", "high", "verdict")}
+                  for r in measures["alignment"][roi][layer]} for roi in rois}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", nargs="+", default=["UTS01", "UTS02", "UTS03"])
     parser.add_argument("--layer", type=int, default=2, help="hidden state of the pretrained model")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/specificity.json"))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tune-on", default=None, choices=ROIS,
+                        help="tune on this ROI's targets only and compare the models per ROI")
     args = parser.parse_args(argv)
     config = get_config(profile="demo")
     dataset = open_dataset(config)
+    if args.tune_on:
+        return tuned_on_roi_main(args, config, dataset)
+    args.out = args.out or Path("benchmarks/results/specificity.json")
     model = load_speech_model(config.model_name, data_home=config.data_home, device="cpu")
     out = {"layer": args.layer, "model": config.model_name, "subjects": {}}
     for subject in args.subjects:
@@ -101,6 +164,22 @@ def main(argv=None) -> int:
         print(subject, json.dumps(result, indent=None, default=lambda v: round(v, 4)), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def tuned_on_roi_main(args, config, dataset) -> int:
+    from demo_effects import measure
+
+    out = {"tuned_on": args.tune_on, "model": config.model_name, "subjects": {}}
+    path = args.out or Path("benchmarks/results/specificity_tuned.json")
+    for subject in args.subjects:
+        root = config.data_home / "bench_runs" / f"tune-on-{args.tune_on}" / subject
+        runs = tune_on_roi(dataset, config, subject, args.tune_on, root)
+        measures = measure(dataset, config, subject, runs, effects=())
+        out["subjects"][subject] = {"runs": runs, "layer": measures["layer"], "gains": tuned_gains(measures)}
+        print(subject, json.dumps(out["subjects"][subject]["gains"], default=lambda v: round(v, 4)), flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -29,3 +29,19 @@ def test_the_semantic_drive_helps_late_language_most_and_the_lowlevel_drive_audi
     assert sem["late_language"] > 0.3 and sem["late_language"] > sem["early_auditory"] + 0.1
     assert low["early_auditory"] > 0.3 and low["early_auditory"] > low["late_language"] + 0.1
     assert sem["early_auditory"] > sem["primary_auditory"] and low["primary_auditory"] > low["early_auditory"]
+
+
+def test_tuning_data_is_cut_to_the_targets_inside_the_roi():
+    """Catches the ROI mask applied to target positions instead of the targets' voxel indices."""
+    from bt_tutorial.brain_tuning import TuningData
+
+    voxels = np.array([1, 4, 6, 9])
+    inside = np.zeros(10, bool)
+    inside[[0, 1, 2, 6]] = True  # as positions 0-2 it would keep 1, 4, 6 instead
+    targets = [np.arange(12.0).reshape(3, 4), np.arange(8.0).reshape(2, 4)]
+    data = TuningData([np.zeros((3, 5)), np.zeros((2, 5))], targets)
+    cut, kept = specificity.targets_in_roi(data, voxels, inside)
+    np.testing.assert_array_equal(kept, [1, 6])
+    np.testing.assert_array_equal(cut.targets[0], targets[0][:, [0, 2]])
+    np.testing.assert_array_equal(cut.targets[1], targets[1][:, [0, 2]])
+    assert cut.windows is data.windows and len(cut) == 5

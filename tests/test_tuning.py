@@ -867,3 +867,40 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(cut_within_a
     assert result.completed
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(weights[name], value), name
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_validation_score(monkeypatch, tmp_path):
+    """Catches patience counted from the wrong epoch or compared with > instead of >= (one epoch too many),
+    and a tie taken for an improvement."""
+    from bt_tutorial.brain_tuning import loop
+
+    scripted = iter([2.0, 1.0, 0.9, 0.9, 0.97, 0.5, 0.4])  # the first one scores the initial model
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: {"val_loss": next(scripted), "val_r": 0.0})
+    train, val = learnable(n_stories=2, rows=4)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=6, patience=2)
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         device="cpu", progress=False)
+    assert [h["val_loss"] for h in result.history] == [1.0, 0.9, 0.9, 0.97]  # epochs 3 and 4 bring nothing
+    assert result.best_epoch == 2 and result.initial["val_loss"] == 2.0
+
+
+def test_train_loss_is_the_mean_of_the_steps_losses(monkeypatch, tmp_path):
+    """Catches a step's loss summed from a start other than 0, or the epoch's mean taken over other steps."""
+    recorded = []
+    mse = torch.nn.functional.mse_loss
+
+    def recording(*args, **kwargs):
+        loss = mse(*args, **kwargs)
+        recorded.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", recording)
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         device="cpu", progress=False)
+    per_epoch = len(recorded) // 2
+    assert per_epoch == 4  # 2 stories of 8 rows, one chunk of 4 rows per step
+    for epoch, h in enumerate(result.history):
+        assert h["train_loss"] == pytest.approx(np.mean(recorded[epoch * per_epoch:(epoch + 1) * per_epoch]),
+                                                rel=1e-6)
