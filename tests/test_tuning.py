@@ -904,3 +904,12 @@ def test_train_loss_is_the_mean_of_the_steps_losses(monkeypatch, tmp_path):
     for epoch, h in enumerate(result.history):
         assert h["train_loss"] == pytest.approx(np.mean(recorded[epoch * per_epoch:(epoch + 1) * per_epoch]),
                                                 rel=1e-6)
+
+
+def test_a_run_stopped_within_its_first_epoch_has_no_best_epoch(tmp_path):
+    """Catches best_epoch starting at 1: a run stopped before any epoch ended would name an epoch never scored."""
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         device="cpu", progress=False, stop_after_steps=1)
+    assert (result.best_epoch, result.history, result.completed) == (0, [], False)
