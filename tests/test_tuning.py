@@ -913,3 +913,26 @@ def test_a_run_stopped_within_its_first_epoch_has_no_best_epoch(tmp_path):
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          device="cpu", progress=False, stop_after_steps=1)
     assert (result.best_epoch, result.history, result.completed) == (0, [], False)
+
+
+def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp_path):
+    """Catches samples_per_s computed with the clock's start shifted, added instead of subtracted, or
+    multiplied: on a clock that ticks one second per optimizer step, 4 rows a step give 4 samples/s."""
+    import types
+
+    from bt_tutorial.brain_tuning import loop
+
+    clock = {"now": 1000.0}
+
+    class Ticking(torch.optim.Adam):
+        def step(self, closure=None):
+            clock["now"] += 1.0
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Ticking)
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         device="cpu", progress=False)
+    assert [h["samples_per_s"] for h in result.history] == [4.0, 4.0]
