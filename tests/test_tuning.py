@@ -936,3 +936,31 @@ def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          device="cpu", progress=False)
     assert [h["samples_per_s"] for h in result.history] == [4.0, 4.0]
+
+
+def test_throughput_of_an_epoch_resumed_midway_counts_both_parts(monkeypatch, tmp_path):
+    """Catches a resumed epoch's throughput that forgets the samples or the seconds before the cut:
+    2 steps, a checkpoint, a stop, then 2 more steps must still give 4 rows a step."""
+    import types
+
+    from bt_tutorial.brain_tuning import loop
+
+    clock = {"now": 1000.0}
+
+    class Ticking(torch.optim.Adam):
+        def step(self, closure=None):
+            clock["now"] += 1.0
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Ticking)
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=1, checkpoint_every_steps=2)
+    model = load_speech_model("tiny-whisper")
+    cut = train_model(model, train, val, np.arange(3), tmp_path, config, device="cpu", progress=False,
+                      stop_after_steps=2)
+    assert not cut.completed
+    clock["now"] += 500.0  # the time between the two sessions is not training time
+    result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                         resume=True, device="cpu", progress=False)
+    assert result.completed and [h["samples_per_s"] for h in result.history] == [4.0]
