@@ -884,8 +884,10 @@ def test_patience_stops_after_that_many_epochs_without_a_better_validation_score
     assert result.best_epoch == 2 and result.initial["val_loss"] == 2.0
 
 
-def test_train_loss_is_the_mean_of_the_steps_losses(monkeypatch, tmp_path):
-    """Catches a step's loss summed from a start other than 0, or the epoch's mean taken over other steps."""
+@pytest.mark.parametrize("effective_batch", [4, 8])
+def test_train_loss_is_the_mean_of_the_steps_losses(effective_batch, monkeypatch, tmp_path):
+    """Catches a step's loss summed from a start other than 0, or the epoch's mean taken over other steps;
+    with two chunks a step, a chunk's weight divided instead of multiplied or the chunks' losses not summed."""
     recorded = []
     mse = torch.nn.functional.mse_loss
 
@@ -896,11 +898,11 @@ def test_train_loss_is_the_mean_of_the_steps_losses(monkeypatch, tmp_path):
 
     monkeypatch.setattr(torch.nn.functional, "mse_loss", recording)
     train, val = learnable(n_stories=3, rows=8)
-    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=effective_batch, epochs=2)
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          device="cpu", progress=False)
     per_epoch = len(recorded) // 2
-    assert per_epoch == 4  # 2 stories of 8 rows, one chunk of 4 rows per step
+    assert per_epoch == 4  # 2 stories of 8 rows in chunks of 4 rows: 4 steps, or 2 steps of 2 chunks
     for epoch, h in enumerate(result.history):
         assert h["train_loss"] == pytest.approx(np.mean(recorded[epoch * per_epoch:(epoch + 1) * per_epoch]),
                                                 rel=1e-6)
@@ -959,8 +961,40 @@ def test_throughput_of_an_epoch_resumed_midway_counts_both_parts(monkeypatch, tm
     model = load_speech_model("tiny-whisper")
     cut = train_model(model, train, val, np.arange(3), tmp_path, config, device="cpu", progress=False,
                       stop_after_steps=2)
-    assert not cut.completed
+    assert not cut.completed and clock["now"] == 1002.0  # exactly 2 optimizer steps before the stop
     clock["now"] += 500.0  # the time between the two sessions is not training time
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          resume=True, device="cpu", progress=False)
     assert result.completed and [h["samples_per_s"] for h in result.history] == [4.0]
+
+
+def test_a_checkpoint_is_saved_after_every_given_step_but_the_epochs_last(tmp_path):
+    """Catches the within-epoch checkpoint skipped one step early (or kept at an epoch's last step,
+    which the end of the epoch saves anyway)."""
+    from bt_tutorial.brain_tuning.runs import CHECKPOINT, load_checkpoint
+
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=1, checkpoint_every_steps=1)
+    for steps in (1, 2, 3):
+        out = tmp_path / str(steps)
+        train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), out, config, device="cpu",
+                    progress=False, stop_after_steps=steps)
+        assert load_checkpoint(out / CHECKPOINT, "cpu")["progress"]["step"] == steps
+
+
+def test_a_non_finite_loss_names_the_epoch_and_step_it_happened_at(monkeypatch, tmp_path):
+    """Catches the step in the message counted from 0 or off by one (users look for it in the log)."""
+    calls = []
+    mse = torch.nn.functional.mse_loss
+
+    def nan_at_the_third(*args, **kwargs):
+        calls.append(1)
+        loss = mse(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", nan_at_the_third)
+    train, val = learnable(n_stories=3, rows=8)
+    config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1, step 3: lower"):
+        train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
+                    device="cpu", progress=False)
