@@ -909,12 +909,15 @@ def test_train_loss_is_the_mean_of_the_steps_losses(effective_batch, monkeypatch
 
 
 def test_a_run_stopped_within_its_first_epoch_has_no_best_epoch(tmp_path):
-    """Catches best_epoch starting at 1: a run stopped before any epoch ended would name an epoch never scored."""
+    """Catches best_epoch starting at 1 (a run stopped before any epoch ended would name an epoch never scored),
+    and a stopped run that loses its folder, voxels or initial scores."""
     train, val = learnable(n_stories=3, rows=8)
     config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          device="cpu", progress=False, stop_after_steps=1)
     assert (result.best_epoch, result.history, result.completed) == (0, [], False)
+    assert result.backbone_dir == tmp_path / "backbone" and np.array_equal(result.voxels, np.arange(3))
+    assert set(result.initial) == {"val_loss", "val_r"}  # the untrained model's scores are kept
 
 
 def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp_path):
