@@ -920,9 +920,9 @@ def test_a_run_stopped_within_its_first_epoch_has_no_best_epoch(tmp_path):
     assert set(result.initial) == {"val_loss", "val_r"}  # the untrained model's scores are kept
 
 
-def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp_path):
-    """Catches samples_per_s computed with the clock's start shifted, added instead of subtracted, or
-    multiplied: on a clock that ticks one second per optimizer step, 4 rows a step give 4 samples/s."""
+@pytest.fixture
+def step_clock(monkeypatch):
+    """The loop's clock, made to tick one second per optimizer step (and never otherwise)."""
     import types
 
     from bt_tutorial.brain_tuning import loop
@@ -936,6 +936,12 @@ def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp
 
     monkeypatch.setattr(torch.optim, "Adam", Ticking)
     monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    return clock
+
+
+def test_throughput_counts_the_epochs_samples_over_its_own_time(step_clock, tmp_path):
+    """Catches samples_per_s computed with the clock's start shifted, added instead of subtracted, or
+    multiplied: on a clock that ticks one second per optimizer step, 4 rows a step give 4 samples/s."""
     train, val = learnable(n_stories=3, rows=8)
     config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2)
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
@@ -943,29 +949,16 @@ def test_throughput_counts_the_epochs_samples_over_its_own_time(monkeypatch, tmp
     assert [h["samples_per_s"] for h in result.history] == [4.0, 4.0]
 
 
-def test_throughput_of_an_epoch_resumed_midway_counts_both_parts(monkeypatch, tmp_path):
+def test_throughput_of_an_epoch_resumed_midway_counts_both_parts(step_clock, tmp_path):
     """Catches a resumed epoch's throughput that forgets the samples or the seconds before the cut:
     2 steps, a checkpoint, a stop, then 2 more steps must still give 4 rows a step."""
-    import types
-
-    from bt_tutorial.brain_tuning import loop
-
-    clock = {"now": 1000.0}
-
-    class Ticking(torch.optim.Adam):
-        def step(self, closure=None):
-            clock["now"] += 1.0
-            return super().step(closure)
-
-    monkeypatch.setattr(torch.optim, "Adam", Ticking)
-    monkeypatch.setattr(loop, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
     train, val = learnable(n_stories=3, rows=8)
     config = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=1, checkpoint_every_steps=2)
     model = load_speech_model("tiny-whisper")
     cut = train_model(model, train, val, np.arange(3), tmp_path, config, device="cpu", progress=False,
                       stop_after_steps=2)
-    assert not cut.completed and clock["now"] == 1002.0  # exactly 2 optimizer steps before the stop
-    clock["now"] += 500.0  # the time between the two sessions is not training time
+    assert not cut.completed and step_clock["now"] == 1002.0  # exactly 2 optimizer steps before the stop
+    step_clock["now"] += 500.0  # the time between the two sessions is not training time
     result = train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                          resume=True, device="cpu", progress=False)
     assert result.completed and [h["samples_per_s"] for h in result.history] == [4.0]
