@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from bt_tutorial.downstream import clip_features
-from bt_tutorial.synthetic import SYNTHETIC_TASKS, TaskSpec, make_synthetic_task
-from bt_tutorial.models import load_speech_model
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.downstream.clips import clip_features
+from bt_tutorial.synthetic.tasks import SYNTHETIC_TASKS, TaskSpec, make_synthetic_task
 
 
 def main(argv=None):

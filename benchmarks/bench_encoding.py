@@ -21,7 +21,7 @@ import time
 import numpy as np
 from himalaya.backend import set_backend
 
-from bt_tutorial.encoding import fit_encoding_model, pearson_r, pick_backend
+from bt_tutorial.alignment.encoding import fit_encoding_model, pearson_r, pick_backend
 
 
 def make_data(n_trs, n_features, n_voxels, n_stories=10, rank=20, n_repeats=10, seed=0):

@@ -4,7 +4,7 @@ The paper cuts 16 s windows every 0.1 s, which makes feature extraction the long
 step, yet the features are low-passed to the 2 s TR grid. This script extracts the
 features of one subject's stories at the paper's setting and at coarser candidates,
 all at the paper's 16 s of context, fits the encoding models of every layer
-(:func:`bt_tutorial.alignment.brain_alignment`) and compares:
+(:func:`bt_tutorial.alignment.layers.brain_alignment`) and compares:
 
 - windows and seconds of feature extraction, and their ratio to the paper's (same process,
   fresh cache, one candidate after the other);
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from full_profile_rehearsal import FewStories  # beside this file
 
 from bt_tutorial.config import PAPER_PARAMS, FeatureParams
-from bt_tutorial.rois import roi_means as group_means
-from full_profile_rehearsal import FewStories  # beside this file
+from bt_tutorial.dataset.rois import roi_means as group_means
 
 CANDIDATES = {
     "paper": PAPER_PARAMS,
@@ -51,7 +51,7 @@ RESULT = Path(__file__).parent / "results" / "fast_preset.json"
 
 def extract(model, dataset, stories, layers, params, cache) -> dict:
     """Extract (and cache) every story's feature rows; return windows and seconds."""
-    from bt_tutorial.features import story_rows, window_end_times
+    from bt_tutorial.alignment.features import story_rows, window_end_times
 
     windows = sum(len(window_end_times(len(dataset.load_audio(s, 16000).waveform) / 16000, params.stride))
                   for s in stories)
@@ -77,12 +77,12 @@ def main(argv=None):
     if args.stories is not None and args.stories < 2:
         parser.error("--stories must be at least 2: the ridge penalty is cross-validated over whole stories")
 
-    from bt_tutorial.alignment import brain_alignment
+    from bt_tutorial.alignment.layers import brain_alignment
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.alignment.noise_ceiling import cc_max
     from bt_tutorial.config import get_config
-    from bt_tutorial.models import load_speech_model
-    from bt_tutorial.noise_ceiling import cc_max
     from bt_tutorial.profiles import open_dataset
-    from bt_tutorial.rois import twin_roi_masks
+    from bt_tutorial.synthetic.truth import twin_roi_masks
 
     config = get_config(profile="demo", progress=False)
     dataset = open_dataset(config)
@@ -102,7 +102,7 @@ def main(argv=None):
     print(f"{args.model}, {args.subject}: {len(split['train'])} training stories + {split['test']}, "
           f"{sum(audio_s.values()):.0f} s of audio; torch threads {torch.get_num_threads()}; cache {cache}",
           flush=True)
-    from bt_tutorial.features import extract_features
+    from bt_tutorial.alignment.features import extract_features
 
     extract_features(model, dataset.load_audio(stories[0], 16000).waveform[:32000], layers,
                      FeatureParams(16.0, 1.0), progress=False)  # warm-up: the first run's time is not skewed

@@ -14,8 +14,9 @@ import time
 import numpy as np
 import torch
 
-from bt_tutorial.features import FeatureParams, _windows, extract_features, window_end_times
-from bt_tutorial.models import load_speech_model
+from bt_tutorial.alignment.features import _windows, extract_features, window_end_times
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.config import FeatureParams
 
 
 def naive(model, waveform, layer, params):

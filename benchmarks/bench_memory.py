@@ -26,10 +26,12 @@ import sys
 import numpy as np
 import torch
 
-from bt_tutorial.brain_tuning import TuningData, tr_windows
-from bt_tutorial.features import PAPER_PARAMS, _windows, extract_features, feature_cache_bytes, window_end_times
-from bt_tutorial.models import SAMPLE_RATE, load_speech_model
-from bt_tutorial.timing import TR, response_tr_times
+from bt_tutorial.alignment.features import _windows, extract_features, feature_cache_bytes, window_end_times
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
+from bt_tutorial.config import PAPER_PARAMS
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
+from bt_tutorial.dataset.timing import TR, response_tr_times
 
 MODEL = "tiny-wav2vec2"
 

@@ -17,11 +17,14 @@ import time
 import numpy as np
 import torch
 
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.brain_tuning.loop import train_model
+from bt_tutorial.brain_tuning.model import BrainTunedModel
+from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
+from bt_tutorial.brain_tuning.settings import TuningConfig
 from bt_tutorial.config import get_config
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 from bt_tutorial.profiles import open_dataset
-from bt_tutorial.models import SAMPLE_RATE, load_speech_model
-from bt_tutorial.brain_tuning import train_model
-from bt_tutorial.brain_tuning import BrainTunedModel, TuningConfig, TuningData, tr_windows
 
 
 class _StoryItems(torch.utils.data.Dataset):

@@ -39,16 +39,17 @@ def white_noise_targets(data, seed: int = 0):
     data : TuningData
         Same windows; targets float32, each (n_rows_i, n_voxels).
     """
-    from bt_tutorial.brain_tuning import TuningData
+    from bt_tutorial.brain_tuning.samples import TuningData
 
     rng = np.random.default_rng(seed)
     return TuningData(data.windows, [rng.standard_normal(t.shape).astype(np.float32) for t in data.targets])
 
 
 def train_noise_model(dataset, config, subject: str, root: Path):
-    from bt_tutorial.brain_tuning import prepare_tuning_data, train_model
-    from bt_tutorial.models import load_speech_model
-    from demo_effects import tuning_settings
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.brain_tuning.loop import train_model
+    from bt_tutorial.brain_tuning.samples import prepare_tuning_data
+    from bt_tutorial.comparison.workflow import tuning_settings
 
     settings = tuning_settings("lag-ridge", {}, "chunk_permute")
     model = load_speech_model(config.model_name, data_home=config.data_home, device="cpu")
@@ -59,12 +60,12 @@ def train_noise_model(dataset, config, subject: str, root: Path):
 
 
 def main(argv=None) -> int:
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.comparison.effects import downstream_effects
     from bt_tutorial.config import get_config
-    from bt_tutorial.downstream import probe_layers
-    from bt_tutorial.effects import downstream_effects
-    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.downstream.probes import probe_layers
     from bt_tutorial.profiles import open_dataset
-    from bt_tutorial.synthetic import SYNTHETIC_TASKS, ensure_task
+    from bt_tutorial.synthetic.tasks import SYNTHETIC_TASKS, ensure_task
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subject", default="UTS01")

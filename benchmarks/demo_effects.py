@@ -2,7 +2,7 @@
 
 For each subject and tuning recipe ("variant"), this trains the brain-tuned model and its
 shuffled-fMRI control exactly as chapter 4 does (demo profile sizes), then measures with the
-book's own functions:
+package's workflow of chapters 4-7 (:mod:`bt_tutorial.comparison.workflow`):
 
 - alignment (chapter 5): late-language normalised alignment, brain-tuned minus pretrained
   and minus control, at the layer chosen on the pretrained model and at every layer;
@@ -33,126 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {  # recipe changes on top of the demo sizes
-    "paper": {"preset": "paper"},  # the authors' recipe: in one epoch only the head learns
-    "lag-ridge": {"preset": "lag-ridge"},  # the demo's
-    "no-lag": {"preset": "lag-ridge", "lag_trs": 0},
-    "lag-1": {"preset": "lag-ridge", "lag_trs": 1},
-    "random-head": {"preset": "lag-ridge", "head_init": "random"},
-    "lag-ridge-eval": {"preset": "lag-ridge", "train_mode": False},  # the authors' eval mode
-}
-ROIS = ["late_language", "early_auditory", "primary_auditory"]
-
-
-def tuning_settings(variant: str, overrides: dict, control):
-    from bt_tutorial.brain_tuning import profile_tuning_config
-
-    changes = dict(VARIANTS[variant])
-    preset = changes.pop("preset")
-    return profile_tuning_config("demo", preset, control=control, **changes, **overrides)
-
-
-def train_pair(dataset, config, subject, variant, overrides, root: Path) -> dict:
-    from bt_tutorial.models import load_speech_model
-    from bt_tutorial.brain_tuning import brain_tune
-
-    out = {}
-    for label, control in (("brain-tuned", None), ("control", "chunk_permute")):
-        settings = tuning_settings(variant, overrides, control)
-        t0 = time.perf_counter()
-        model = load_speech_model(config.model_name, data_home=config.data_home, device="cpu")
-        timing = root / label / "bench_seconds.json"
-        trained_before = timing.is_file()
-        result = brain_tune(model, dataset, subject, root / label, settings, resume=True, device="cpu",
-                            progress=False)
-        if not trained_before:  # a finished run is only reloaded: keep the time it took to train
-            timing.write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
-        out[label] = {"seconds": json.loads(timing.read_text())["seconds"], "history": result.history,
-                      "initial": result.initial, "best_epoch": result.best_epoch,
-                      "backbone": str(result.backbone_dir), "n_voxels": int(len(result.voxels)),
-                      "settings": settings.__dict__}
-    return out
-
-
-def measure(dataset, config, subject, runs: dict, effects) -> dict:
-    from bt_tutorial.alignment import brain_alignment, story_feature_rows
-    from bt_tutorial.comparison import USABLE_CEILING, normalized_scores, paired_table
-    from bt_tutorial.effects import alignment_effects, choose_layer
-    from bt_tutorial.models import load_speech_model
-    from bt_tutorial.noise_ceiling import cc_max
-    from bt_tutorial.rois import twin_roi_masks
-
-    models = {"pretrained": load_speech_model(config.model_name, data_home=config.data_home, device="cpu")}
-    models.update({k: load_speech_model(runs[k]["backbone"], device="cpu") for k in ("brain-tuned", "control")})
-    report, t0 = {}, time.perf_counter()
-    align = {k: brain_alignment(m, dataset, subject, params=config.feature_params, progress=False)
-             for k, m in models.items()}
-    layers = align["pretrained"].layers
-    ceiling = cc_max(dataset.load_repeats(subject, align["pretrained"].test_story))
-    masks = twin_roi_masks(dataset.root, subject, hemispheres=False)
-    normalized = normalized_scores(align, ceiling, USABLE_CEILING)
-    pairs = paired_table(normalized, layers, masks, ROIS)
-    chosen = choose_layer(normalized["pretrained"], layers)
-    report["layer"] = chosen
-    report["alignment"] = {
-        roi: {str(k): alignment_effects(pairs, roi, k).reset_index().to_dict("records") for k in layers}
-        for roi in ROIS}
-    report["alignment_seconds"] = round(time.perf_counter() - t0, 1)
-    split = dataset.split(subject)
-    stories = split["train"] + [split["test"]]
-    rows = None
-    if {"lowlevel", "recovery"} & set(effects):
-        n_rows = {s: len(dataset.load_responses(subject, s)) for s in stories}
-        rows = {k: story_feature_rows(m, dataset, stories, layers, config.feature_params, n_rows, progress=False)
-                for k, m in models.items()}
-    if "lowlevel" in effects:
-        report["lowlevel"] = lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories)
-    if "recovery" in effects:
-        from bt_tutorial.recovery import recovery_table
-
-        t0 = time.perf_counter()
-        table = recovery_table(rows, dataset.root, split["train"], split["test"])
-        report["recovery"] = table.to_dict("records")
-        report["recovery_seconds"] = round(time.perf_counter() - t0, 1)
-    if "downstream" in effects:
-        report["downstream"] = downstream_effect(models)
-    return report
-
-
-def lowlevel_effect(dataset, subject, rows, masks, ceiling, chosen, stories) -> dict:
-    from bt_tutorial.comparison import USABLE_CEILING
-    from bt_tutorial.effects import lowlevel_effects
-    from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact, lowlevel_rows
-
-    t0 = time.perf_counter()
-    split = dataset.split(subject)
-    n_rows = {s: len(rows["pretrained"][chosen][s]) for s in stories}
-    low = lowlevel_rows(dataset, stories, split["train"], LOWLEVEL_SETS, n_rows, top_diphones=50,
-                        top_triphones=50, progress=False)
-    every = "+".join(LOWLEVEL_SETS)
-    out = {}
-    for layer in sorted({chosen, min(chosen + 1, max(rows["pretrained"]))}):
-        impacts = {k: lowlevel_impact(r, dataset, subject, sets=[every], layers=[layer], lowlevel=low)
-                   for k, r in rows.items()}
-        usable = masks["late_language"] & (ceiling > USABLE_CEILING)
-        table = lowlevel_effects(impacts, usable, layer, every)
-        drops = {k: float(imp.percent_drop({"late": usable}, layer)[every]["late"]) for k, imp in impacts.items()}
-        out[str(layer)] = {"drops": drops, "pairs": table.reset_index().to_dict("records")}
-    out["seconds"] = round(time.perf_counter() - t0, 1)
-    return out
-
-
-def downstream_effect(models) -> dict:
-    from bt_tutorial.downstream import probe_layers
-    from bt_tutorial.synthetic import SYNTHETIC_TASKS, ensure_task
-    from bt_tutorial.effects import BRAIN_PAIRS, downstream_effects
-
-    t0 = time.perf_counter()
-    tasks = {name: ensure_task(name, progress=False) for name in SYNTHETIC_TASKS}
-    results = {k: {name: probe_layers(m, t, seeds=10, progress=False) for name, t in tasks.items()}
-               for k, m in models.items()}
-    table = downstream_effects(results, list(tasks), pairs=BRAIN_PAIRS + (("control", "pretrained"),))
-    return {"pairs": table.to_dict("records"), "seconds": round(time.perf_counter() - t0, 1)}
+from bt_tutorial.comparison.workflow import EFFECTS, VARIANTS, measure_effects, train_pair
 
 
 def report(path: Path) -> str:
@@ -248,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", nargs="+", default=["UTS01"])
     parser.add_argument("--variants", nargs="+", default=["lag-ridge"], choices=sorted(VARIANTS))
     parser.add_argument("--effects", nargs="*", default=["alignment"],
-                        choices=["alignment", "lowlevel", "downstream", "recovery"])
+                        choices=list(EFFECTS))
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override tuning settings, e.g. epochs=1 row_step=2")
     parser.add_argument("--tag", default="", help="suffix of the run folders (with --set)")
@@ -258,9 +139,9 @@ def main(argv=None) -> int:
     if args.report:
         print(report(args.report))
         return 0
+    from bt_tutorial.brain_tuning.settings import TuningConfig
     from bt_tutorial.config import get_config
     from bt_tutorial.profiles import open_dataset
-    from bt_tutorial.brain_tuning import TuningConfig
 
     overrides = {k: _setting(TuningConfig, k, v) for k, v in (s.split("=", 1) for s in args.set)}
     config = get_config(profile="demo")
@@ -273,7 +154,7 @@ def main(argv=None) -> int:
             root = config.data_home / "bench_runs" / (variant + args.tag) / subject
             t0 = time.perf_counter()
             tuning = train_pair(dataset, config, subject, variant, overrides, root)
-            measures = measure(dataset, config, subject, tuning, args.effects)
+            measures = measure_effects(dataset, config, subject, tuning, args.effects)
             run = {"variant": variant + args.tag, "subject": subject, "overrides": overrides, "tuning": tuning,
                    "measures": measures, "seconds": round(time.perf_counter() - t0, 1)}
             runs = [r for r in runs if (r["variant"], r["subject"]) != (run["variant"], subject)] + [run]

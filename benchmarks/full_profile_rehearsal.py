@@ -16,7 +16,7 @@ own process, so its peak resident memory (``ru_maxrss``) is its own:
   features of a base model's shape, and the encoding fits before and after on the voxels
   with a usable ceiling (``voxels=``, as the chapter fits them), while the rows of three
   models x 13 layers are held as the chapter holds them;
-- ``roi``: ``python -m bt_tutorial.roi_build`` (its ``main``) on fakes of a real subject's
+- ``roi``: ``python -m bt_tutorial.dataset.roi_build`` (its ``main``) on fakes of a real subject's
   size (:mod:`roi_fakes`: 150,000 vertices per hemisphere, fsaverage's 163,842, the 95,556
   voxels of UTS03's mask), written by the parent into ``<root>_roi_fakes/`` and downloaded
   from 127.0.0.1 by the stage (the twin is not used);
@@ -80,17 +80,17 @@ class FewStories:
 
 
 def stage_twin(root: Path, small: bool) -> dict:
-    from bt_tutorial.synthetic import ensure_twin
+    from bt_tutorial.synthetic.twin import ensure_twin
 
     ensure_twin(root, spec_for(small), progress=False)
     return {"disk_gb": round(folder_gb(root), 2)}
 
 
 def stage_features(root: Path, small: bool) -> dict:
+    from bt_tutorial.alignment.features import story_rows
+    from bt_tutorial.alignment.models import load_speech_model
     from bt_tutorial.config import PAPER_PARAMS
-    from bt_tutorial.data import LebelDataset
-    from bt_tutorial.features import story_rows
-    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.dataset.reader import LebelDataset
 
     dataset, model = LebelDataset(root), load_speech_model(MODEL)
     cache = root.parent / f"{root.name}_feature_cache"
@@ -107,9 +107,9 @@ def stage_features(root: Path, small: bool) -> dict:
 
 
 def stage_encoding(root: Path, small: bool) -> dict:
-    from bt_tutorial.data import LebelDataset
-    from bt_tutorial.encoding import fit_encoding_model
-    from bt_tutorial.timing import make_delayed
+    from bt_tutorial.alignment.encoding import fit_encoding_model
+    from bt_tutorial.dataset.reader import LebelDataset
+    from bt_tutorial.dataset.timing import make_delayed
 
     dataset = LebelDataset(root)
     split = dataset.split("UTS01")
@@ -125,8 +125,8 @@ def stage_encoding(root: Path, small: bool) -> dict:
 
 
 def stage_noise_ceiling(root: Path, small: bool) -> dict:
-    from bt_tutorial.data import LebelDataset
-    from bt_tutorial.noise_ceiling import cc_max
+    from bt_tutorial.alignment.noise_ceiling import cc_max
+    from bt_tutorial.dataset.reader import LebelDataset
 
     dataset = LebelDataset(root)
     repeats = dataset.load_repeats("UTS01", dataset.split("UTS01")["test"])
@@ -136,9 +136,10 @@ def stage_noise_ceiling(root: Path, small: bool) -> dict:
 
 
 def stage_tuning(root: Path, small: bool) -> dict:
-    from bt_tutorial.brain_tuning import brain_tune, profile_tuning_config
-    from bt_tutorial.data import LebelDataset
-    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.brain_tuning.loop import brain_tune
+    from bt_tutorial.brain_tuning.settings import profile_tuning_config
+    from bt_tutorial.dataset.reader import LebelDataset
 
     dataset = FewStories(LebelDataset(root), 2)
     config = replace(profile_tuning_config("full"), epochs=1, batch_size=8, effective_batch=32,
@@ -151,10 +152,11 @@ def stage_tuning(root: Path, small: bool) -> dict:
 
 
 def stage_lowlevel(root: Path, small: bool) -> dict:
-    from bt_tutorial.comparison import USABLE_CEILING
-    from bt_tutorial.data import LebelDataset
-    from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact, lowlevel_rows, ngram_vocabularies
-    from bt_tutorial.noise_ceiling import cc_max
+    from bt_tutorial.alignment.noise_ceiling import cc_max
+    from bt_tutorial.comparison.roi_tables import USABLE_CEILING
+    from bt_tutorial.dataset.reader import LebelDataset
+    from bt_tutorial.lowlevel.feature_sets import LOWLEVEL_SETS, lowlevel_rows, ngram_vocabularies
+    from bt_tutorial.lowlevel.impact import lowlevel_impact
 
     dataset = LebelDataset(root)
     split = dataset.split("UTS01")
@@ -191,9 +193,10 @@ def roi_fakes_info(root: Path, small: bool, write: bool = False) -> dict:
 def stage_roi(root: Path, small: bool) -> dict:
     import os
 
-    from bt_tutorial import atlas, roi_build
-    from bt_tutorial.rois import PAPER_ROI_SETS
     from roi_fakes import atlas_pins, serve_folder
+
+    from bt_tutorial.dataset import atlas, roi_build
+    from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
     info = roi_fakes_info(root, small)
     served, data = Path(info["folder"]) / "served", Path(info["folder"]) / "data"

@@ -29,7 +29,7 @@ GPU run (device tool: ``carry=[".whl"]``, ``timeout_s=300``; the run itself take
       | tee $OUT/gpu_full_scale.log
 
 To carry: beyond torch, transformers and numpy the sections import tqdm (features) and
-himalaya (encoding; tuning too, as ``bt_tutorial.brain_tuning`` imports ``bt_tutorial.encoding``),
+himalaya (encoding; tuning too, as ``bt_tutorial.brain_tuning`` imports ``bt_tutorial.alignment.encoding``),
 which needs scikit-learn and scipy; ``multigpu`` needs pytest and accelerate. The GPU image has
 all of them but himalaya: carry its pure-Python wheel, fetched here once with
 ``echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps -d .whl himalaya==0.4.11``.
@@ -162,7 +162,7 @@ def _reserved_gib(device: torch.device) -> float | None:
 
 def mixed_dtype(device: torch.device) -> torch.dtype:
     """The package's fast type on a GPU; bf16 on the CPU, where autocast supports it (tiny runs)."""
-    from bt_tutorial.models import reduced_precision
+    from bt_tutorial.alignment.models import reduced_precision
 
     return reduced_precision(device) if device.type == "cuda" else torch.bfloat16
 
@@ -185,7 +185,9 @@ def random_model(family: str, tiny: bool):
     if family in _MODELS:
         return _MODELS[family]
     import transformers as tf
-    from bt_tutorial.models import SAMPLE_RATE, SpeechModel
+
+    from bt_tutorial.alignment.models import SpeechModel
+    from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
     torch.manual_seed(0)
     if family == "whisper":
@@ -208,7 +210,7 @@ def random_model(family: str, tiny: bool):
 # ------------------------------------------------------------------- features
 def features_section(report: Report, sizes, device: torch.device) -> None:
     from bt_tutorial.config import FeatureParams
-    from bt_tutorial.models import SAMPLE_RATE
+    from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
     params = FeatureParams(sizes.context, sizes.stride, sizes.feature_batch)
     n_samples = int(round(sizes.n_ours * sizes.stride * SAMPLE_RATE))
@@ -221,7 +223,7 @@ def features_section(report: Report, sizes, device: torch.device) -> None:
 
 def compare_features(family: str, sizes, wav: np.ndarray, params, dtype: torch.dtype, device: torch.device) -> dict:
     """Windows/s and peak memory of ``extract_features`` and of the naive loop, all hidden states."""
-    from bt_tutorial.features import extract_features
+    from bt_tutorial.alignment.features import extract_features
 
     model, n_naive = copy.deepcopy(random_model(family, sizes.tiny)).to(device), sizes.n_naive
     layers = list(range(model.n_layers + 1))
@@ -240,8 +242,8 @@ def compare_features(family: str, sizes, wav: np.ndarray, params, dtype: torch.d
 
 def naive_features(model, wav: np.ndarray, params, dtype: torch.dtype, n: int) -> list:
     """The last frame of every hidden state, one window (batch 1) per forward pass."""
-    from bt_tutorial.features import AudioWindows, window_end_times
-    from bt_tutorial.models import SAMPLE_RATE
+    from bt_tutorial.alignment.features import AudioWindows, window_end_times
+    from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
     ends = window_end_times(len(wav) / SAMPLE_RATE, params.stride)[:n]
     windows = AudioWindows(wav, np.round(ends * SAMPLE_RATE).astype(int), int(round(params.context * SAMPLE_RATE)))
@@ -258,7 +260,7 @@ def naive_features(model, wav: np.ndarray, params, dtype: torch.dtype, n: int) -
 # ------------------------------------------------------------------- encoding
 def fit_at_scale(sizes, device: torch.device) -> dict:
     """Wall time and memory of one voxelwise ridge fit on random data of a real subject's size."""
-    from bt_tutorial.encoding import _BLOCK_ELEMENTS, _CHUNK_BYTES, fit_encoding_model
+    from bt_tutorial.alignment.encoding import _BLOCK_ELEMENTS, _CHUNK_BYTES, fit_encoding_model
 
     generator = torch.Generator(device=device).manual_seed(0)
 
@@ -288,8 +290,8 @@ def _rss_gib() -> float:
 
 # ------------------------------------------------------------------- tuning
 def tuning_section(report: Report, sizes, device: torch.device) -> None:
-    from bt_tutorial.brain_tuning import TuningData, tr_windows
     from bt_tutorial.brain_tuning.benchmark import N_STORIES
+    from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
 
     rng = np.random.default_rng(0)
     n = tr_windows(np.zeros(1, np.float32), np.zeros(1), sizes.window_trs).shape[1]  # the loop's window length
@@ -314,9 +316,10 @@ def tuning_section(report: Report, sizes, device: torch.device) -> None:
 
 
 def ours_tuning(family: str, train, val, sizes, device: torch.device, mixed: bool) -> dict:
-    """One epoch of :func:`~bt_tutorial.brain_tuning.train_model` (with its validation and saving)."""
-    from bt_tutorial.brain_tuning import TuningConfig, train_model
+    """One epoch of :func:`~bt_tutorial.brain_tuning.loop.train_model` (with its validation and saving)."""
     from bt_tutorial.brain_tuning.benchmark import timed
+    from bt_tutorial.brain_tuning.loop import train_model
+    from bt_tutorial.brain_tuning.settings import TuningConfig
 
     config = TuningConfig(window_trs=sizes.window_trs, batch_size=sizes.batch, effective_batch=sizes.effective_batch,
                           epochs=1, mixed_precision=mixed)

@@ -17,13 +17,13 @@ import json
 import time
 from pathlib import Path
 
-from bt_tutorial.brain_tuning import profile_tuning_config
+from bt_tutorial.alignment.models import load_speech_model
 from bt_tutorial.brain_tuning.model import BrainTunedModel, fit_ridge_head, pooled_outputs
 from bt_tutorial.brain_tuning.samples import prepare_tuning_data
+from bt_tutorial.brain_tuning.settings import profile_tuning_config
 from bt_tutorial.config import get_config
-from bt_tutorial.models import load_speech_model
+from bt_tutorial.dataset.timing import hrf_weight_in_window
 from bt_tutorial.profiles import open_dataset
-from bt_tutorial.timing import hrf_weight_in_window
 
 
 def head_start(lag: int, subject: str) -> dict:

@@ -1,4 +1,4 @@
-"""Fakes of the 12 inputs of ``python -m bt_tutorial.roi_build``, of a real subject's size, and a
+"""Fakes of the 12 inputs of ``python -m bt_tutorial.dataset.roi_build``, of a real subject's size, and a
 local HTTP server for them (used by the ``roi`` stage of ``full_profile_rehearsal.py``).
 
 The fake brain: per hemisphere a folded ellipsoid in surface mm (radial folds, three plane
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bt_tutorial.roi_files import SURFACE_SUFFIXES
+from bt_tutorial.dataset.roi_files import SURFACE_SUFFIXES
 
 GENERATOR_VERSION = 3
 N_AREAS = 180  # HCP-MMP1 areas per hemisphere
@@ -59,7 +59,7 @@ MEDIAL_WALL = 0.75  # sphere vertices with -sign * x beyond this are the medial 
 
 
 def _paper_areas() -> list:
-    from bt_tutorial.rois import PAPER_ROI_SETS
+    from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
     return list(dict.fromkeys(a for members in PAPER_ROI_SETS.values() for a in members))
 

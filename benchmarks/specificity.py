@@ -18,7 +18,7 @@ Written to ``benchmarks/results/specificity.json``.
 With ``--tune-on late_language`` it also tests why the demo's tuning gains as much in early
 auditory as in late language: the brain-tuned model and its control are tuned as in
 chapter 4 (demo sizes, lag-ridge recipe) but on the late-language targets only, and the
-three models are compared per ROI with the book's functions (``demo_effects.measure``).
+three models are compared per ROI with the book's functions (:func:`bt_tutorial.comparison.workflow.measure_effects`).
 Runs go to ``$BT_DATA/bench_runs/tune-on-<roi>/<subject>``; written to
 ``benchmarks/results/specificity_tuned.json``.
 
@@ -33,16 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bt_tutorial.alignment import DELAYS, split_responses, story_feature_rows
-from bt_tutorial.comparison import USABLE_CEILING
+from bt_tutorial.alignment.encoding import fit_encoding_model
+from bt_tutorial.alignment.layers import DELAYS, split_responses, story_feature_rows
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.alignment.noise_ceiling import cc_max, normalized_alignment
+from bt_tutorial.comparison.roi_tables import USABLE_CEILING
 from bt_tutorial.config import get_config
-from bt_tutorial.encoding import fit_encoding_model
-from bt_tutorial.models import load_speech_model
-from bt_tutorial.noise_ceiling import cc_max, normalized_alignment
+from bt_tutorial.dataset.timing import make_delayed
 from bt_tutorial.profiles import open_dataset
-from bt_tutorial.recovery import TRUTH_SETS, truth_rows
-from bt_tutorial.rois import twin_roi_masks
-from bt_tutorial.timing import make_delayed
+from bt_tutorial.synthetic.recovery import TRUTH_SETS, truth_rows
+from bt_tutorial.synthetic.truth import twin_roi_masks
 
 ROIS = ("late_language", "early_auditory", "primary_auditory")
 
@@ -105,7 +105,7 @@ def targets_in_roi(data, voxels: np.ndarray, inside: np.ndarray) -> tuple:
         Same windows, targets of shape (n_rows_i, n_kept).
     voxels : ndarray of int, shape (n_kept,)
     """
-    from bt_tutorial.brain_tuning import TuningData
+    from bt_tutorial.brain_tuning.samples import TuningData
 
     keep = inside[voxels]
     return TuningData(data.windows, [t[:, keep] for t in data.targets]), voxels[keep]
@@ -113,8 +113,9 @@ def targets_in_roi(data, voxels: np.ndarray, inside: np.ndarray) -> tuple:
 
 def tune_on_roi(dataset, config, subject: str, roi: str, root: Path) -> dict:
     """Brain-tuned model and control of chapter 4, tuned on the targets inside ``roi`` only."""
-    from bt_tutorial.brain_tuning import prepare_tuning_data, train_model
-    from demo_effects import tuning_settings
+    from bt_tutorial.brain_tuning.loop import train_model
+    from bt_tutorial.brain_tuning.samples import prepare_tuning_data
+    from bt_tutorial.comparison.workflow import tuning_settings
 
     inside = twin_roi_masks(dataset.root, subject, hemispheres=False)[roi]
     runs = {}
@@ -132,7 +133,7 @@ def tune_on_roi(dataset, config, subject: str, roi: str, root: Path) -> dict:
 
 
 def tuned_gains(measures: dict, rois=ROIS) -> dict:
-    """Paired differences per ROI at the layer chosen on the pretrained model (from ``demo_effects.measure``)."""
+    """Paired differences per ROI at the layer chosen on the pretrained model (from :func:`bt_tutorial.comparison.workflow.measure_effects`)."""
     layer = str(measures["layer"])
     return {roi: {r["comparison"]: {k: r[k] for k in ("difference", "low", "high", "verdict")}
                   for r in measures["alignment"][roi][layer]} for roi in rois}
@@ -168,14 +169,14 @@ def main(argv=None) -> int:
 
 
 def tuned_on_roi_main(args, config, dataset) -> int:
-    from demo_effects import measure
+    from bt_tutorial.comparison.workflow import measure_effects
 
     out = {"tuned_on": args.tune_on, "model": config.model_name, "subjects": {}}
     path = args.out or Path("benchmarks/results/specificity_tuned.json")
     for subject in args.subjects:
         root = config.data_home / "bench_runs" / f"tune-on-{args.tune_on}" / subject
         runs = tune_on_roi(dataset, config, subject, args.tune_on, root)
-        measures = measure(dataset, config, subject, runs, effects=())
+        measures = measure_effects(dataset, config, subject, runs, effects=())
         out["subjects"][subject] = {"runs": runs, "layer": measures["layer"], "gains": tuned_gains(measures)}
         print(subject, json.dumps(out["subjects"][subject]["gains"], default=lambda v: round(v, 4)), flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)

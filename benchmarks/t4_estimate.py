@@ -83,9 +83,9 @@ def counted(fn) -> tuple:
 
 def feature_window_flops(model, n: int = 4) -> tuple:
     """FLOPs and CPU seconds of one 16 s window, all hidden states (``extract_features``)."""
+    from bt_tutorial.alignment.features import extract_features
     from bt_tutorial.config import FeatureParams
-    from bt_tutorial.features import extract_features
-    from bt_tutorial.models import SAMPLE_RATE
+    from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
     params = FeatureParams(16.0, 0.1, n)
     wav = 0.1 * np.random.default_rng(0).standard_normal(int((16.0 + n * 0.1) * SAMPLE_RATE)).astype(np.float32)
@@ -97,8 +97,8 @@ def feature_window_flops(model, n: int = 4) -> tuple:
 
 def tuning_sample_flops(model, n_voxels: int, batch: int = 2) -> tuple:
     """FLOPs and CPU seconds of one training sample: forward, MSE loss and backward (5-TR window)."""
-    from bt_tutorial.brain_tuning import tr_windows
     from bt_tutorial.brain_tuning.model import BrainTunedModel
+    from bt_tutorial.brain_tuning.samples import tr_windows
 
     n = tr_windows(np.zeros(1, np.float32), np.zeros(1), 5).shape[1]
     tuned = BrainTunedModel(model, n_voxels)
@@ -116,7 +116,7 @@ def tuning_sample_flops(model, n_voxels: int, batch: int = 2) -> tuple:
 
 def clip_second_flops(model, seconds: float = 3.0) -> float:
     """FLOPs per second of audio of a clip's forward pass (all hidden states)."""
-    from bt_tutorial.models import SAMPLE_RATE
+    from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
     wav = np.random.default_rng(0).standard_normal((1, int(seconds * SAMPLE_RATE))).astype(np.float32)
     with torch.inference_mode():
@@ -140,7 +140,7 @@ def ridge_fit_flops(n_train: int, p: int, v: int, n_test: int, n_alphas: int = 1
 
 def measured_ridge_rate(n_train: int = 2_000, p: int = 768, v: int = 4_000) -> float:
     """FLOP/s of ``fit_encoding_model`` on this CPU, by :func:`ridge_fit_flops` over a timed fit."""
-    from bt_tutorial.encoding import fit_encoding_model
+    from bt_tutorial.alignment.encoding import fit_encoding_model
 
     rng = np.random.default_rng(0)
     x = [rng.standard_normal((n_train // 5, p), dtype=np.float32) for _ in range(5)]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bt_tutorial.brain_tuning import profile_tuning_config
-from bt_tutorial.data import load_ground_truth
-from bt_tutorial.noise_ceiling import cc_max, select_voxels
+from bt_tutorial.alignment.noise_ceiling import cc_max, select_voxels
+from bt_tutorial.brain_tuning.settings import profile_tuning_config
 from bt_tutorial.profiles import open_dataset
+from bt_tutorial.synthetic.truth import load_ground_truth
 
 
 def targets_by_roi(dataset, subject: str, threshold: float) -> dict:

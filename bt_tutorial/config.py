@@ -124,7 +124,7 @@ class Config:
         (the full profile's default), ``"all"``, every story present but the test,
         validation and ``life`` stories (the demo profile's default: the twin has its own
         stories), or story names (a comma-separated string or a tuple). See
-        :mod:`bt_tutorial.stories`.
+        :mod:`bt_tutorial.dataset.stories`.
     features : {"paper", "fast"}, optional
         Window preset of :data:`FEATURE_PRESETS` (``BT_FEATURES``). Default: ``"paper"``
         in the full profile; the demo profile keeps its own 8 s / 2 s windows unless a

@@ -1,7 +1,7 @@
 """What each profile plugs into the pipeline: the dataset, its ROI masks, the downstream tasks.
 
 ``demo`` uses the synthetic twin (:mod:`bt_tutorial.synthetic`), generated on first use;
-``full`` uses ds003020, the Glasser-atlas masks built by ``python -m bt_tutorial.roi_build``
+``full`` uses ds003020, the Glasser-atlas masks built by ``python -m bt_tutorial.dataset.roi_build``
 and the real downstream datasets. This is the only module outside ``synthetic/`` that
 imports it, so the rest of the package reads real and synthetic data the same way.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from .atlas import default_roi_path, load_roi_masks
-from .config import get_config
-from .data import LebelDataset
-from .rois import twin_roi_masks
+from bt_tutorial.config import get_config
+from bt_tutorial.dataset.atlas import default_roi_path, load_roi_masks
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.synthetic.truth import twin_roi_masks
 
 
 def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
@@ -37,7 +37,7 @@ def open_dataset(config=None, ensure: bool = True) -> LebelDataset:
     """
     config = config or get_config()
     if config.profile == "demo" and ensure:
-        from .synthetic import ensure_twin
+        from bt_tutorial.synthetic.twin import ensure_twin
 
         ensure_twin(config.dataset_root, progress=config.progress)
     return LebelDataset(config.dataset_root, strict=config.profile == "full", nan_policy=config.nan_policy,
@@ -81,7 +81,7 @@ models fit a Colab session: ``profile_downstream_tasks(sizes=None)`` keeps them 
 
 
 def profile_downstream_tasks(config=None, timit_root=None, sizes: dict | None = FULL_TASK_SIZES) -> dict:
-    """The downstream tasks of chapter 7 for the profile, each a :class:`~bt_tutorial.downstream.Task`.
+    """The downstream tasks of chapter 7 for the profile, each a :class:`~bt_tutorial.downstream.tasks.Task`.
 
     ``demo``: the four tasks spoken by eSpeak NG (generated once into the data home).
     ``full``: Speech Commands v2, SLURP (its ``action`` label, as the authors) and CREMA-D
@@ -101,11 +101,12 @@ def profile_downstream_tasks(config=None, timit_root=None, sizes: dict | None = 
     """
     config = config or get_config()
     if config.profile == "demo":
-        from .synthetic import SYNTHETIC_TASKS, ensure_task
+        from bt_tutorial.synthetic.tasks import SYNTHETIC_TASKS, ensure_task
 
         return {name: ensure_task(name, data_home=config.data_home, progress=config.progress)
                 for name in SYNTHETIC_TASKS}
-    from .downstream import default_root, load_crema_d, load_slurp, load_speech_commands, load_timit
+    from bt_tutorial.downstream.real import default_root, load_crema_d, load_slurp, load_speech_commands
+    from bt_tutorial.downstream.timit import load_timit
 
     size = (sizes or {}).get
     progress, home = config.progress, config.data_home

@@ -1,9 +1,9 @@
 """Write the registry of sizes and MD5s of the ds003020 files the project can download.
 
-The downloads of ``python -m bt_tutorial.download`` (and ``bt_tutorial.download.download_subject``)
+The downloads of ``python -m bt_tutorial.dataset.download`` (and ``bt_tutorial.dataset.download.download_subject``)
 check each file they fetch against ``bt_tutorial/data/ds003020_md5.csv``, whatever the server
 sends; the registry also lists the ROI build's ds003020 inputs, which
-``bt_tutorial.download.download_file(..., md5=...)`` can check the same way. This script
+``bt_tutorial.dataset.download.download_file(..., md5=...)`` can check the same way. This script
 makes that file from the dataset's public git tree (a DataLad / git-annex repository),
 without downloading any annexed content: an annexed file is a symlink (mode 120000) whose
 target ends in its git-annex key ``MD5E-s<bytes>--<md5>.<ext>``; a file kept in git itself
@@ -12,8 +12,8 @@ target ends in its git-annex key ``MD5E-s<bytes>--<md5>.<ext>``; a file kept in 
 
 The paths are those the download code can ask for, for every subject it accepts (UTS01 to
 UTS08) and every story of the tree (a config may name any story): what
-:func:`bt_tutorial.download.lebel_file_list` lists, and the subject's inputs of
-:func:`bt_tutorial.roi_build.plan_sources` (surfaces in either format, spherical
+:func:`bt_tutorial.dataset.download.lebel_file_list` lists, and the subject's inputs of
+:func:`bt_tutorial.dataset.roi_build.plan_sources` (surfaces in either format, spherical
 registration, transform, mask). Paths the tree lacks (a story a subject did not hear) are
 left out.
 
@@ -45,10 +45,10 @@ except ImportError:  # run from a checkout without installing the package
 
 from list_ds003020_tree import describe, list_tree, read_blobs  # noqa: E402
 
-from bt_tutorial.download import SUBJECTS, lebel_file_list  # noqa: E402
-from bt_tutorial.roi_build import plan_sources  # noqa: E402
-from bt_tutorial.roi_files import SURFACE_FORMATS  # noqa: E402
-from bt_tutorial.stories import TEST_STORY, VALIDATION_STORY  # noqa: E402
+from bt_tutorial.dataset.download import SUBJECTS, lebel_file_list  # noqa: E402
+from bt_tutorial.dataset.roi_build import plan_sources  # noqa: E402
+from bt_tutorial.dataset.roi_files import SURFACE_FORMATS  # noqa: E402
+from bt_tutorial.dataset.stories import TEST_STORY, VALIDATION_STORY  # noqa: E402
 
 DEFAULT_OUT = HERE.parent / "bt_tutorial" / "data" / "ds003020_md5.csv"
 STORY_FOLDERS = ("stimuli/", "derivative/TextGrids/", "derivative/preprocessed_data/")

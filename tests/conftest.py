@@ -19,7 +19,7 @@ import pytest
 for _name in [name for name in os.environ if name.startswith("BT_")]:
     del os.environ[_name]
 
-from bt_tutorial.synthetic import TwinSpec, ensure_twin
+from bt_tutorial.synthetic.twin import TwinSpec, ensure_twin
 
 # small enough to generate in a few seconds; same code path as the demo twin
 TINY_SPEC = TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=40.0,

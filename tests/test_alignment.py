@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 
-from bt_tutorial.alignment import brain_alignment, split_responses, story_feature_rows
-from bt_tutorial.config import get_config
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.features import FeatureParams
-from bt_tutorial.models import load_speech_model
-from bt_tutorial.rois import roi_masks, roi_means
-from bt_tutorial.data import load_ground_truth
+from bt_tutorial.alignment.layers import brain_alignment, split_responses, story_feature_rows
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.config import FeatureParams, get_config
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.rois import roi_masks, roi_means
+from bt_tutorial.synthetic.truth import load_ground_truth
 
 SMALL = FeatureParams(context=2.0, stride=1.0, batch_size=8, pool="stride")
 
@@ -53,7 +52,7 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
 def test_first_scored_row_scores_the_later_test_rows_only(tiny_twin, tmp_path):
     """Catches scoring every test row when the authors' rows are asked (eval_utils.py: from row 40), or
     test features shifted against the responses when the first rows are cut."""
-    from bt_tutorial.encoding import pearson_r
+    from bt_tutorial.alignment.encoding import pearson_r
 
     ds = LebelDataset(tiny_twin)
     model = load_speech_model("tiny-hubert")
@@ -84,8 +83,8 @@ def test_scored_rows_setting_per_profile(monkeypatch):
 
 def test_best_layer_leaves_out_voxels_without_r():
     """A constant test voxel has r = NaN (pearson_r): the layer means must not all become NaN."""
-    from bt_tutorial.alignment import AlignmentResult
-    from bt_tutorial.encoding import EncodingResult
+    from bt_tutorial.alignment.encoding import EncodingResult
+    from bt_tutorial.alignment.layers import AlignmentResult
 
     def result(scores):
         scores = np.asarray(scores, float)
@@ -101,8 +100,8 @@ def test_best_layer_leaves_out_voxels_without_r():
 
 def test_roi_layer_means_give_each_roi_its_own_profile_over_layers():
     """Catches a profile taken over the wrong voxels or layers, NaN r counted, or a ROI silently dropped."""
-    from bt_tutorial.alignment import AlignmentResult
-    from bt_tutorial.encoding import EncodingResult
+    from bt_tutorial.alignment.encoding import EncodingResult
+    from bt_tutorial.alignment.layers import AlignmentResult
 
     def result(scores):
         return EncodingResult(np.ones(4), np.asarray(scores, float), None, "numpy", "primal", np.zeros(4))
@@ -121,8 +120,8 @@ def test_roi_layer_means_give_each_roi_its_own_profile_over_layers():
 
 def test_largest_difference_is_taken_at_the_asked_layer_over_voxels_with_an_r_in_both():
     """Catches the signed instead of the absolute difference, the wrong layer, or NaN voxels let in."""
-    from bt_tutorial.alignment import AlignmentResult
-    from bt_tutorial.encoding import EncodingResult
+    from bt_tutorial.alignment.encoding import EncodingResult
+    from bt_tutorial.alignment.layers import AlignmentResult
 
     def align(name, by_layer):
         results = {k: EncodingResult(np.ones(3), np.asarray(r, float), None, "numpy", "primal", np.zeros(3))
@@ -179,7 +178,7 @@ def test_brain_alignment_recovers_a_planted_delay(monkeypatch):
     layers that leave out the top hidden state."""
     import types
 
-    from bt_tutorial import alignment
+    from bt_tutorial.alignment import layers as alignment
 
     data = _PlantedDataset()
     monkeypatch.setattr(alignment, "story_feature_rows", lambda model, dataset, stories, layers, *a, **k: {
@@ -198,7 +197,7 @@ def test_brain_alignment_passes_its_settings_and_names_the_result(monkeypatch):
     subject, model or test story."""
     import types
 
-    from bt_tutorial import alignment
+    from bt_tutorial.alignment import layers as alignment
 
     data = _PlantedDataset()
     asked, fits = {}, []
@@ -228,7 +227,7 @@ def test_brain_alignment_names_a_story_too_short_for_its_delays(monkeypatch):
     """Catches the story's name lost from the errors of the delays and of the scored rows."""
     import types
 
-    from bt_tutorial import alignment
+    from bt_tutorial.alignment import layers as alignment
 
     data = _PlantedDataset()
     model = types.SimpleNamespace(name="planted", n_layers=1)
@@ -243,7 +242,7 @@ def test_brain_alignment_names_a_story_too_short_for_its_delays(monkeypatch):
 
 def test_scored_test_rows_keep_exactly_the_minimum():
     """Catches an off-by-one in the rows-left check: exactly MIN_SCORED_ROWS rows left is allowed."""
-    from bt_tutorial.alignment import MIN_SCORED_ROWS, scored_test_rows
+    from bt_tutorial.alignment.layers import MIN_SCORED_ROWS, scored_test_rows
 
     assert scored_test_rows(30, 30 + MIN_SCORED_ROWS) == slice(30, None)
     with pytest.raises(ValueError, match="leaves 9 of the 39 rows of the test story"):
@@ -253,7 +252,7 @@ def test_scored_test_rows_keep_exactly_the_minimum():
 def test_story_feature_rows_pass_row_counts_cache_and_progress(monkeypatch):
     """Catches the cache folder, the progress flag (off by default here) or the row counts dropped on the
     way to each story's features, and a missing row-count table not allowed."""
-    from bt_tutorial import alignment
+    from bt_tutorial.alignment import layers as alignment
 
     calls = []
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from bt_tutorial import atlas
-from bt_tutorial.rois import PAPER_ROI_SETS
+from bt_tutorial.dataset import atlas
+from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
 PAPER_AREAS = sorted({a for members in PAPER_ROI_SETS.values() for a in members})
 
@@ -165,11 +165,11 @@ def test_n_voxels_mismatch_names_file_and_fix(tmp_path):
         atlas.load_roi_masks(path, n_voxels=95556)
     message = str(err.value)
     assert str(path) in message and "9 voxels" in message and "95556" in message
-    assert "python -m bt_tutorial.roi_build" in message and "--subject UTS01" in message
+    assert "python -m bt_tutorial.dataset.roi_build" in message and "--subject UTS01" in message
 
 
 def test_bad_files_are_explained(tmp_path):
-    with pytest.raises(atlas.RoiFileError, match="not found.*bt_tutorial.roi_build.*--subject UTS02"):
+    with pytest.raises(atlas.RoiFileError, match="not found.*bt_tutorial.dataset.roi_build.*--subject UTS02"):
         atlas.load_roi_masks(tmp_path / "UTS02.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(atlas.RoiFileError, match="not an ROI mask file"):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bt_tutorial.data import DatasetError, LebelDataset
+from bt_tutorial.dataset.layout import DatasetError
+from bt_tutorial.dataset.reader import LebelDataset
 
 SUBJECT, STORY, TEST = "UTS01", "stagefright", "wheretheressmoke"
 TWIN_FIX = "synthetic twin: delete the folder"
@@ -278,13 +279,13 @@ def test_real_data_hint_says_how_to_download_again(twin):
     ds = LebelDataset(twin)
     path = ds.response_path(SUBJECT, STORY)
     path.write_bytes(b"")
-    with pytest.raises(DatasetError, match=rf"delete {path} and run `python -m bt_tutorial\.download"):
+    with pytest.raises(DatasetError, match=rf"delete {path} and run `python -m bt_tutorial\.dataset\.download"):
         ds.load_responses(SUBJECT, STORY)
 
 
 # ------------------------------------------------------------------ callers of pearson_r
 def test_recovery_table_means_leave_out_constant_features(monkeypatch):
-    from bt_tutorial import recovery
+    from bt_tutorial.synthetic import recovery
 
     monkeypatch.setattr(recovery, "truth_rows", lambda *a: {})
     monkeypatch.setattr(recovery, "recovery_scores", lambda *a, **k: {0: np.array([0.2, np.nan, 0.4]),
@@ -294,7 +295,7 @@ def test_recovery_table_means_leave_out_constant_features(monkeypatch):
 
 
 def test_percent_drop_compares_the_same_voxels():
-    from bt_tutorial.lowlevel import percent_drop
+    from bt_tutorial.lowlevel.impact import percent_drop
 
     masks = {"roi": np.array([True, True])}
     # the second voxel has no r on the original features: it must not enter the residual mean either
@@ -303,7 +304,7 @@ def test_percent_drop_compares_the_same_voxels():
 
 
 def test_story_missing_from_respdict_damaged_truth_and_mask_name_the_file(twin, tmp_path):
-    from bt_tutorial.data import load_ground_truth
+    from bt_tutorial.synthetic.truth import load_ground_truth
 
     ds = LebelDataset(twin)
     with pytest.raises(DatasetError, match="'nosuchstory' is not in .*respdict.json.*" + TWIN_FIX):
@@ -317,7 +318,7 @@ def test_story_missing_from_respdict_damaged_truth_and_mask_name_the_file(twin, 
     mask = real.mask_path(SUBJECT)
     mask.parent.mkdir(parents=True, exist_ok=True)
     mask.write_text("<html>captive portal</html>")
-    with pytest.raises(DatasetError, match=r"Cannot read the cortical mask .*python -m bt_tutorial\.download"):
+    with pytest.raises(DatasetError, match=r"Cannot read the cortical mask .*python -m bt_tutorial\.dataset\.download"):
         real.voxel_columns(SUBJECT)
 
 

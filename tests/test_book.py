@@ -84,7 +84,7 @@ def chapter_imports(chapter) -> dict:
 
 def test_chapter_imports_are_read_from_the_code_cells():
     names = chapter_imports(BOOK / "05_semantic_roi_alignment.md")
-    assert names["choose_layer"] == "bt_tutorial.effects" and names["open_dataset"] == "bt_tutorial.profiles"
+    assert names["choose_layer"] == "bt_tutorial.comparison.effects" and names["open_dataset"] == "bt_tutorial.profiles"
 
 
 def names_used_in_code(source: str) -> set:
@@ -184,7 +184,7 @@ def test_chapter_callables_include_imports_and_method_calls():
     assert "bt_tutorial.profiles.open_dataset" in found and "<object>.load_responses" in found
     load_responses = found["<object>.load_responses"][0]
     file, lines = body_lines(load_responses)
-    assert file.endswith("data.py") and min(lines) > load_responses.__code__.co_firstlineno
+    assert file.endswith("reader.py") and min(lines) > load_responses.__code__.co_firstlineno
 
 
 @pytest.mark.run_last

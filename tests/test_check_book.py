@@ -85,26 +85,27 @@ def test_every_figure_of_a_chapter_has_alt_text(chapter):
 
 def test_imported_names_reads_one_line_and_parenthesised_imports_and_skips_constants(tmp_path):
     chapter = tmp_path / "09_x.md"
-    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.encoding import fit_encoding_model\n"
-                       "from bt_tutorial.effects import (alignment_effects,\n    paired_comparison)\n"
-                       "from bt_tutorial.lowlevel import LOWLEVEL_SETS, lowlevel_impact\nimport numpy as np\n```\n"
-                       "Text: from bt_tutorial.rois import not_code\n")
+    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.alignment.encoding import fit_encoding_model\n"
+                       "from bt_tutorial.comparison.effects import (alignment_effects,\n    paired_comparison)\n"
+                       "from bt_tutorial.lowlevel.impact import LOWLEVEL_ALPHAS, lowlevel_impact\nimport numpy as np\n```\n"
+                       "Text: from bt_tutorial.dataset.rois import not_code\n")
     assert check_book.imported_names(chapter) == {
-        "bt_tutorial.encoding.fit_encoding_model", "bt_tutorial.effects.alignment_effects",
-        "bt_tutorial.effects.paired_comparison", "bt_tutorial.lowlevel.lowlevel_impact"}
+        "bt_tutorial.alignment.encoding.fit_encoding_model", "bt_tutorial.comparison.effects.alignment_effects",
+        "bt_tutorial.comparison.effects.paired_comparison", "bt_tutorial.lowlevel.impact.lowlevel_impact"}
 
 
-def test_unlinked_names_counts_a_link_to_where_a_reexported_name_is_defined(tmp_path):
+def test_unlinked_names_lists_each_imported_name_its_page_does_not_link(tmp_path):
     chapter = tmp_path / "09_x.md"
-    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.data import load_ground_truth, LebelDataset\n```\n")
+    chapter.write_text("```{code-cell} ipython3\nfrom bt_tutorial.synthetic.truth import load_ground_truth\n"
+                       "from bt_tutorial.dataset.reader import LebelDataset\n```\n")
     page = tmp_path / "09_x.html"
-    link = ('<a class="sphinx-codeautolink-a" href="autoapi/bt_tutorial/layout/index.html'
-            '#bt_tutorial.layout.load_ground_truth" title="x">load_ground_truth</a>')
+    link = ('<a class="sphinx-codeautolink-a" href="autoapi/bt_tutorial/synthetic/truth/index.html'
+            '#bt_tutorial.synthetic.truth.load_ground_truth" title="x">load_ground_truth</a>')
     page.write_text(link + '<span class="n">LebelDataset</span>')
-    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.data.LebelDataset"]
+    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.dataset.reader.LebelDataset"]
     page.write_text(link.replace("sphinx-codeautolink-a", "reference external"))
-    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.data.LebelDataset",
-                                                        "bt_tutorial.data.load_ground_truth"]
+    assert check_book.unlinked_names(chapter, page) == ["bt_tutorial.dataset.reader.LebelDataset",
+                                                        "bt_tutorial.synthetic.truth.load_ground_truth"]
 
 
 def test_the_book_links_its_code_cells_to_the_api_reference():

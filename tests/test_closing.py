@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bt_tutorial.closing import TITLES, effects_path, load_effects, save_effect, verdict_table
+from bt_tutorial.comparison.closing import TITLES, effects_path, load_effects, save_effect, verdict_table
 
 
 def _alignment(control_verdict="higher"):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from bt_tutorial.comparison import (normalized_scores, paired_table, roi_layer_table, tuned_backbone_dirs,
-                                    verdict)
+from bt_tutorial.comparison.roi_tables import normalized_scores, paired_table, roi_layer_table, tuned_backbone_dirs
+from bt_tutorial.stats import verdict
 
 
 class FakeAlignment:
@@ -57,7 +57,7 @@ def test_missing_tuned_models_name_chapter_four(tmp_path):
 
 
 def test_model_comparison_figures_return_figures():
-    from bt_tutorial.plotting_models import plot_paired_differences, plot_percent_drop, plot_roi_layers
+    from bt_tutorial.plotting.models import plot_paired_differences, plot_percent_drop, plot_roi_layers
 
     alignments, ceiling, masks = planted()
     norm = normalized_scores(alignments, ceiling)
@@ -71,7 +71,7 @@ def test_model_comparison_figures_return_figures():
 
 
 def test_compact_pairs_star_clear_differences_only():
-    from bt_tutorial.comparison import compact_pairs
+    from bt_tutorial.comparison.roi_tables import compact_pairs
 
     alignments, ceiling, masks = planted()
     pairs = paired_table(normalized_scores(alignments, ceiling), [0, 1], masks, ["a", "b"], n_permutations=300,
@@ -86,9 +86,9 @@ def test_compact_pairs_star_clear_differences_only():
 
 
 def test_load_compared_models_loads_pretrained_tuned_and_control(tmp_path):
-    from bt_tutorial.brain_tuning import tuned_model_dir
-    from bt_tutorial.comparison import MODELS, load_compared_models
-    from bt_tutorial.models import load_speech_model
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.brain_tuning.settings import tuned_model_dir
+    from bt_tutorial.comparison.roi_tables import MODELS, load_compared_models
 
     for control, shift in ((None, 1.0), ("chunk_permute", 2.0)):
         model = load_speech_model("tiny-hubert")
@@ -105,7 +105,7 @@ def test_load_compared_models_loads_pretrained_tuned_and_control(tmp_path):
 
 def test_p_values_print_one_way_whatever_the_test_resolution():
     """Catches the same comparison printed as 0.0005, 0.0002 and 0.000 by tests of different resolution."""
-    from bt_tutorial.comparison import format_p
+    from bt_tutorial.stats import format_p
 
     assert format_p(1 / 2001) == format_p(1 / 5001) == "p < 0.001"
     assert format_p(0.001) == "p = 0.001" and format_p(0.0312) == "p = 0.031"

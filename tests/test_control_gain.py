@@ -10,7 +10,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import control_gain  # noqa: E402
 
-from bt_tutorial.brain_tuning import TuningData  # noqa: E402
+from bt_tutorial.brain_tuning.samples import TuningData  # noqa: E402
 
 
 def test_white_noise_targets_keep_windows_and_shapes_and_carry_no_response():

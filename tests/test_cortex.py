@@ -1,6 +1,6 @@
 import numpy as np
 
-from bt_tutorial.surface import to_fsaverage5
+from bt_tutorial.dataset.surface import to_fsaverage5
 from bt_tutorial.synthetic.cortex import ROI_GROUPS, ROI_NAMES, build_cortex, roi_mask
 
 

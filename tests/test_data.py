@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bt_tutorial.data import BAD_WORDS, DatasetError, LebelDataset
-from bt_tutorial.profiles import open_dataset
+from bt_tutorial.dataset.layout import DatasetError
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.stimulus import BAD_WORDS
 from bt_tutorial.lowlevel.phones import ARPABET
+from bt_tutorial.profiles import open_dataset
 
 SUBJECT = "UTS01"
 
@@ -65,7 +67,7 @@ def test_open_dataset_follows_the_profile(tiny_twin, tmp_path):
     shutil.copytree(tiny_twin, tmp_path / "synthetic_twin")
     ds = open_dataset(Config(profile="demo", data_home=tmp_path), ensure=False)
     assert ds.root == tmp_path / "synthetic_twin" and ds.subjects == [SUBJECT]
-    with pytest.raises(FileNotFoundError, match=r"ds003020.*python -m bt_tutorial\.download"):
+    with pytest.raises(FileNotFoundError, match=r"ds003020.*python -m bt_tutorial\.dataset\.download"):
         open_dataset(Config(profile="full", data_home=tmp_path))
 
 
@@ -76,7 +78,7 @@ def test_missing_file_names_path_and_fix(twin_copy):
 
 
 def test_missing_root_is_explained(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"python -m bt_tutorial\.download"):
+    with pytest.raises(FileNotFoundError, match=r"python -m bt_tutorial\.dataset\.download"):
         LebelDataset(tmp_path / "nowhere")
 
 

@@ -9,11 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
+from bt_tutorial.alignment.noise_ceiling import cc_max
 from bt_tutorial.config import get_config
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.noise_ceiling import cc_max
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY, train_story_list
 from bt_tutorial.profiles import open_dataset
-from bt_tutorial.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY, train_story_list
 
 SUBJECT = "UTS01"
 
@@ -62,7 +61,7 @@ def test_a_subject_the_dataset_lacks_is_named_with_the_subjects_it_has(full_root
     config = get_config(profile="full", data_home=full_root.parent)
     dataset = open_dataset(config)
     with pytest.raises(FileNotFoundError, match=r"'UTS03'.*subjects here: \['UTS01'\].*BT_SUBJECT.*"
-                                                r"python -m bt_tutorial.download --subject UTS03"):
+                                                r"python -m bt_tutorial.dataset.download --subject UTS03"):
         dataset.split(config.subject)
 
 
@@ -116,7 +115,7 @@ def test_full_profile_trains_on_the_paper_stories_and_names_the_missing(full_roo
     dataset = open_dataset(get_config(profile="full", data_home=full_root.parent))
     assert dataset.train_stories == "paper"
     with pytest.warns(UserWarning, match=r"23 of the paper's 24 training stories have no responses for UTS01.*"
-                                         r"'adollshouse'.*Training on the 1 present.*bt_tutorial.download"):
+                                         r"'adollshouse'.*Training on the 1 present.*bt_tutorial.dataset.download"):
         split = dataset.split(SUBJECT)
     assert split == {"train": ["souls"], "validation": VALIDATION_STORY, "test": TEST_STORY}
     with warnings.catch_warnings():  # every analysis splits again: said once per dataset

@@ -19,22 +19,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from bt_tutorial import download, transfer
+from bt_tutorial.dataset import download, transfer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-from bt_tutorial.download import (
-    PAPER_TRAIN_STORIES,
-    TEST_STORY,
-    VALIDATION_STORY,
-    DownloadError,
-    download_file,
-    download_lebel,
-    format_size,
-    lebel_file_list,
-    remote_size,
+from bt_tutorial.dataset.download import download_lebel, lebel_file_list
+from bt_tutorial.dataset.file_formats import (
+    HDF5_SIGNATURE,
+    content_problem,
+    md5_from_etag,
+    read_registry,
+    write_part_record,
 )
-from bt_tutorial.file_formats import HDF5_SIGNATURE, content_problem, md5_from_etag, read_registry, write_part_record
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from bt_tutorial.dataset.transfer import DownloadError, download_file, format_size, remote_size
 
 SUBJECT = "UTS01"
 N_TRAIN = 1
@@ -418,7 +416,7 @@ def test_downloaded_tree_reads_with_the_dataset_reader(server, tmp_path):
     import nibabel as nib
     import numpy as np
 
-    from bt_tutorial.data import LebelDataset
+    from bt_tutorial.dataset.reader import LebelDataset
 
     download_lebel(SUBJECT, N_TRAIN, tmp_path, base_url=server.url, **FAST)
     ds = LebelDataset(tmp_path)
@@ -897,7 +895,7 @@ def test_full_disk_names_the_file_and_keeps_a_resumable_part(server, tmp_path, m
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from bt_tutorial.transfer import download_lock
+from bt_tutorial.dataset.transfer import download_lock
 with download_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     sys.stdin.readline()

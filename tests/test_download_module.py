@@ -1,4 +1,4 @@
-"""The downloader as a module (``python -m bt_tutorial.download``), the chapter's call, and
+"""The downloader as a module (``python -m bt_tutorial.dataset.download``), the chapter's call, and
 ``derivative/`` versus ``derivatives/`` on the server (issue 12, items 5 and 9).
 
 Served by the miniature mirror of ``test_download.py`` on 127.0.0.1; no network.
@@ -19,11 +19,12 @@ from types import SimpleNamespace
 import pytest
 from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy, plant_registry  # noqa: F401
 
-from bt_tutorial import download
 from bt_tutorial.config import get_config
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.download import DownloadError, download_lebel, download_subject, lebel_file_list
-from bt_tutorial.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from bt_tutorial.dataset import download
+from bt_tutorial.dataset.download import download_lebel, download_subject, lebel_file_list
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from bt_tutorial.dataset.transfer import DownloadError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +106,7 @@ def test_reader_refuses_a_tree_with_both_folders_holding_a_respdict(tmp_path):
 def test_module_entry_point_runs_without_the_scripts_folder(server, tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "bt_tutorial.download", "--subject", SUBJECT, "--stories", "1",
+    command = [sys.executable, "-m", "bt_tutorial.dataset.download", "--subject", SUBJECT, "--stories", "1",
                "--out", str(out), "--base-url", server.url, "--dry-run"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -159,8 +160,8 @@ def test_shipped_registry_covers_every_planned_file_and_agrees_with_the_tree_lis
     listing tests/data/ds003020_tree.tsv where both have a file."""
     import tomllib
 
-    from bt_tutorial.file_formats import REGISTRY_FILE, read_registry, registry_key
-    from bt_tutorial.roi_build import plan_sources
+    from bt_tutorial.dataset.file_formats import REGISTRY_FILE, read_registry, registry_key
+    from bt_tutorial.dataset.roi_build import plan_sources
 
     registry = read_registry()
     assert REGISTRY_COMMIT in REGISTRY_FILE.read_text().splitlines()[0] and len(registry) == 620
@@ -180,7 +181,7 @@ def test_shipped_registry_covers_every_planned_file_and_agrees_with_the_tree_lis
 
 @pytest.mark.parametrize("row", ["a.wav,12", "a.wav,-1,0123456789abcdef0123456789abcdef", "a.wav,1,xyz"])
 def test_a_malformed_registry_row_names_the_file_and_line(tmp_path, row):
-    from bt_tutorial.file_formats import read_registry
+    from bt_tutorial.dataset.file_formats import read_registry
 
     path = tmp_path / "md5.csv"
     path.write_text(f"# comment\npath,size,md5\n{row}\n")

@@ -22,18 +22,19 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from bt_tutorial.alignment.models import load_speech_model  # noqa: E402
 from bt_tutorial.downstream import clips as C  # noqa: E402
 from bt_tutorial.downstream import probes as P  # noqa: E402
 from bt_tutorial.downstream import real as R  # noqa: E402
 from bt_tutorial.downstream import report  # noqa: E402
+from bt_tutorial.downstream.tasks import Task, load_task, save_task  # noqa: E402
+from bt_tutorial.downstream.timit import TIMIT_DROPPED, TIMIT_TO_ARPABET, fold_phones, load_timit
+from bt_tutorial.lowlevel.phones import ARPABET  # noqa: E402
+from bt_tutorial.plotting.models import plot_probe_scores  # noqa: E402
 from bt_tutorial.synthetic import tasks as S  # noqa: E402
 from bt_tutorial.synthetic import vocab as V  # noqa: E402
-from bt_tutorial.synthetic.narrative import NAMES, TEMPLATES as STORY_TEMPLATES, TOPICS  # noqa: E402
-from bt_tutorial.downstream.tasks import Task, load_task, save_task  # noqa: E402
-from bt_tutorial.downstream.timit import (TIMIT_DROPPED, TIMIT_TO_ARPABET, fold_phones,  # noqa: E402
-                                          load_timit)
-from bt_tutorial.models import load_speech_model  # noqa: E402
-from bt_tutorial.lowlevel.phones import ARPABET  # noqa: E402
+from bt_tutorial.synthetic.narrative import NAMES, TOPICS  # noqa: E402
+from bt_tutorial.synthetic.narrative import TEMPLATES as STORY_TEMPLATES
 from bt_tutorial.synthetic.speech import synthesize  # noqa: E402
 
 TIMIT61 = ("b d g p t k dx q bcl dcl gcl pcl tcl kcl jh ch s sh z zh f th v dh m n ng em en eng nx "
@@ -338,7 +339,7 @@ def test_best_layer_and_summary_use_validation_not_test():
     assert list(table.columns) == ["pretrained", "tuned"] and "(L0)" in table.iloc[0, 0]
     diff = report.paired_difference(results["tuned"]["t"][1], by_layer[0])
     assert diff[0] == pytest.approx(0.2)
-    fig = report.plot_probe_scores(results, chance={"t": 0.25})
+    fig = plot_probe_scores(results, chance={"t": 0.25})
     assert len(fig.axes) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["pretrained", "tuned", "chance",
                                                                   "best on validation"]
@@ -357,7 +358,7 @@ def test_plot_probe_scores_two_panels_a_row_legend_off_the_data():
                for m in ("pretrained", "brain-tuned", "control")}
     for n_tasks in (4, 3):  # 2 x 2 panels; 3 panels and the legend in the free cell
         shown = {m: dict(list(r.items())[:n_tasks]) for m, r in results.items()}
-        fig = report.plot_probe_scores(shown, chance={"intent": 0.125}, title="probes")
+        fig = plot_probe_scores(shown, chance={"intent": 0.125}, title="probes")
         panels = [ax for ax in fig.axes if ax.get_label() != "legend"]
         assert len(fig.axes) == 4 and len(panels) == n_tasks
         rows = [ax.get_subplotspec().rowspan.start for ax in panels]
@@ -371,9 +372,9 @@ def test_plot_probe_scores_two_panels_a_row_legend_off_the_data():
         assert [t.get_text() for t in legend.get_texts()] == ["pretrained", "brain-tuned", "control", "chance",
                                                               "best on validation"]
         assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in panels)
-    assert len(report.plot_probe_scores(results, ncols=1).axes) == 4
+    assert len(plot_probe_scores(results, ncols=1).axes) == 4
     same = {m: results["pretrained"] for m in ("pretrained", "brain-tuned", "control")}
-    lines = [line for line in report.plot_probe_scores(same).axes[0].get_lines() if len(line.get_xdata()) == 5]
+    lines = [line for line in plot_probe_scores(same).axes[0].get_lines() if len(line.get_xdata()) == 5]
     assert len({tuple(line.get_xdata()) for line in lines}) == 3  # equal scores do not hide one another
     plt.close("all")
 
@@ -822,7 +823,7 @@ def test_probe_layer_passes_its_settings_and_keys_the_cache_on_them(tmp_path, mo
 
 def test_largest_difference_at_layer_compares_every_model_and_task_with_the_reference():
     """Catches a check that reads another layer, skips a task or model, or compares a model with itself only."""
-    from bt_tutorial.downstream import largest_difference_at_layer
+    from bt_tutorial.downstream.report import largest_difference_at_layer
 
     def probe(score):
         return P.ProbeResult("m", "t", 0, "macro_f1", {"macro_f1": [score, score]}, [0.5] * 2, [1.0] * 2, 1, 1, 1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bt_tutorial.download import DownloadError
+from bt_tutorial.dataset.transfer import DownloadError
 from bt_tutorial.downstream import real as R
 
 NAMES = [f"{actor}_{sentence}_{emo}_XX" for actor in (1001, 1002, 1003)

@@ -4,16 +4,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bt_tutorial.effects import (alignment_effects, choose_layer, downstream_effects, effect_holds,
-                                 interval_verdict, lowlevel_effects, percent_drop_difference)
+from bt_tutorial.comparison.effects import (
+    alignment_effects,
+    choose_layer,
+    downstream_effects,
+    effect_holds,
+    lowlevel_effects,
+    percent_drop_difference,
+)
+from bt_tutorial.stats import verdict
 
 
-def test_interval_verdict_and_effect_holds():
-    assert interval_verdict(0.01, 0.2) == "higher"
-    assert interval_verdict(-0.2, -0.01) == "lower"
-    assert interval_verdict(-0.1, 0.1) == "no clear difference"
-    assert interval_verdict(0.0, 0.1) == interval_verdict(-0.1, 0.0) == "no clear difference"  # 0 is inside
-    assert interval_verdict(np.nan, 0.1) == "too few values to compare"
+def interval(low, high):
+    return {"low": low, "high": high}
+
+
+def test_the_verdict_of_an_interval_and_effect_holds():
+    assert verdict(interval(0.01, 0.2)) == "higher"
+    assert verdict(interval(-0.2, -0.01)) == "lower"
+    assert verdict(interval(-0.1, 0.1)) == "no clear difference"
+    assert verdict(interval(0.0, 0.1)) == verdict(interval(-0.1, 0.0)) == "no clear difference"  # 0 is inside
+    assert verdict(interval(np.nan, 0.1)) == "too few values to compare"
     assert effect_holds("alignment", ["higher", "higher"]) and not effect_holds("alignment", ["higher", "lower"])
     assert effect_holds("lowlevel", ["lower"]) and not effect_holds("lowlevel", [])
     assert effect_holds("low-level task", ["no clear difference", "lower"])
@@ -99,9 +110,9 @@ class _Probe:
 
 
 def test_downstream_effects_compare_each_models_best_layer(monkeypatch):
-    import bt_tutorial.downstream as downstream
+    import bt_tutorial.downstream.probes as probes
 
-    monkeypatch.setattr(downstream, "best_layer", lambda by_layer: max(by_layer))
+    monkeypatch.setattr(probes, "best_layer", lambda by_layer: max(by_layer))
     base = np.linspace(0.5, 0.6, 10)
     results = {"pretrained": {"t": {1: _Probe(base), 2: _Probe(base)}},
                "control": {"t": {1: _Probe(base + 0.2), 2: _Probe(base + 0.01)}},
@@ -112,7 +123,7 @@ def test_downstream_effects_compare_each_models_best_layer(monkeypatch):
 
 
 def test_downstream_summary_needs_every_semantic_task_and_no_phoneme_gain():
-    from bt_tutorial.effects import downstream_summary
+    from bt_tutorial.comparison.effects import downstream_summary
 
     def table(verdicts):
         return pd.DataFrame([{"task": t, "comparison": "brain-tuned - control", "verdict": v}
@@ -138,7 +149,7 @@ def _pairs(late_vs_control_low=0.01):
 
 
 def test_describe_alignment_states_the_numbers_and_the_verdict():
-    from bt_tutorial.effects import describe_alignment
+    from bt_tutorial.comparison.effects import describe_alignment
 
     text = describe_alignment(_pairs(), 2, ["late_language", "early_auditory"])
     assert "late language, layer 2:\n  brain-tuned - pretrained +0.050 [+0.020, +0.080] p = 0.001 higher" in text
@@ -150,7 +161,7 @@ def test_describe_alignment_states_the_numbers_and_the_verdict():
 
 
 def test_describe_lowlevel_and_downstream():
-    from bt_tutorial.effects import control_share, describe_downstream, describe_lowlevel
+    from bt_tutorial.comparison.effects import control_share, describe_downstream, describe_lowlevel
 
     table = pd.DataFrame({"drop_a": [20.0, 20.0], "drop_b": [30.0, 25.0], "difference": [-10.0, -5.0],
                           "low": [-15.0, -9.0], "high": [-5.0, 1.0],
@@ -197,7 +208,7 @@ def test_describe_lowlevel_and_downstream():
 def test_ablation_table_reads_each_run_at_its_chosen_layer(tmp_path):
     import json
 
-    from bt_tutorial.effects import ablation_table, load_tuning_ablation
+    from bt_tutorial.comparison.effects import ablation_table, load_tuning_ablation
 
     def row(comparison, difference):
         return {"comparison": comparison, "difference": difference, "low": difference - 0.01,

@@ -11,11 +11,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import himalaya.backend
+import himalaya.ridge
 from himalaya.backend import get_backend, set_backend
 
-from bt_tutorial import encoding
-from bt_tutorial.encoding import (EncodingResult, fit_encoding_model, pearson_r, pick_backend,
-                                  story_splits)
+from bt_tutorial.alignment import encoding
+from bt_tutorial.alignment.encoding import EncodingResult, fit_encoding_model, pearson_r, pick_backend, story_splits
 
 N_STORIES, N_TRS, N_FEATURES, N_VOXELS = 6, 150, 40, 300
 
@@ -276,7 +277,7 @@ def test_pick_backend_auto_follows_its_documented_order(monkeypatch):
         asked = []
         with monkeypatch.context() as m:
             m.setattr(torch.cuda, "is_available", lambda: True)
-            m.setattr(encoding, "set_backend", lambda name, on_error: asked.append(name) or get_backend())
+            m.setattr(himalaya.backend, "set_backend", lambda name, on_error: asked.append(name) or get_backend())
             pick_backend("auto")
         assert asked == ["torch_cuda"]
     finally:
@@ -374,7 +375,7 @@ def test_pick_backend_asks_for_torch_without_a_gpu_and_only_warns_on_failure(mon
         return types.SimpleNamespace(name=name)
 
     with monkeypatch.context() as m:
-        m.setattr(encoding, "set_backend", record)
+        m.setattr(himalaya.backend, "set_backend", record)
         m.setattr(torch.cuda, "is_available", lambda: False)
         assert pick_backend() == "torch"
         m.setattr(torch.cuda, "is_available", lambda: True)
@@ -554,15 +555,15 @@ def test_voxel_batches_follow_the_budgets_and_give_the_same_fit(monkeypatch, sol
     scored, refits, weights = [], [], []
     r2_score = encoding._r2_score
     monkeypatch.setattr(encoding, "_r2_score", lambda y, p: scored.append(p.shape[-1]) or r2_score(y, p))
-    monkeypatch.setattr(encoding, "get_backend", lambda: _RefitWidths(get_backend(), len(X_test), refits))
-    primal_search = encoding.solve_group_ridge_random_search
+    monkeypatch.setattr(himalaya.backend, "get_backend", lambda: _RefitWidths(get_backend(), len(X_test), refits))
+    primal_search = himalaya.ridge.solve_group_ridge_random_search
 
     def primal_spy(*args, **kwargs):
         out = primal_search(*args, **kwargs)
         weights.append(out[1])
         return out
 
-    monkeypatch.setattr(encoding, "solve_group_ridge_random_search", primal_spy)
+    monkeypatch.setattr(himalaya.ridge, "solve_group_ridge_random_search", primal_spy)
     # 2 folds (stories 0 and 2, then 1): 40 validation rows at most, 3 alphas
     block = 3 * 40 * 3 + 3 * 40 // 2  # 3.5 voxels of predictions: batches of 3
     one_voxel = 60 * 8  # bytes of a voxel's training responses

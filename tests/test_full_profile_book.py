@@ -45,7 +45,7 @@ def test_offline_env_points_the_hub_proxies_and_dataset_url_at_localhost():
 def test_the_mirrors_registry_lists_every_served_file_with_its_size_and_md5(tmp_path):
     """Catches chapter 1's download refused by the shipped ds003020 registry (the twin is not the
     snapshot): the tool points the chapters at a registry of the mirror's own files."""
-    from bt_tutorial.file_formats import file_md5, load_registry
+    from bt_tutorial.dataset.file_formats import file_md5, load_registry
 
     tool = load_tool()
     mirror = tmp_path / "mirror"

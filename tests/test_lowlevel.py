@@ -9,14 +9,26 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.encoding import fit_encoding_model
-from bt_tutorial.lowlevel import (ARTICULATION, ARTICULATORY_FEATURES, LOWLEVEL_SETS, PHONES,
-                                  feature_names, lowlevel_features, lowlevel_impact, lowlevel_rows,
-                                  ngram_vocabularies, percent_drop, phone_ngram_vocabulary,
-                                  phone_ngrams, remove_lowlevel, spectrum_course)
-from bt_tutorial.stimulus import Intervals
-from bt_tutorial.lowlevel.phones import VOWELS
+from bt_tutorial.alignment.encoding import fit_encoding_model
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.stimulus import Intervals
+from bt_tutorial.lowlevel.feature_sets import (
+    LOWLEVEL_SETS,
+    feature_names,
+    lowlevel_features,
+    lowlevel_rows,
+    ngram_vocabularies,
+    spectrum_course,
+)
+from bt_tutorial.lowlevel.impact import lowlevel_impact, percent_drop, remove_lowlevel
+from bt_tutorial.lowlevel.phones import (
+    ARTICULATION,
+    ARTICULATORY_FEATURES,
+    PHONES,
+    VOWELS,
+    phone_ngram_vocabulary,
+    phone_ngrams,
+)
 
 
 def _intervals(items):
@@ -241,8 +253,8 @@ def test_lowlevel_impact_keys_shapes_and_voxel_subset_on_the_tiny_twin(tiny):
     late = lowlevel_impact({2: rows[2]}, ds, "UTS01", sets=("rates",), n_folds=2, top_diphones=5,
                            first_scored_row=3)  # the authors' residual evaluation scores from row 40
     y_test = ds.load_responses("UTS01", test)
-    from bt_tutorial.alignment import DELAYS
-    from bt_tutorial.timing import make_delayed
+    from bt_tutorial.alignment.layers import DELAYS
+    from bt_tutorial.dataset.timing import make_delayed
     fit = fit_encoding_model([make_delayed(rows[2][s], DELAYS) for s in train], [ds.load_responses("UTS01", s)
                              for s in train], make_delayed(rows[2][test], DELAYS)[3:], y_test[3:], n_folds=2)
     np.testing.assert_allclose(late.r_orig[2], fit.scores, atol=1e-5)
@@ -254,7 +266,8 @@ def test_lowlevel_impact_keys_shapes_and_voxel_subset_on_the_tiny_twin(tiny):
 
 
 def test_drop_table_and_describe_sets():
-    from bt_tutorial.lowlevel import LowLevelImpact, describe_sets, drop_table
+    from bt_tutorial.lowlevel.feature_sets import describe_sets
+    from bt_tutorial.lowlevel.impact import LowLevelImpact, drop_table
 
     masks = {"a": np.array([True, True, False]), "b": np.array([False, False, True])}
     r_orig = {1: np.array([0.4, 0.6, 0.5]), 2: np.array([0.2, 0.2, 0.4])}
@@ -281,7 +294,7 @@ def test_drop_table_and_describe_sets():
 
 def test_set_drop_table_puts_each_model_and_set_on_a_row_and_each_roi_in_a_column():
     """Catches sets and ROIs swapped, the wrong layer, or a model's rows taken from another model."""
-    from bt_tutorial.lowlevel import LowLevelImpact, set_drop_table
+    from bt_tutorial.lowlevel.impact import LowLevelImpact, set_drop_table
 
     masks = {"b": np.array([False, False, True]), "a": np.array([True, True, False])}
     r_orig = {1: np.array([0.4, 0.6, 0.5]), 2: np.array([0.2, 0.2, 0.4])}
@@ -322,7 +335,7 @@ def test_spectrum_band_centers_are_the_peaks_of_torchaudios_htk_mel_filters():
     import torch
     from torchaudio.functional import melscale_fbanks
 
-    from bt_tutorial.lowlevel import spectrum_band_centers
+    from bt_tutorial.lowlevel.feature_sets import spectrum_band_centers
 
     for n_bands in (1, 8, 32):
         fb = melscale_fbanks(n_freqs=8193, f_min=0.0, f_max=8000.0, n_mels=n_bands, sample_rate=16000,
@@ -336,7 +349,7 @@ def test_spectrum_band_centers_are_the_peaks_of_torchaudios_htk_mel_filters():
 
 def test_spectrum_course_finds_a_planted_tone_in_its_band_at_mid_bin_times():
     """Catches wrong bin times (the middle of each 0.1 s bin), a wrong band order or power, or float64."""
-    from bt_tutorial.lowlevel import spectrum_band_centers
+    from bt_tutorial.lowlevel.feature_sets import spectrum_band_centers
 
     t = np.arange(16000 * 2) / 16000
     tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
@@ -366,7 +379,7 @@ def test_word_of_phone_boundaries():
 
 def test_phone_ngrams_of_a_word_include_its_first_phone_and_its_last_run():
     """Catches AA (phone index 0) treated as unknown, the last run of a word dropped, n = 1 refused."""
-    from bt_tutorial.lowlevel import phone_ngrams
+    from bt_tutorial.lowlevel.phones import phone_ngrams
 
     words = _intervals([("odd", 0.0, 0.6)])
     phones = _intervals([("AA", 0.0, 0.2), ("D", 0.2, 0.4), ("ZH", 0.4, 0.6)])
@@ -406,8 +419,8 @@ def test_ngram_values_and_feature_names_of_combined_sets():
 def test_lowlevel_impact_equals_its_pieces_put_together_by_hand(tiny):
     """Catches settings dropped on the way (folds, alphas, delays, scored rows, the training stories
     behind the n-gram vocabulary, the layers asked for): the result must equal the recipe done by hand."""
-    from bt_tutorial.lowlevel import stack_sets
-    from bt_tutorial.timing import make_delayed
+    from bt_tutorial.dataset.timing import make_delayed
+    from bt_tutorial.lowlevel.feature_sets import stack_sets
 
     ds, train, test = tiny
     stories = train + [test]
@@ -523,7 +536,8 @@ def test_low_level_ridge_is_cross_validated_over_whole_stories_on_the_backend_as
     dropped on the way to himalaya, and a backend left switched afterwards."""
     from himalaya.backend import get_backend
     from himalaya.scoring import r2_score
-    from bt_tutorial.encoding import story_splits
+
+    from bt_tutorial.alignment.encoding import story_splits
     from bt_tutorial.lowlevel import impact
 
     seen = []
@@ -564,7 +578,7 @@ def test_percent_drop_leaves_a_voxel_out_of_both_means_and_warns_at_the_caller()
 
 def test_summary_means_leave_out_nan_voxels():
     """Catches NaN voxels counted in the summary's means, or a mean printed for a fit with no voxels."""
-    from bt_tutorial.lowlevel import LowLevelImpact
+    from bt_tutorial.lowlevel.impact import LowLevelImpact
 
     impact = LowLevelImpact("UTS01", "story", [3], ("rates",), {3: np.array([0.2, 0.4, np.nan])},
                             {(3, "rates"): np.full(3, np.nan)})
@@ -657,8 +671,8 @@ class _OneStory:
 def test_lowlevel_features_follow_the_datasets_tr_and_the_events_by_hand():
     """Catches the dataset's TR, the band count, the story's row count or the known-phone mask lost on
     the way: each set must equal the impulses put on the response rows by hand at TR 1.5 s."""
+    from bt_tutorial.dataset.timing import to_response_rows
     from bt_tutorial.lowlevel.phones import phone_indices
-    from bt_tutorial.timing import to_response_rows
 
     ds = _OneStory()
     vocab = {"diphones": [("AA", "B"), ("F", "AO")], "triphones": [("AA", "B", "K")]}
@@ -716,7 +730,7 @@ def test_lowlevel_rows_pass_sizes_bands_and_progress(tiny, capsys):
 
 def test_spectrum_defaults_are_16_khz_and_names_follow_combined_sets():
     """Catches a wrong default rate in the spectrum and names lost when a set is second in "a+b"."""
-    from bt_tutorial.lowlevel import spectrum_band_centers
+    from bt_tutorial.lowlevel.feature_sets import spectrum_band_centers
 
     wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     np.testing.assert_array_equal(spectrum_course(wave)[1], spectrum_course(wave, 16000)[1])
@@ -750,8 +764,7 @@ def test_spectrum_course_equals_a_numpy_stft_through_the_mel_filters():
 
 def test_stack_sets_and_check_sets_messages():
     """Catches the missing-set and empty-list checks raising without their message."""
-    from bt_tutorial.lowlevel import stack_sets
-    from bt_tutorial.lowlevel.feature_sets import check_sets
+    from bt_tutorial.lowlevel.feature_sets import check_sets, stack_sets
 
     with pytest.raises(ValueError, match=r"Set 'rates' was not computed; have \['phonemes', 'spectrum'\]\."):
         stack_sets({"spectrum": np.zeros((2, 1)), "phonemes": np.zeros((2, 1))}, "phonemes+rates")

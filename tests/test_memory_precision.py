@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from bt_tutorial import features as F
-from bt_tutorial.brain_tuning import TuningData, tr_windows
+from bt_tutorial.alignment import features as F
+from bt_tutorial.alignment.models import load_speech_model, reduced_precision
 from bt_tutorial.brain_tuning.loop import _precision
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.models import load_speech_model, reduced_precision
-from bt_tutorial.timing import to_response_rows
+from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.timing import to_response_rows
 
 PARAMS = F.FeatureParams(context=2.0, stride=0.5, batch_size=4)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bt_tutorial.models import load_speech_model
+from bt_tutorial.alignment.models import load_speech_model
 
 TINY = ["tiny-wav2vec2", "tiny-hubert", "tiny-whisper"]
 
@@ -68,8 +68,8 @@ def test_whisper_states_match_transformers_hidden_states(seconds):
 def test_padded_whisper_features_read_the_authors_frame():
     """Catches reading frame 1499 (padding) of a window padded to 30 s: the authors read frame
     duration * 50, the last whose input holds audio; averages over a window's last second stop there too."""
+    from bt_tutorial.alignment.features import extract_features
     from bt_tutorial.config import FeatureParams
-    from bt_tutorial.features import extract_features
 
     model = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
     wave = audio(6)[0]
@@ -172,7 +172,7 @@ def test_two_first_loads_of_whisper_tiny_at_once_both_succeed(tmp_path):
     import subprocess
     import sys
 
-    code = "from bt_tutorial.models import _converted_whisper_tiny; print(_converted_whisper_tiny())"
+    code = "from bt_tutorial.alignment.models import _converted_whisper_tiny; print(_converted_whisper_tiny())"
     env = dict(os.environ, BT_DATA=str(tmp_path))
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -5,8 +5,13 @@ import warnings
 import numpy as np
 import pytest
 
-from bt_tutorial.noise_ceiling import (cc_max, explainable_variance, lebel_noise_ceiling_summary, select_voxels,
-                                        signal_power)
+from bt_tutorial.alignment.noise_ceiling import (
+    cc_max,
+    explainable_variance,
+    lebel_noise_ceiling_summary,
+    select_voxels,
+    signal_power,
+)
 
 
 def simulate(rng, snr, n_repeats=10, n_trs=2000):
@@ -117,7 +122,7 @@ def test_float32_chunks_match_float64_and_stay_near_the_input_size():
 
 def test_degenerate_repeats_are_refused():
     """2 TRs gave pure noise a ceiling of exactly 1 whenever the repeats agreed in sign."""
-    from bt_tutorial.noise_ceiling import MIN_TRS
+    from bt_tutorial.alignment.noise_ceiling import MIN_TRS
 
     reps = simulate(np.random.default_rng(5), np.zeros(400), n_repeats=4, n_trs=2)
     with pytest.raises(ValueError, match=rf"2 TRs; a noise ceiling needs at least {MIN_TRS} \(with fewer, pure"):
@@ -130,7 +135,7 @@ def test_degenerate_repeats_are_refused():
 
 
 def test_selection_and_normalisation_refuse_bad_ceilings():
-    from bt_tutorial.noise_ceiling import normalized_alignment, select_voxels
+    from bt_tutorial.alignment.noise_ceiling import normalized_alignment, select_voxels
 
     with pytest.raises(ValueError, match="non-empty 1-D array of finite values.*2 non-finite"):
         select_voxels(np.array([0.5, np.nan, np.inf]))
@@ -145,7 +150,7 @@ def test_selection_and_normalisation_refuse_bad_ceilings():
 
 
 def test_normalized_alignment_explainable_variance_and_selection():
-    from bt_tutorial.noise_ceiling import explainable_variance, normalized_alignment, select_voxels
+    from bt_tutorial.alignment.noise_ceiling import explainable_variance, normalized_alignment, select_voxels
 
     rng = np.random.default_rng(2)
     snr = np.array([0.0, 0.5, 2.0])
@@ -218,7 +223,7 @@ def test_the_non_finite_warning_lists_five_voxels_and_points_at_the_caller():
 
 def test_normalized_alignment_of_integer_lists_is_a_float_ratio():
     """Catches the inputs kept as ints: 1 / 2 would be stored as 0."""
-    from bt_tutorial.noise_ceiling import normalized_alignment
+    from bt_tutorial.alignment.noise_ceiling import normalized_alignment
 
     assert normalized_alignment([1, 0, 3], [2, 0, 4]).tolist()[::2] == [0.5, 0.75]
 
@@ -233,7 +238,7 @@ def test_swapped_axes_are_refused():
 
 def test_ceiling_recovery_correlates_only_the_voxels_with_a_true_ceiling():
     """Catches voxels without signal counted (their estimate is 0 by definition) or arguments swapped in a mask."""
-    from bt_tutorial.noise_ceiling import ceiling_recovery
+    from bt_tutorial.alignment.noise_ceiling import ceiling_recovery
 
     rng = np.random.default_rng(0)
     true = np.concatenate([rng.uniform(0.2, 0.9, 200), np.zeros(100)])

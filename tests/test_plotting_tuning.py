@@ -8,9 +8,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from bt_tutorial.plotting import plot_training_history  # noqa: E402
-from bt_tutorial.plotting_tuning import plot_ablation, plot_recovery, plot_tuning_windows  # noqa: E402
-from bt_tutorial.timing import TR, canonical_hrf, hrf_weight_in_window  # noqa: E402
+from bt_tutorial.dataset.timing import TR, canonical_hrf, hrf_weight_in_window  # noqa: E402
+from bt_tutorial.plotting.tuning import (  # noqa: E402
+    plot_ablation,
+    plot_recovery,
+    plot_training_history,  # noqa: E402
+    plot_tuning_windows,
+)
 
 
 def test_hrf_share_of_a_window():

@@ -3,22 +3,24 @@
 import numpy as np
 import pytest
 
-import bt_tutorial.downstream as downstream
-import bt_tutorial.synthetic as synthetic
-from bt_tutorial.atlas import RoiFileError, default_roi_path, save_roi_masks
+import bt_tutorial.downstream.real as downstream_real
+import bt_tutorial.downstream.timit as downstream_timit
+import bt_tutorial.synthetic.tasks as synthetic_tasks
+import bt_tutorial.synthetic.twin as synthetic_twin
+from bt_tutorial.alignment.models import load_speech_model, pick_device
 from bt_tutorial.config import get_config, model_folder_name, resolve_data_home
-from bt_tutorial.data import LebelDataset, load_ground_truth
-from bt_tutorial.models import load_speech_model, pick_device
+from bt_tutorial.dataset.atlas import RoiFileError, default_roi_path, save_roi_masks
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.timing import zscore
 from bt_tutorial.profiles import open_dataset, profile_downstream_tasks, profile_roi_masks
-from bt_tutorial.rois import twin_roi_masks
-from bt_tutorial.timing import zscore
+from bt_tutorial.synthetic.truth import load_ground_truth, twin_roi_masks
 
 
 def test_open_dataset_generates_the_twin_only_in_the_demo_profile(monkeypatch, tmp_path):
     for name in ("synthetic_twin", "ds003020"):
         (tmp_path / name / "derivative").mkdir(parents=True)
     calls = []
-    monkeypatch.setattr(synthetic, "ensure_twin", lambda root, progress=True: calls.append(root))
+    monkeypatch.setattr(synthetic_twin, "ensure_twin", lambda root, progress=True: calls.append(root))
     demo = get_config(profile="demo", data_home=tmp_path)
     assert open_dataset(demo).root == tmp_path / "synthetic_twin" and calls == [tmp_path / "synthetic_twin"]
     assert open_dataset(demo, ensure=False).root == tmp_path / "synthetic_twin" and len(calls) == 1
@@ -43,7 +45,7 @@ def test_profile_roi_masks_demo_reads_the_twin_and_checks_the_voxel_count(tiny_t
 def test_profile_roi_masks_full_reads_the_atlas_file(tmp_path):
     (tmp_path / "derivative").mkdir()
     ds = LebelDataset(tmp_path)
-    with pytest.raises(RoiFileError, match="python -m bt_tutorial.roi_build"):
+    with pytest.raises(RoiFileError, match="python -m bt_tutorial.dataset.roi_build"):
         profile_roi_masks(ds, "UTS02", 6, config=get_config(profile="full"))
     rois = {"late_language": np.array([1, 4]), "late_language_L": np.array([1]), "late_language_R": np.array([4])}
     save_roi_masks(default_roi_path(tmp_path, "UTS02"), rois, 6, "UTS02", hemi=np.array([0, 0, 0, 1, 1, 1]))
@@ -59,16 +61,16 @@ class _Task:
 
 
 def test_profile_downstream_tasks_per_profile(monkeypatch, tmp_path):
-    monkeypatch.setattr(synthetic, "ensure_task", lambda name, data_home, progress: (name, data_home))
+    monkeypatch.setattr(synthetic_tasks, "ensure_task", lambda name, data_home, progress: (name, data_home))
     demo = profile_downstream_tasks(get_config(profile="demo", data_home=tmp_path))
-    assert list(demo) == list(synthetic.SYNTHETIC_TASKS) and demo["intent"] == ("intent", tmp_path)
+    assert list(demo) == list(synthetic_tasks.SYNTHETIC_TASKS) and demo["intent"] == ("intent", tmp_path)
     asked = {}
     for loader in ("load_speech_commands", "load_slurp", "load_crema_d"):
         def fake(root, loader=loader, **kw):
             asked[loader] = kw
             return loader, root, kw["download"]
-        monkeypatch.setattr(downstream, loader, fake)
-    monkeypatch.setattr(downstream, "load_timit", lambda root, kind, max_clips: _Task(f"timit_{kind}"))
+        monkeypatch.setattr(downstream_real, loader, fake)
+    monkeypatch.setattr(downstream_timit, "load_timit", lambda root, kind, max_clips: _Task(f"timit_{kind}"))
     monkeypatch.setenv("BT_DATA", str(tmp_path / "elsewhere"))  # the config's data home wins
     full = get_config(profile="full", data_home=tmp_path)
     home = tmp_path / "downstream"

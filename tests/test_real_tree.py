@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bt_tutorial import roi_build, roi_files
-from bt_tutorial.download import lebel_file_list
-from bt_tutorial.stories import PAPER_TRAIN_STORIES, TEST_STORY, TEST_STORY_ROWS, VALIDATION_STORY
+from bt_tutorial.dataset import roi_build, roi_files
+from bt_tutorial.dataset.download import lebel_file_list
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, TEST_STORY_ROWS, VALIDATION_STORY
 
 DATA = Path(__file__).parent / "data"
 PAPER_SUBJECTS = ("UTS01", "UTS02", "UTS03")

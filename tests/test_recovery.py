@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.recovery import recovery_scores, recovery_table, truth_rows
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.synthetic.recovery import recovery_scores, recovery_table, truth_rows
 
 
 def _stories(rng, n_rows=(40, 50, 45, 60)):
@@ -47,7 +47,7 @@ def test_truth_rows_match_the_response_rows(tiny_twin):
 def test_recovery_gains_are_changes_from_the_pretrained_model():
     import pandas as pd
 
-    from bt_tutorial.recovery import recovery_gains
+    from bt_tutorial.synthetic.recovery import recovery_gains
 
     table = pd.DataFrame([{"model": m, "layer": k, "truth": t, "mean_r": r}
                           for m, base in (("pretrained", 0.30), ("brain-tuned", 0.40), ("control", 0.25))
@@ -63,9 +63,8 @@ def test_recovery_gains_are_changes_from_the_pretrained_model():
 def test_lowlevel_share_check_against_the_twin(tiny_twin):
     import pandas as pd
 
-    from bt_tutorial.data import load_ground_truth
-    from bt_tutorial.recovery import lowlevel_share_check, true_lowlevel_share
-    from bt_tutorial.rois import twin_roi_masks
+    from bt_tutorial.synthetic.recovery import lowlevel_share_check, true_lowlevel_share
+    from bt_tutorial.synthetic.truth import load_ground_truth, twin_roi_masks
 
     masks = twin_roi_masks(tiny_twin, "UTS01", hemispheres=False)
     share = true_lowlevel_share(tiny_twin, "UTS01", masks)

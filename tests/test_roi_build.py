@@ -1,4 +1,4 @@
-"""``python -m bt_tutorial.roi_build`` end to end, on miniature inputs served from 127.0.0.1.
+"""``python -m bt_tutorial.dataset.roi_build`` end to end, on miniature inputs served from 127.0.0.1.
 
 The fakes: a 4 x 3 x 2 functional volume; 6 vertices per hemisphere whose white -> pial
 segments sit in known voxels (one spans three); an fsaverage of the 6 axis points with a
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bt_tutorial import atlas, roi_build, roi_files
-from bt_tutorial.rois import PAPER_ROI_SETS
+from bt_tutorial.dataset import atlas, roi_build, roi_files
+from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
 nib = pytest.importorskip("nibabel")
 from nibabel.freesurfer import write_annot, write_geometry  # noqa: E402
@@ -309,7 +309,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(served, capsys):
     assert not served["data"].exists()
 
 
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "bt_tutorial.roi_build"],
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "bt_tutorial.dataset.roi_build"],
                                      [sys.executable, str(REPO / "data_scripts" / "build_roi_masks.py")]])
 def test_entry_points(command, tmp_path):
     done = subprocess.run([*command, "--subject", "UTS00", "--data", str(tmp_path)], capture_output=True,
@@ -333,7 +333,7 @@ def test_a_nan_transform_or_zero_samples_are_refused(tmp_path, capsys):
 def test_dataset_inputs_are_checked_against_the_registry(served):
     """Catches a ds003020 input accepted with the wrong content (a same-size change on the mirror, which
     sends no MD5): the registry's MD5 refuses it and the message names the file."""
-    from bt_tutorial.transfer import DownloadError
+    from bt_tutorial.dataset.transfer import DownloadError
 
     target = served["serve"] / "ds003020/derivative/pycortex-db/UTS03/surfaces/wm_lh.gii"
     data = bytearray(target.read_bytes())

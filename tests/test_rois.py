@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from bt_tutorial.rois import roi_masks, roi_means
+from bt_tutorial.dataset.rois import roi_masks, roi_means
 
 
 def test_masks_cover_rois_groups_and_outside():
@@ -26,7 +26,7 @@ def test_roi_means_ignore_nan_and_empty_masks():
 
 
 def test_hemisphere_masks_split_every_mask():
-    from bt_tutorial.rois import split_hemispheres
+    from bt_tutorial.dataset.rois import split_hemispheres
 
     roi = np.array([1, 1, 2, 0])
     masks = roi_masks(roi, ["none", "A1", "STS"], groups={"both": ("A1", "STS")}, hemi=np.array([0, 1, 0, 1]))
@@ -38,7 +38,7 @@ def test_hemisphere_masks_split_every_mask():
 
 
 def test_roi_summary_recovers_planted_means_with_intervals():
-    from bt_tutorial.rois import roi_summary
+    from bt_tutorial.comparison.roi_tables import roi_summary
 
     rng = np.random.default_rng(0)
     values = np.concatenate([0.5 + 0.1 * rng.standard_normal(400), 0.1 + 0.1 * rng.standard_normal(400)])
@@ -57,7 +57,7 @@ def test_roi_summary_recovers_planted_means_with_intervals():
 
 
 def test_paired_test_false_positives_near_level_and_power_on_a_shift():
-    from bt_tutorial.rois import paired_comparison
+    from bt_tutorial.stats import paired_comparison
 
     rng = np.random.default_rng(1)
     for method in ("permutation", "wilcoxon"):
@@ -71,7 +71,8 @@ def test_paired_test_false_positives_near_level_and_power_on_a_shift():
 
 
 def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
-    from bt_tutorial.rois import compare_in_rois, paired_comparison
+    from bt_tutorial.comparison.roi_tables import compare_in_rois
+    from bt_tutorial.stats import paired_comparison
 
     a = np.array([1.0, 2.0, np.nan, 4.0])
     b = np.array([0.0, 1.0, 1.0, np.nan])
@@ -87,7 +88,7 @@ def test_compare_in_rois_uses_shared_finite_voxels_and_checks_input():
 
 
 def test_twin_masks_have_both_hemispheres(tiny_twin):
-    from bt_tutorial.rois import twin_roi_masks
+    from bt_tutorial.synthetic.truth import twin_roi_masks
 
     assert not any(name.endswith(("_L", "_R")) for name in twin_roi_masks(tiny_twin, "UTS01", hemispheres=False))
     masks = twin_roi_masks(tiny_twin, "UTS01")
@@ -99,7 +100,7 @@ def test_twin_masks_have_both_hemispheres(tiny_twin):
 def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zero():
     """Catches a voxel mean in place of the authors' mean of area means, or low ceilings left out
     instead of counted as 0 (multi-brain-tuning, brn_align_utils.py)."""
-    from bt_tutorial.rois import area_then_roi_means
+    from bt_tutorial.dataset.rois import area_then_roi_means
 
     scores = np.array([0.5, 0.1, 0.1, 0.1, 0.1, 0.3, np.nan, 0.2])
     ceiling = np.array([0.5, 0.5, 0.5, 0.5, 0.04, 0.6, 0.5, 0.5])
@@ -128,7 +129,7 @@ def test_area_then_roi_means_weighs_areas_equally_and_counts_low_ceilings_as_zer
 def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
     """Catches rows resampled with different voxels, chunks that skip or repeat resamples, and the
     wrong tails of the interval."""
-    from bt_tutorial.rois import percentile_interval, resampled_means
+    from bt_tutorial.stats import percentile_interval, resampled_means
 
     rng = np.random.default_rng(0)
     row = rng.standard_normal(30_000)
@@ -144,7 +145,7 @@ def test_resampled_means_pair_the_rows_and_chunking_changes_nothing():
 
 def test_a_mask_of_another_length_is_named():
     """Catches an IndexError (or a silent wrong selection) from another subject's masks."""
-    from bt_tutorial.rois import roi_means
+    from bt_tutorial.dataset.rois import roi_means
 
     with pytest.raises(ValueError, match="ROI mask 'late' is bool of shape \\(4,\\), but the values have 5 voxels"):
         roi_means(np.zeros(5), {"late": np.ones(4, bool)})
@@ -155,7 +156,7 @@ def test_a_mask_of_another_length_is_named():
 def test_sign_flip_p_value_counts_every_permutation_once():
     """Catches permutations skipped or counted twice across chunks of 500, and a p-value formula other
     than (1 + exceed) / (1 + n): with no difference at all, every flip ties and p is exactly 1."""
-    from bt_tutorial.rois import sign_flip_p_value
+    from bt_tutorial.stats import sign_flip_p_value
 
     for n in (1, 500, 1234):
         assert sign_flip_p_value(np.zeros(7), n_permutations=n) == 1.0
@@ -168,7 +169,7 @@ def test_sign_flip_p_value_counts_every_permutation_once():
 def test_bootstrap_and_paired_comparison_edge_cases_and_defaults():
     """Catches one value refused, an empty ROI not NaN, a paired comparison of fewer than 2 voxels
     not all NaN, zero differences sent to Wilcoxon, and the seed or documented defaults not used."""
-    from bt_tutorial.rois import PairedComparison, bootstrap_mean, paired_comparison
+    from bt_tutorial.stats import PairedComparison, bootstrap_mean, paired_comparison
 
     assert bootstrap_mean(np.array([0.3])) == (0.3, 0.3, 0.3)
     assert np.isnan(bootstrap_mean(np.array([np.nan, np.inf]))).all()
@@ -188,7 +189,7 @@ def test_bootstrap_and_paired_comparison_edge_cases_and_defaults():
 
 def test_resampled_means_of_a_huge_roi_take_one_resample_at_a_time():
     """Catches a chunk of 0 resamples (an endless or refused loop) when one resample exceeds the budget."""
-    from bt_tutorial.rois import resampled_means
+    from bt_tutorial.stats import resampled_means
 
     values = np.zeros((1, 5_000_000), np.float32)
     assert resampled_means(values, 2, np.random.default_rng(0)).shape == (1, 2)
@@ -200,8 +201,8 @@ def test_interval_level_wilcoxon_on_a_constant_shift_and_the_missing_area_messag
     listing more masks than its eight."""
     from scipy.stats import wilcoxon
 
-    from bt_tutorial.rois import (area_then_roi_means, bootstrap_mean, paired_comparison, percentile_interval,
-                                  resampled_means)
+    from bt_tutorial.dataset.rois import area_then_roi_means
+    from bt_tutorial.stats import bootstrap_mean, paired_comparison, percentile_interval, resampled_means
 
     values = np.random.default_rng(0).standard_normal(50)
     _, low, high = bootstrap_mean(values, n_boot=500, level=0.5, seed=3)

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from bt_tutorial.brain_tuning import TuningConfig, TuningData, brain_tune, train_model
+from bt_tutorial.alignment.models import load_speech_model
 from bt_tutorial.brain_tuning import runs
+from bt_tutorial.brain_tuning.loop import brain_tune, train_model
 from bt_tutorial.brain_tuning.runs import RunFolderError
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.models import load_speech_model
+from bt_tutorial.brain_tuning.samples import TuningData
+from bt_tutorial.brain_tuning.settings import TuningConfig
+from bt_tutorial.dataset.reader import LebelDataset
 
 QUICK = TuningConfig(window_trs=1, batch_size=4, effective_batch=4, epochs=2, patience=5, lr_head=1e-2,
                      mixed_precision=False)
@@ -69,7 +71,7 @@ def test_a_fresh_run_refuses_a_folder_with_a_run_unless_resume_or_overwrite(tmp_
 
 
 def test_a_failed_backbone_write_keeps_the_previous_epoch(tmp_path, monkeypatch):
-    from bt_tutorial import models
+    from bt_tutorial.alignment import models
 
     real, calls, epoch_one = models.SpeechModel.save_pretrained, [], {}
 
@@ -227,7 +229,7 @@ def test_ctrl_c_in_the_command_line_prints_how_to_resume(tmp_path, capsys, monke
     assert cli.main(argv) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"interrupted: continue from the last checkpoint saved in {tmp_path / 'run'} with "
-                   f"`python -m bt_tutorial.tune {' '.join(argv)} --resume`"]
+                   f"`python -m bt_tutorial.brain_tuning {' '.join(argv)} --resume`"]
 
 
 def test_checkpoints_of_the_wrong_shape_or_with_nan_weights_are_named(tmp_path):

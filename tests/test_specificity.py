@@ -10,7 +10,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import specificity  # noqa: E402
 
-from bt_tutorial.data import LebelDataset  # noqa: E402
+from bt_tutorial.dataset.reader import LebelDataset  # noqa: E402
 
 
 def test_the_semantic_drive_helps_late_language_most_and_the_lowlevel_drive_auditory_cortex(twin_root):
@@ -33,7 +33,7 @@ def test_the_semantic_drive_helps_late_language_most_and_the_lowlevel_drive_audi
 
 def test_tuning_data_is_cut_to_the_targets_inside_the_roi():
     """Catches the ROI mask applied to target positions instead of the targets' voxel indices."""
-    from bt_tutorial.brain_tuning import TuningData
+    from bt_tutorial.brain_tuning.samples import TuningData
 
     voxels = np.array([1, 4, 6, 9])
     inside = np.zeros(10, bool)

@@ -15,8 +15,9 @@ def test_a_direct_call_warns_at_the_calling_line():
 
 def test_calls_through_the_package_warn_at_the_users_line(tmp_path):
     """Catches a fixed stacklevel: read_textgrid is one level above load_transcript's call of it."""
-    from bt_tutorial.stimulus import dictionary_phones, Intervals, _replace_phones, StimulusFileError
     import numpy as np
+
+    from bt_tutorial.dataset.stimulus import Intervals, StimulusFileError, _replace_phones, dictionary_phones
 
     words = Intervals(("hello",), np.array([0.0]), np.array([1.2]))
     with warnings.catch_warnings(record=True) as caught:
@@ -30,9 +31,9 @@ def test_the_packages_files_and_mutmuts_trampoline_count_as_inside():
     """Catches `make mutation` pointing warnings at mutmut's trampoline, which failed its clean test pass."""
     import os
 
-    import bt_tutorial.stimulus
+    import bt_tutorial.dataset.stimulus
     from bt_tutorial._stack import _inside
 
-    assert _inside(bt_tutorial.stimulus.__file__)
+    assert _inside(bt_tutorial.dataset.stimulus.__file__)
     assert _inside(os.path.join(os.sep, "venv", "site-packages", "mutmut", "mutation", "trampoline.py"))
     assert not _inside(__file__)

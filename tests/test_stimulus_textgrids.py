@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from bt_tutorial.file_formats import content_problem
-from bt_tutorial.stimulus import StimulusFileError, read_textgrid
+from bt_tutorial.dataset.file_formats import content_problem
+from bt_tutorial.dataset.stimulus import StimulusFileError, read_textgrid
 
 LONG = """File type = "ooTextFile"
 Object class = "TextGrid"
@@ -227,7 +227,7 @@ def test_a_broken_phone_tier_keeps_the_words_and_warns_once(tmp_path, case):
 
 
 def test_dictionary_phones_skip_unknown_words():
-    from bt_tutorial.stimulus import Intervals, dictionary_phones
+    from bt_tutorial.dataset.stimulus import Intervals, dictionary_phones
 
     words = Intervals(("hello", "qzxv", "world"), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 2.8]))
     phones = dictionary_phones(words)
@@ -252,7 +252,7 @@ def test_damaged_chronological_file_is_a_clear_error(tmp_path):
 def test_chronological_point_tiers_are_stepped_over():
     """Catches a point (TextTier) entry read with the wrong fields or length, which shifts every entry
     after it, and a tier header checked with `and` instead of `or`."""
-    from bt_tutorial.stimulus import _parse_chronological
+    from bt_tutorial.dataset.stimulus import _parse_chronological
 
     text = CHRONOLOGICAL.replace("2   ! Number of tiers.", "3   ! Number of tiers.").replace(
         '"IntervalTier" "word" 0 1.5', '"IntervalTier" "word" 0 1.5\n"TextTier" "events" 0 1.5').replace(
@@ -267,7 +267,7 @@ def test_chronological_point_tiers_are_stepped_over():
 
 def test_intervals_between_keep_those_starting_in_the_half_open_span():
     """Catches an interval starting exactly at t1 kept, one starting at t0 dropped, or the source lost."""
-    from bt_tutorial.stimulus import Intervals
+    from bt_tutorial.dataset.stimulus import Intervals
 
     iv = Intervals(("a", "b", "c", "d"), np.array([0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]), "tier")
     part = iv.between(1.0, 3.0)
@@ -278,7 +278,7 @@ def test_intervals_between_keep_those_starting_in_the_half_open_span():
 def test_dictionary_phones_of_quoted_capitalised_and_unknown_words():
     """Catches a lookup that misses "'Hello'" (quotes and capitals) or "Comin'" (only in the dictionary
     with its apostrophe), or an unknown word given phones."""
-    from bt_tutorial.stimulus import Intervals, dictionary_phones
+    from bt_tutorial.dataset.stimulus import Intervals, dictionary_phones
 
     words = Intervals(("'Hello'", "Comin'", "zzzqx"), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
     phones = dictionary_phones(words)
@@ -292,7 +292,7 @@ def test_read_audio_records_its_source_and_accepts_the_edges(tmp_path):
     path not recorded, and the default rate changed."""
     import soundfile as sf
 
-    from bt_tutorial.stimulus import MAX_FLOAT_AMPLITUDE, read_audio
+    from bt_tutorial.dataset.stimulus import MAX_FLOAT_AMPLITUDE, read_audio
 
     path = tmp_path / "one.wav"
     sf.write(path, np.array([0.5], np.float32), 16000, subtype="FLOAT")
@@ -312,7 +312,7 @@ def test_fix_overlaps_boundaries():
     """Catches touching intervals taken for overlaps, an overlap of exactly the tolerance refused,
     a zero-length interval taken as backwards, one that ends where the previous ends kept, and the
     report counting or quoting the wrong intervals."""
-    from bt_tutorial.stimulus import _fix_overlaps
+    from bt_tutorial.dataset.stimulus import _fix_overlaps
 
     touching = [(0.0, 1.0, "a"), (1.0, 2.0, "b"), (2.0, 2.0, "c")]
     assert _fix_overlaps(touching, 0.01, "p", "t") == touching
@@ -332,7 +332,7 @@ def test_fix_overlaps_boundaries():
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8", "latin-1"])
 def test_decode_text_without_a_byte_order_mark(encoding):
     """Catches UTF-16 without a BOM read in the wrong byte order, or Latin-1 not the last resort."""
-    from bt_tutorial.stimulus import decode_text
+    from bt_tutorial.dataset.stimulus import decode_text
 
     text = 'File type = "ooTextFile"\nxmin = 0 \u00e9' if encoding != "utf-8" else "x\u00e9\u4e2d"
     assert decode_text(text.encode(encoding)) == text
@@ -370,7 +370,7 @@ def _write(tmp_path, text, name="story.TextGrid"):
 
 def test_duplicate_tier_names_are_numbered_from_two(tmp_path):
     """Catches a duplicate tier that replaces the first one or is numbered wrongly."""
-    from bt_tutorial.stimulus import _parse_textgrid
+    from bt_tutorial.dataset.stimulus import _parse_textgrid
 
     tier = ("x", "IntervalTier", [(0, 1.5, "a")])
     tiers = _parse_textgrid(_write(tmp_path, _long([tier, tier, tier])))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bt_tutorial import timing
+from bt_tutorial.dataset import timing
 
 
 def test_grid_has_respdict_minus_5_rows_and_mid_tr_times():

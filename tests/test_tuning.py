@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.models import load_speech_model
-from bt_tutorial.brain_tuning import brain_tune, train_model
-from bt_tutorial.brain_tuning import TuningConfig, TuningData, control_targets, tr_windows
+from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.brain_tuning.loop import brain_tune, train_model
+from bt_tutorial.brain_tuning.samples import TuningData, control_targets, tr_windows
+from bt_tutorial.brain_tuning.settings import TuningConfig
+from bt_tutorial.dataset.reader import LebelDataset
 
 FAST = TuningConfig(window_trs=1, batch_size=4, effective_batch=8, epochs=8, patience=10,
                     lr_backbone=1e-4, lr_head=5e-2, warmup_fraction=0.1)
@@ -127,7 +128,7 @@ def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "bt_tutorial.tune", "--model", "tiny-hubert", "--subject", "UTS01",
+    cmd = [sys.executable, "-m", "bt_tutorial.brain_tuning", "--model", "tiny-hubert", "--subject", "UTS01",
            "--data", str(tiny_twin), "--out", str(tmp_path), "--epochs", "1", "--window-trs", "1",
            "--batch-size", "4", "--effective-batch", "8", "--device", "cpu"]
     env = {**os.environ, "BT_TRAIN_STORIES": "all"}  # the twin's own stories, not the paper's
@@ -142,7 +143,7 @@ def test_command_line_runs_and_resumes(tiny_twin, tmp_path):
 
 
 def test_profile_settings_and_run_folders(tmp_path):
-    from bt_tutorial.brain_tuning import profile_tuning_config, tuned_model_dir
+    from bt_tutorial.brain_tuning.settings import profile_tuning_config, tuned_model_dir
 
     assert profile_tuning_config("full") == TuningConfig()
     demo = profile_tuning_config("demo", epochs=1)
@@ -162,7 +163,7 @@ def test_profile_settings_and_run_folders(tmp_path):
 
 def test_tuned_model_dir_names_the_brain_run_and_each_control():
     """Catches the brain-tuned run and a control sharing one folder, or the model's name lost from it."""
-    from bt_tutorial.brain_tuning import tuned_model_dir
+    from bt_tutorial.brain_tuning.settings import tuned_model_dir
 
     home = Path("/data")
     assert tuned_model_dir(home, "openai/whisper-small", "UTS02") == home / "tuned" / "openai--whisper-small_UTS02" / "brain"
@@ -212,7 +213,7 @@ def test_two_processes_under_accelerate_match_one_process(tiny_twin, tmp_path):
     import subprocess
     import sys
 
-    args = ["-m", "bt_tutorial.tune", "--model", "tiny-whisper", "--subject", "UTS01", "--data", str(tiny_twin),
+    args = ["-m", "bt_tutorial.brain_tuning", "--model", "tiny-whisper", "--subject", "UTS01", "--data", str(tiny_twin),
             "--epochs", "2", "--window-trs", "1", "--batch-size", "2", "--effective-batch", "6",
             "--device", "cpu", "--no-mixed-precision"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "BT_TRAIN_STORIES": "all"}
@@ -259,7 +260,7 @@ def test_lagged_windows_end_lag_trs_earlier():
 
 
 def test_ridge_head_recovers_a_planted_linear_map():
-    from bt_tutorial.brain_tuning import fit_ridge_head, mean_correlation
+    from bt_tutorial.brain_tuning.model import fit_ridge_head, mean_correlation
 
     rng = np.random.default_rng(0)
     weight, bias = rng.standard_normal((3, 6)), np.array([0.5, -1.0, 2.0])
@@ -291,7 +292,7 @@ def linear_target(n_stories=4, rows=24, seed=1):
 
 
 def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
-    from bt_tutorial.brain_tuning import evaluate
+    from bt_tutorial.brain_tuning.loop import evaluate
 
     train, val = linear_target()
     one_epoch = TuningConfig(**{**FAST.__dict__, "epochs": 1})
@@ -307,7 +308,7 @@ def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
     assert runs["ridge"].initial["val_r"] > 0.5 > abs(runs["random"].initial["val_r"])
     assert runs["ridge"].initial["val_loss"] < runs["random"].initial["val_loss"]
     # evaluate's streaming correlation is the plain one
-    from bt_tutorial.brain_tuning import BrainTunedModel, mean_correlation
+    from bt_tutorial.brain_tuning.model import BrainTunedModel, mean_correlation
 
     model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
     x, y = val.batch(np.arange(len(val)))
@@ -320,8 +321,8 @@ def test_ridge_head_starts_where_the_random_head_does_not(tmp_path):
 
 def test_the_ridge_head_shows_its_two_bars_only_when_asked(capsys):
     """Catches init_ridge_head printing bars by default, or not passing progress to both pooled passes."""
-    from bt_tutorial.brain_tuning import BrainTunedModel
     from bt_tutorial.brain_tuning.loop import init_ridge_head
+    from bt_tutorial.brain_tuning.model import BrainTunedModel
 
     train, val = linear_target()
     model = BrainTunedModel(load_speech_model("tiny-whisper"), 3)
@@ -333,7 +334,8 @@ def test_the_ridge_head_shows_its_two_bars_only_when_asked(capsys):
 
 def test_evaluate_keeps_its_sums_in_float64_for_responses_far_from_zero():
     """Catches float32 running sums: with a large offset, sum(p^2) - sum(p)^2 / n cancels to noise."""
-    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate, mean_correlation
+    from bt_tutorial.brain_tuning.loop import evaluate
+    from bt_tutorial.brain_tuning.model import BrainTunedModel, mean_correlation
 
     _, val = linear_target()
     model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
@@ -350,7 +352,8 @@ def test_evaluate_keeps_its_sums_in_float64_for_responses_far_from_zero():
 def test_evaluate_scores_small_responses_and_gives_a_constant_voxel_r_0():
     """Catches a floor on the variance product (small responses would be scaled wrong), or a division
     by a zero variance (a constant voxel's NaN would make the mean r NaN)."""
-    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate, mean_correlation
+    from bt_tutorial.brain_tuning.loop import evaluate
+    from bt_tutorial.brain_tuning.model import BrainTunedModel
 
     _, val = linear_target()
     model = BrainTunedModel(load_speech_model("tiny-whisper"), 3).eval()
@@ -399,7 +402,7 @@ def test_command_line_presets_and_overrides():
 
 def test_optimizer_steps_and_schedule():
     """Catches a schedule that is not the authors' (src/brain_trainer_story.py) or a wrong step count."""
-    from bt_tutorial.brain_tuning import epoch_batches, lr_schedule, optimizer_steps
+    from bt_tutorial.brain_tuning.schedule import epoch_batches, lr_schedule, optimizer_steps
 
     shuffled = TuningConfig(batch_size=8, effective_batch=16, epochs=2, batch_order="shuffled",
                             warmup_epochs=None, head_decay=1.0, head_floor=1.0)
@@ -430,7 +433,7 @@ def test_optimizer_steps_and_schedule():
 def test_schedule_edges_three_stories_and_reproducible_shuffles():
     """Catches stories after the second left out of an epoch, shuffles that differ between two runs
     with the same seed, and off-by-ones at one step per epoch and at a one-step warm-up or decay."""
-    from bt_tutorial.brain_tuning import epoch_batches, lr_schedule
+    from bt_tutorial.brain_tuning.schedule import epoch_batches, lr_schedule
 
     authors = TuningConfig()
     batches = epoch_batches([130, 5, 140], authors, epoch=0)
@@ -495,7 +498,7 @@ def test_prepare_tuning_data_builds_what_the_recipe_says(control):
     targets not z-scored on the chosen voxels, the row step ignored, and the control's shuffles
     drawn from another seed, applied with other settings or skipped on the validation story."""
     from bt_tutorial.brain_tuning.samples import control_targets, prepare_tuning_data, tr_windows
-    from bt_tutorial.timing import zscore
+    from bt_tutorial.dataset.timing import zscore
 
     data = _StubTuningDataset()
     config = replace(TuningConfig(), window_trs=3, lag_trs=1, row_step=2, control=control, chunk_trs=4,
@@ -524,7 +527,7 @@ def _noisy_tiny_model(family: str):
     """A tiny wav2vec2 / HuBERT with SpecAugment masking, LayerDrop and dropout all on (strongly)."""
     import transformers as tf
 
-    from bt_tutorial.models import SpeechModel
+    from bt_tutorial.alignment.models import SpeechModel
 
     kwargs = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
                   conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
@@ -601,7 +604,7 @@ def test_the_chunk_control_permutes_at_random_unless_a_distance_is_given():
 
 def test_controls_follow_the_authors_rules():
     """Catches a control that keeps a story's own responses, a wrong top-up, or swaps nearer than 10 chunks."""
-    from bt_tutorial.brain_tuning import chunk_order
+    from bt_tutorial.brain_tuning.samples import chunk_order
 
     rng = np.random.default_rng(0)
     targets = [np.full((30, 1), 0.0), np.arange(12.0)[:, None] + 100, np.full((20, 1), 2.0)]
@@ -636,7 +639,7 @@ def test_controls_follow_the_authors_rules():
 def test_padded_whisper_head_averages_the_audio_frames_only():
     """Catches a mean over all 1,500 frames of a window padded to 30 s: the authors' WhisperLinear
     averages the frames of the audio (the first duration * 50)."""
-    from bt_tutorial.brain_tuning import BrainTunedModel
+    from bt_tutorial.brain_tuning.model import BrainTunedModel
 
     speech = load_speech_model("tiny-whisper", whisper_pad_to_30s=True)
     model = BrainTunedModel(speech, 3, window_samples=64000).eval()
@@ -656,7 +659,8 @@ def test_padded_whisper_head_averages_the_audio_frames_only():
 def test_training_pools_a_padded_whisper_over_the_windows_audio_frames(tmp_path):
     """Catches train_model building its model without the window length: a padded Whisper would then
     average its 1,500 frames, padding included. Its starting scores are those of the right model."""
-    from bt_tutorial.brain_tuning import BrainTunedModel, evaluate
+    from bt_tutorial.brain_tuning.loop import evaluate
+    from bt_tutorial.brain_tuning.model import BrainTunedModel
 
     train, val = linear_target(n_stories=3, rows=8)
     config = TuningConfig(**{**FAST.__dict__, "epochs": 1, "mixed_precision": False})
@@ -724,7 +728,7 @@ def test_other_story_top_up_draws_every_row_and_a_single_story_is_refused():
 def test_chunk_permute_passes_the_distance_and_falls_back_to_a_random_order():
     """Catches the distance dropped on the way to chunk_order, a story of exactly ``distance`` chunks
     left in order, a forward swap used as the fallback, an empty story, and the warning's caller."""
-    from bt_tutorial.brain_tuning import chunk_order
+    from bt_tutorial.brain_tuning.samples import chunk_order
 
     story = np.arange(40 * 15.0)[:, None]
     got = control_targets([story], "chunk_permute", 15, np.random.default_rng(3), chunk_distance=10)
@@ -788,7 +792,7 @@ def test_brain_tune_passes_every_setting_to_the_data_and_the_loop(tiny_twin, tmp
 
 
 def test_tuned_model_dir_names_model_subject_and_control(tmp_path):
-    from bt_tutorial.brain_tuning import tuned_model_dir
+    from bt_tutorial.brain_tuning.settings import tuned_model_dir
 
     assert tuned_model_dir(tmp_path, "openai/whisper-tiny", "UTS02") == tmp_path / "tuned" / (
         "openai--whisper-tiny_UTS02") / "brain"

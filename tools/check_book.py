@@ -83,8 +83,8 @@ def external_scripts(html_dir: Path) -> dict:
 def imported_names(chapter: Path) -> set:
     """``module.name`` of every function and class a chapter's code cells import from ``bt_tutorial``.
 
-    Constants (upper-case names) are left out: sphinx-codeautolink finds a re-exported value
-    only where it is defined, and a tuple carries no ``__module__`` that says where.
+    Constants (upper-case names) are left out: a tuple carries no ``__module__`` that
+    sphinx-codeautolink could link.
     """
     names = set()
     for cell in _CODE_CELL.findall(Path(chapter).read_text()):
@@ -98,8 +98,7 @@ def imported_names(chapter: Path) -> set:
 def unlinked_names(chapter: Path, page: Path) -> list:
     """Names a chapter imports from the package that its built page does not link to the API reference.
 
-    A name re-exported by a subpackage links to where it is defined (``bt_tutorial.layout.X``
-    for ``from bt_tutorial.data import X``), so a link counts by the name's last part.
+    A link counts by the name's last part (the anchor is the module that defines it).
     """
     html = Path(page).read_text(errors="replace")
     anchors = re.findall(r'class="sphinx-codeautolink-a" href="[^"#]*#([\w.]+)"', html)

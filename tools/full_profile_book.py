@@ -6,7 +6,7 @@ What a Colab user of the full profile does, with local stand-ins for the network
   ``wheretheressmoke`` with repeats, ``stagefright``, subject UTS01, a ``mask_thick.nii.gz``)
   is served over HTTP on localhost; ``BT_DATASET_URL`` points chapter 1's download cell
   at it, so the chapters read what the real downloader wrote (no ``ground_truth/``);
-- **ROI masks**: written from the twin's labels where ``python -m bt_tutorial.roi_build``
+- **ROI masks**: written from the twin's labels where ``python -m bt_tutorial.dataset.roi_build``
   writes them (that command is tested end to end on fakes in ``tests/test_roi_build.py``);
 - **downstream tasks**: miniature Speech Commands, SLURP and CREMA-D in their real
   layouts under ``<data home>/downstream``, so chapter 7's loaders find them on disk;
@@ -58,7 +58,7 @@ def twin_spec():
     The test story has about 80 rows, so that the full profile's scored rows (from row 40, as
     the authors' evaluation) leave about 40.
     """
-    from bt_tutorial.stories import PAPER_TRAIN_STORIES
+    from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES
     from bt_tutorial.synthetic.twin import TwinSpec
 
     return TwinSpec(seed=0, n_subjects=1, n_train_stories=5, story_seconds=60.0, test_story_seconds=180.0,
@@ -69,8 +69,8 @@ def build_mirror(mirror: Path, progress: bool = False) -> Path:
     """The twin as a server would hold ds003020, plus the subject's cortical mask volume."""
     import nibabel as nib
 
-    from bt_tutorial.synthetic import ensure_twin
     from bt_tutorial.synthetic.cortex import N_POINTS
+    from bt_tutorial.synthetic.twin import ensure_twin
 
     ensure_twin(mirror, twin_spec(), progress=progress)
     mask = mirror / "derivative" / "pycortex-db" / SUBJECT / "transforms" / f"{SUBJECT}_auto" / "mask_thick.nii.gz"
@@ -84,9 +84,8 @@ def build_mirror(mirror: Path, progress: bool = False) -> Path:
 
 def write_roi_masks(mirror: Path, dataset_root: Path) -> Path:
     """The twin's ROI labels as the ROI build's mask file of the subject."""
-    from bt_tutorial.atlas import default_roi_path, save_roi_masks
-    from bt_tutorial.data import load_ground_truth
-    from bt_tutorial.rois import twin_roi_masks
+    from bt_tutorial.dataset.atlas import default_roi_path, save_roi_masks
+    from bt_tutorial.synthetic.truth import load_ground_truth, twin_roi_masks
 
     masks = twin_roi_masks(mirror, SUBJECT, hemispheres=True)  # as the build: areas, groups, outside, _L/_R
     hemi = load_ground_truth(mirror, SUBJECT)["hemi"]
@@ -174,7 +173,7 @@ def write_registry(mirror: Path, out: Path) -> Path:
     The twin is not ds003020's snapshot, so the shipped registry would refuse its files; this one
     lets the chapters' downloads be checked the same way, against the twin's own checksums.
     """
-    from bt_tutorial.file_formats import file_md5
+    from bt_tutorial.dataset.file_formats import file_md5
 
     rows = [f"{f.relative_to(mirror).as_posix()},{f.stat().st_size},{file_md5(f)}"
             for f in sorted(mirror.rglob("*")) if f.is_file()]

@@ -30,15 +30,15 @@ def _units(*names) -> list:
 
 
 MODULES = {  # module -> (files mutated, test files)
-    "timing": (["bt_tutorial/timing.py"], ["tests/test_timing.py", "tests/test_memory_precision.py"]),
-    "noise_ceiling": (["bt_tutorial/noise_ceiling.py"], ["tests/test_noise_ceiling.py"]),
-    "rois": (["bt_tutorial/rois.py"], ["tests/test_rois.py"]),
-    "effects": (["bt_tutorial/effects.py"], ["tests/test_effects.py"]),
-    "stimulus": (["bt_tutorial/stimulus.py"], ["tests/test_stimulus_textgrids.py", "tests/test_bad_data.py"]),
-    "encoding": (["bt_tutorial/encoding.py"], ["tests/test_encoding.py"]),
+    "timing": (["bt_tutorial/dataset/timing.py"], ["tests/test_timing.py", "tests/test_memory_precision.py"]),
+    "noise_ceiling": (["bt_tutorial/alignment/noise_ceiling.py"], ["tests/test_noise_ceiling.py"]),
+    "rois": (["bt_tutorial/dataset/rois.py"], ["tests/test_rois.py"]),
+    "effects": (["bt_tutorial/comparison/effects.py"], ["tests/test_effects.py"]),
+    "stimulus": (["bt_tutorial/dataset/stimulus.py"], ["tests/test_stimulus_textgrids.py", "tests/test_bad_data.py"]),
+    "encoding": (["bt_tutorial/alignment/encoding.py"], ["tests/test_encoding.py"]),
     "lowlevel": (["bt_tutorial/lowlevel/*"], ["tests/test_lowlevel.py"]),
-    "alignment": (["bt_tutorial/alignment.py"], ["tests/test_alignment.py"]),
-    "features": (["bt_tutorial/features.py"], ["tests/test_features.py", "tests/test_memory_precision.py"]),
+    "alignment": (["bt_tutorial/alignment/layers.py"], ["tests/test_alignment.py"]),
+    "features": (["bt_tutorial/alignment/features.py"], ["tests/test_features.py", "tests/test_memory_precision.py"]),
     "probes": (["bt_tutorial/downstream/probes.py"], ["tests/test_downstream.py"]),
     "schedule": (["bt_tutorial/brain_tuning/schedule.py"], _units("optimizer_steps_and_schedule",
                                                                    "paper_recipe_learning_rates_per_epoch")),

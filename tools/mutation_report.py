@@ -35,7 +35,7 @@ KILLED = {"killed", "caught by type check"}
 
 
 def module_of(name: str) -> str:
-    """``bt_tutorial.timing.x_canonical_hrf`` -> ``bt_tutorial.timing`` (methods: ``...xǁClassǁm``)."""
+    """``bt_tutorial.dataset.timing.x_canonical_hrf`` -> ``bt_tutorial.dataset.timing`` (methods: ``...xǁClassǁm``)."""
     return ".".join(part for part in name.split(".") if not part.startswith(("x_", "xǁ")))
 
 

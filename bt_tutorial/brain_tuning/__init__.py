@@ -13,23 +13,9 @@ Five parts, in the order a run uses them:
 - :mod:`~bt_tutorial.brain_tuning.loop`: the training loop (mixed precision, gradient
   accumulation, checkpoints, resume), with :mod:`~bt_tutorial.brain_tuning.distributed`
   for several processes and :mod:`~bt_tutorial.brain_tuning.cli` behind
-  ``python -m bt_tutorial.tune``.
+  ``python -m bt_tutorial.brain_tuning``.
 
 :mod:`~bt_tutorial.brain_tuning.runs` keeps a run folder safe (locks, atomic writes,
 checkpoints that load no code); :mod:`~bt_tutorial.brain_tuning.benchmark` times training
 steps on a GPU (``python -m bt_tutorial.brain_tuning.benchmark``).
 """
-
-from .loop import TuningResult, brain_tune, evaluate, train_model
-from .model import BrainTunedModel, fit_ridge_head, mean_correlation, pooled_outputs
-from .samples import TuningData, chunk_order, control_targets, prepare_tuning_data, tr_windows
-from .schedule import epoch_batches, lr_schedule, optimizer_steps
-from .settings import (CONTROLS, DEMO_SIZES, IMPROVED_SCHEDULE, TUNING_PRESETS, TuningConfig,
-                       profile_tuning_config, tuned_model_dir)
-
-__all__ = [
-    "CONTROLS", "DEMO_SIZES", "IMPROVED_SCHEDULE", "TUNING_PRESETS", "BrainTunedModel", "TuningConfig", "TuningData",
-    "TuningResult", "brain_tune", "chunk_order", "control_targets", "epoch_batches", "evaluate", "fit_ridge_head", "lr_schedule",
-    "mean_correlation", "optimizer_steps", "pooled_outputs", "prepare_tuning_data",
-    "profile_tuning_config", "tr_windows", "train_model", "tuned_model_dir",
-]

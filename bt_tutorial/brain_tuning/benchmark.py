@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import SAMPLE_RATE, SpeechModel, reduced_precision
-from .loop import train_model
-from .model import BrainTunedModel
-from .samples import TuningData
-from .settings import TuningConfig
+from bt_tutorial.alignment.models import SpeechModel, reduced_precision
+from bt_tutorial.brain_tuning.loop import train_model
+from bt_tutorial.brain_tuning.model import BrainTunedModel
+from bt_tutorial.brain_tuning.samples import TuningData
+from bt_tutorial.brain_tuning.settings import TuningConfig
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
 N_VOXELS = 1000
 N_STORIES = 4

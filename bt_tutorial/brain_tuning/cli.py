@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m bt_tutorial.tune --model whisper-tiny.en --subject UTS01 --out runs/tuned
-    python -m bt_tutorial.tune --model facebook/wav2vec2-base --subject UTS03 \\
+    python -m bt_tutorial.brain_tuning --model whisper-tiny.en --subject UTS01 --out runs/tuned
+    python -m bt_tutorial.brain_tuning --model facebook/wav2vec2-base --subject UTS03 \\
         --data ~/.cache/bt_tutorial/ds003020 --out /content/drive/MyDrive/bt/w2v --resume
 
 Rerun the same command with ``--resume`` after an interruption: training goes on from the
@@ -12,7 +12,7 @@ optimizer steps). On several GPUs, launch the same command with Hugging Face acc
 (one process per GPU; each optimizer step's samples are split between them, the effective
 batch stays)::
 
-    accelerate launch --multi_gpu --num_processes 4 -m bt_tutorial.tune --model ... --out ...
+    accelerate launch --multi_gpu --num_processes 4 -m bt_tutorial.brain_tuning --model ... --out ...
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .settings import (BATCH_ORDERS, CONTROLS, HEAD_INITS, SELECT_BY, TUNING_PRESETS, TuningConfig,
-                       profile_tuning_config)
+from bt_tutorial.brain_tuning.settings import (
+    BATCH_ORDERS,
+    CONTROLS,
+    HEAD_INITS,
+    SELECT_BY,
+    TUNING_PRESETS,
+    TuningConfig,
+    profile_tuning_config,
+)
 
 CHOICES = {"head_init": HEAD_INITS, "select_by": SELECT_BY, "batch_order": BATCH_ORDERS}
 OPTIONAL_INTS = ("patience", "warmup_epochs")  # "none" turns them off
@@ -34,7 +41,7 @@ def _int_or_none(text: str):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bt_tutorial.tune", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bt_tutorial.brain_tuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model name, hub name or local folder")
     parser.add_argument("--subject", required=True)
@@ -75,10 +82,10 @@ def tuning_config(args) -> TuningConfig:
 
 def main(argv=None) -> int:
     """Run the command; 0 when a tuned backbone was written, 2 with a one-line message otherwise."""
-    from ..command_line import run_command
+    from bt_tutorial.command_line import run_command
 
     args = parse_args(argv)
-    resume = " ".join(["python -m bt_tutorial.tune", *(argv if argv is not None else sys.argv[1:])])
+    resume = " ".join(["python -m bt_tutorial.brain_tuning", *(argv if argv is not None else sys.argv[1:])])
     if "--resume" not in resume:
         resume += " --resume"
     return run_command(lambda: tune_from_args(args), (ValueError, OSError, FloatingPointError),
@@ -88,12 +95,12 @@ def main(argv=None) -> int:
 
 def tune_from_args(args) -> int:
     """Brain-tune as ``args`` say and print the history; an error if no backbone was written."""
-    from ..config import get_config
-    from ..data import LebelDataset
-    from ..models import load_speech_model
-    from ..profiles import open_dataset
-    from .distributed import is_main_process
-    from .loop import brain_tune
+    from bt_tutorial.alignment.models import load_speech_model
+    from bt_tutorial.brain_tuning.distributed import is_main_process
+    from bt_tutorial.brain_tuning.loop import brain_tune
+    from bt_tutorial.config import get_config
+    from bt_tutorial.dataset.reader import LebelDataset
+    from bt_tutorial.profiles import open_dataset
 
     config = tuning_config(args)
     if args.data:  # a ds003020 folder, read as the full profile reads it

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from ..models import pick_device
+from bt_tutorial.alignment.models import pick_device
 
 
 def launched_processes() -> int:

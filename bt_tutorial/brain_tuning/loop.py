@@ -17,15 +17,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..models import reduced_precision
-from .distributed import Processes
-from .model import BrainTunedModel, fit_ridge_head, pooled_outputs
-from .runs import (CHECKPOINT, RunFolderError, data_digest, load_latest, locked, prepare_folder, replace_folder,
-                   restore_training_state, resume_differences, save_checkpoint, training_state, warn_run,
-                   write_atomic)
-from .samples import TuningData, prepare_tuning_data
-from .schedule import epoch_batches, lr_schedule, optimizer_steps
-from .settings import TuningConfig
+from bt_tutorial.alignment.models import reduced_precision
+from bt_tutorial.brain_tuning.distributed import Processes
+from bt_tutorial.brain_tuning.model import BrainTunedModel, fit_ridge_head, pooled_outputs
+from bt_tutorial.brain_tuning.runs import (
+    CHECKPOINT,
+    RunFolderError,
+    data_digest,
+    load_latest,
+    locked,
+    prepare_folder,
+    replace_folder,
+    restore_training_state,
+    resume_differences,
+    save_checkpoint,
+    training_state,
+    warn_run,
+    write_atomic,
+)
+from bt_tutorial.brain_tuning.samples import TuningData, prepare_tuning_data
+from bt_tutorial.brain_tuning.schedule import epoch_batches, lr_schedule, optimizer_steps
+from bt_tutorial.brain_tuning.settings import TuningConfig
 
 
 @dataclass
@@ -62,7 +74,7 @@ def _precision(device: torch.device, enabled: bool = True):
 
     bf16 (no scaler) on GPUs of compute capability >= 8.0; fp16 with a gradient
     scaler below (a T4 emulates bf16 slowly, see
-    :func:`~bt_tutorial.models.reduced_precision`).
+    :func:`~bt_tutorial.alignment.models.reduced_precision`).
     """
     if device.type != "cuda" or not enabled:
         return nullcontext, None

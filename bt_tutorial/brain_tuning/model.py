@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..encoding import pearson_r
-from ..models import SpeechModel
+from bt_tutorial.alignment.encoding import pearson_r
+from bt_tutorial.alignment.models import SpeechModel
 
 if TYPE_CHECKING:  # samples imports this module's neighbours; only the annotation needs it
-    from .samples import TuningData
+    from bt_tutorial.brain_tuning.samples import TuningData
 
 
 class BrainTunedModel(torch.nn.Module):
@@ -25,7 +25,7 @@ class BrainTunedModel(torch.nn.Module):
     n_voxels : int
     window_samples : int, optional
         Length of the audio windows (16 kHz). The average runs over the frames that lie
-        on the audio (:meth:`~bt_tutorial.models.SpeechModel.n_audio_frames`): all of them,
+        on the audio (:meth:`~bt_tutorial.alignment.models.SpeechModel.n_audio_frames`): all of them,
         except for Whisper padded to 30 s, whose padding frames are left out, as the
         authors' ``WhisperLinear`` does. Default: all frames.
     """
@@ -112,7 +112,7 @@ def fit_ridge_head(x_train: np.ndarray, targets: list, x_val: np.ndarray, y_val:
 def mean_correlation(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean over columns of the Pearson r between two arrays of shape (n_rows, n_columns).
 
-    A constant column has no correlation (NaN from :func:`~bt_tutorial.encoding.pearson_r`)
+    A constant column has no correlation (NaN from :func:`~bt_tutorial.alignment.encoding.pearson_r`)
     and counts as r = 0, as in :func:`~bt_tutorial.brain_tuning.loop.evaluate`.
     """
     r = np.asarray(pearson_r(pred, target), float)

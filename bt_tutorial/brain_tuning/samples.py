@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..features import AudioWindows
-from ..models import SAMPLE_RATE
-from ..noise_ceiling import cc_max, select_voxels
-from ..timing import TR, zscore
-from .settings import TuningConfig
+from bt_tutorial.alignment.features import AudioWindows
+from bt_tutorial.alignment.noise_ceiling import cc_max, select_voxels
+from bt_tutorial.brain_tuning.settings import TuningConfig
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
+from bt_tutorial.dataset.timing import TR, zscore
 
 
 def tr_windows(waveform: np.ndarray, tr_times: np.ndarray, window_trs: int = 5, tr: float = TR,
@@ -116,7 +116,7 @@ def chunk_order(n_rows: int, chunk_trs: int, chunk_distance: int, rng) -> np.nda
 class TuningData:
     """Windows and targets of a set of stories, indexed by (story, row).
 
-    ``windows`` are arrays or :class:`~bt_tutorial.features.AudioWindows`, each
+    ``windows`` are arrays or :class:`~bt_tutorial.alignment.features.AudioWindows`, each
     (n_rows_i, n_window_samples); :meth:`batch` copies only the rows it returns.
     """
 

@@ -3,7 +3,7 @@
 The authors' schedule (``src/brain_trainer_story.py`` of bridge-ai-neuro/brain-tuning) changes
 the learning rates once per epoch and walks the stories in order, 128 consecutive rows per
 step; this book's improved recipe shuffles all rows every epoch and warms the backbone up
-over the first steps (:class:`~bt_tutorial.brain_tuning.TuningConfig` says which).
+over the first steps (:class:`~bt_tutorial.brain_tuning.settings.TuningConfig` says which).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .settings import TuningConfig
+from bt_tutorial.brain_tuning.settings import TuningConfig
 
 
 def _story_sizes(rows_per_story) -> list:
@@ -41,7 +41,7 @@ def optimizer_steps(rows_per_story, config: TuningConfig) -> int:
 def epoch_batches(rows_per_story, config: TuningConfig, epoch: int) -> list:
     """The training rows of each optimizer step of an epoch.
 
-    Rows are numbered story after story, as in :class:`~bt_tutorial.brain_tuning.TuningData`.
+    Rows are numbered story after story, as in :class:`~bt_tutorial.brain_tuning.samples.TuningData`.
 
     Returns
     -------

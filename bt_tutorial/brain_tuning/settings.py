@@ -28,7 +28,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import model_folder_name
+from bt_tutorial.config import model_folder_name
 
 CONTROLS = (None, "other_story", "chunk_permute")
 HEAD_INITS = ("random", "ridge")

@@ -8,18 +8,3 @@
   validation speakers carved from training, scored once on held-out speakers;
 - :mod:`~bt_tutorial.downstream.report`: summary table and figure.
 """
-
-from .clips import clip_features
-from .probes import DEFAULT_ALPHAS, ProbeResult, best_layer, fit_probe, probe_layer, probe_layers
-from .real import default_root, load_crema_d, load_slurp, load_speech_commands
-from .report import (largest_difference_at_layer, paired_difference, plot_probe_scores, summary_rows,
-                     summary_table)
-from .tasks import Task, load_task, save_task
-from .timit import load_timit
-
-__all__ = [
-    "DEFAULT_ALPHAS", "ProbeResult", "Task", "best_layer",
-    "clip_features", "default_root", "fit_probe", "largest_difference_at_layer", "load_crema_d", "load_slurp",
-    "load_speech_commands", "load_task", "load_timit", "paired_difference",
-    "plot_probe_scores", "probe_layer", "probe_layers", "save_task", "summary_rows", "summary_table",
-]

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import model_folder_name, resolve_data_home
-from ..models import SAMPLE_RATE, WHISPER_SECONDS, SpeechModel
-from .tasks import Task
+from bt_tutorial.alignment.models import WHISPER_SECONDS, SpeechModel
+from bt_tutorial.config import model_folder_name, resolve_data_home
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
+from bt_tutorial.downstream.tasks import Task
 
 _WHISPER_HOP = 320  # samples per Whisper encoder frame (20 ms)
 _MIN_SAMPLES = 400  # the shortest input the wav2vec 2.0 / HuBERT front end accepts

@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .clips import _model_dir, clip_features
-from .tasks import Task
+from bt_tutorial.downstream.clips import _model_dir, clip_features
+from bt_tutorial.downstream.tasks import Task
+from bt_tutorial.stats import t_interval
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 7))
 
@@ -73,13 +74,8 @@ class ProbeResult:
 
     def interval(self, metric: str | None = None, level: float = 0.95) -> tuple:
         """Student-t confidence interval of the mean over seeds; NaN with a single seed."""
-        from scipy import stats
-
-        x = np.asarray(self.scores[metric or self.primary], dtype=float)
-        if len(x) < 2:
-            return float("nan"), float("nan")
-        half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-        return float(x.mean() - half), float(x.mean() + half)
+        _, low, high = t_interval(self.scores[metric or self.primary], level)
+        return low, high
 
     def summary(self) -> str:
         lo, hi = self.interval()

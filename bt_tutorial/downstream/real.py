@@ -2,7 +2,7 @@
 
 Each loader returns a :class:`~bt_tutorial.downstream.tasks.Task` like the
 synthetic ones (16 kHz clips, labels, a train/test split with no speaker in
-both, label names). Downloads go through :func:`~bt_tutorial.transfer.download_file`
+both, label names). Downloads go through :func:`~bt_tutorial.dataset.transfer.download_file`
 (resumable, size-checked) into ``<data home>/downstream/<dataset>/`` unless a
 root is given; nothing is downloaded unless ``download=True``. TIMIT, which is
 licensed, is read from a user-supplied folder (:mod:`bt_tutorial.downstream.timit`).
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import resolve_data_home
-from ..download import DownloadError, download_file
-from ..file_formats import content_problem
-from .tasks import Task
+from bt_tutorial.config import resolve_data_home
+from bt_tutorial.dataset.file_formats import content_problem
+from bt_tutorial.dataset.transfer import DownloadError, download_file
+from bt_tutorial.downstream.tasks import Task
 
 SPEECH_COMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 SLURP_TEXT_URL = "https://raw.githubusercontent.com/pswietojanski/slurp/master/dataset/slurp"
@@ -360,7 +360,7 @@ def load_crema_d(root=None, test_fraction: float = 0.2, max_per_class: int | Non
 # -------------------------------------------------------------------- helpers
 def _build(name, paths, labels, names, split, groups, texts, version, progress) -> Task:
     """Read the clips at 16 kHz and assemble the task."""
-    from ..stimulus import read_audio
+    from bt_tutorial.dataset.stimulus import read_audio
 
     waves = [read_audio(p, 16000).waveform for p in tqdm(paths, desc=name, disable=not progress)]
     return Task(name, waves, labels, tuple(names), split, groups, texts, version=version)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import SAMPLE_RATE
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
 SPLITS = ("train", "test")
 

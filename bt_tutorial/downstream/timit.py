@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..lowlevel.phones import ARPABET
-from .tasks import Task
+from bt_tutorial.downstream.tasks import Task
+from bt_tutorial.lowlevel.phones import ARPABET
 
 TIMIT_TO_ARPABET = {
     "aa": "AA", "ae": "AE", "ah": "AH", "ao": "AO", "aw": "AW", "ax": "AH", "ax-h": "AH",
@@ -186,7 +186,7 @@ def _subsample(items: list, limit, rng, by_label: bool) -> list:
 
 
 def _read_16k(path: Path) -> np.ndarray:
-    from ..stimulus import read_audio
+    from bt_tutorial.dataset.stimulus import read_audio
 
     audio = read_audio(path, 16000)
     if audio.source_rate != 16000:

@@ -17,7 +17,7 @@ Six sets, after Oota et al. (ACL 2024):
 ``rates``
     Phone rate and word rate.
 
-Every set takes the path of the model features (:func:`~bt_tutorial.timing.to_response_rows`):
+Every set takes the path of the model features (:func:`~bt_tutorial.dataset.timing.to_response_rows`):
 values at their times, Lanczos-downsampled to the simulated TR grid, trimmed
 and z-scored per story. The event sets put one impulse per event at its
 centre (a phone, an n-gram, a word) carrying a one-hot or articulatory row;
@@ -32,9 +32,16 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from ..timing import to_response_rows
-from .phones import (ARTICULATION, ARTICULATORY_FEATURES, PHONES, ngram_name, phone_indices,
-                     phone_ngram_vocabulary, phone_ngrams)
+from bt_tutorial.dataset.timing import to_response_rows
+from bt_tutorial.lowlevel.phones import (
+    ARTICULATION,
+    ARTICULATORY_FEATURES,
+    PHONES,
+    ngram_name,
+    phone_indices,
+    phone_ngram_vocabulary,
+    phone_ngrams,
+)
 
 LOWLEVEL_SETS = ("spectrum", "phonemes", "diphones", "triphones", "articulation", "rates")
 NGRAM_SETS = {"diphones": 2, "triphones": 3}

@@ -33,13 +33,21 @@ from himalaya.backend import get_backend, set_backend
 from himalaya.ridge import RidgeCV
 from himalaya.scoring import r2_score
 
-from .._stack import warn_at_caller
-from ..alignment import DELAYS, scored_test_rows, split_responses
-from ..encoding import check_alphas, fit_encoding_model, pick_backend, story_splits
-from ..encoding_inputs import largest_safe
-from ..rois import roi_means
-from ..timing import make_delayed
-from .feature_sets import LOWLEVEL_SETS, TOP_DIPHONES, TOP_TRIPHONES, check_sets, lowlevel_rows, stack_sets
+from bt_tutorial._stack import warn_at_caller
+from bt_tutorial.alignment.encoding import fit_encoding_model, pick_backend, story_splits
+from bt_tutorial.alignment.encoding_inputs import check_alphas, largest_safe
+from bt_tutorial.alignment.layers import DELAYS, scored_test_rows, split_responses
+from bt_tutorial.dataset.rois import roi_means
+from bt_tutorial.dataset.timing import make_delayed
+from bt_tutorial.lowlevel.feature_sets import (
+    LOWLEVEL_SETS,
+    TOP_DIPHONES,
+    TOP_TRIPHONES,
+    check_sets,
+    lowlevel_rows,
+    stack_sets,
+)
+from bt_tutorial.stats import percent_lost
 
 LOWLEVEL_ALPHAS = np.logspace(-2, 7, 10)
 
@@ -94,7 +102,7 @@ def remove_lowlevel(x_train, low_train, x_test=None, low_test=None, alphas=LOWLE
     alphas : array_like, shape (n_alphas,)
         Candidate alphas; each model feature gets its own by cross-validation.
     n_folds : int or None
-        Folds of whole stories, see :func:`~bt_tutorial.encoding.story_splits`.
+        Folds of whole stories, see :func:`~bt_tutorial.alignment.encoding.story_splits`.
     backend : str
         ``"auto"`` or a himalaya backend; the previous one is restored.
     dtype : str
@@ -174,7 +182,7 @@ def percent_drop(r_orig, r_resid, masks: dict) -> dict:
     r_orig, r_resid : ndarray, shape (n_voxels,)
         Test r of the encoding model on the model features and on the residuals.
     masks : dict of str -> ndarray of bool, shape (n_voxels,)
-        ROIs, e.g. from :func:`~bt_tutorial.rois.roi_masks`.
+        ROIs, e.g. from :func:`~bt_tutorial.dataset.rois.roi_masks`.
 
     Returns
     -------
@@ -194,7 +202,7 @@ def percent_drop(r_orig, r_resid, masks: dict) -> dict:
             undefined.append(roi)
             drops[roi] = float("nan")
         else:
-            drops[roi] = 100.0 * (orig[roi] - resid[roi]) / orig[roi]
+            drops[roi] = percent_lost(orig[roi], resid[roi])
     if undefined:
         warn_at_caller(f"Percentage drop undefined (NaN) for ROIs with mean r_orig <= 0 or no voxels: "
                        f"{undefined}.")
@@ -281,7 +289,7 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
     ----------
     model_rows : dict of int -> dict of str -> ndarray, shape (n_rows, n_features)
         Model features per layer and story on response rows, z-scored per
-        story, as :func:`~bt_tutorial.alignment.story_feature_rows` gives them;
+        story, as :func:`~bt_tutorial.alignment.layers.story_feature_rows` gives them;
         must hold the training and test stories of ``dataset.split(subject)``.
     dataset : LebelDataset
     subject : str
@@ -306,10 +314,10 @@ def lowlevel_impact(model_rows: dict, dataset, subject: str, sets=LOWLEVEL_SETS,
         Fit only these voxels (the ones a summary uses); the others' r are NaN. Only
         their responses are held, which saves time and memory at real scale.
     first_scored_row : int
-        Score the test story from this row on, as :func:`~bt_tutorial.alignment.brain_alignment`.
+        Score the test story from this row on, as :func:`~bt_tutorial.alignment.layers.brain_alignment`.
     progress : bool
     **fit_kwargs
-        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
+        Passed to :func:`~bt_tutorial.alignment.encoding.fit_encoding_model`.
 
     Returns
     -------

@@ -107,7 +107,7 @@ def phone_indices(labels) -> np.ndarray:
     Parameters
     ----------
     labels : sequence of str, length n
-        Phones, upper-case without stress digits (as :func:`~bt_tutorial.stimulus.read_textgrid`
+        Phones, upper-case without stress digits (as :func:`~bt_tutorial.dataset.stimulus.read_textgrid`
         gives them).
 
     Returns

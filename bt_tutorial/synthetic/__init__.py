@@ -4,10 +4,3 @@
 :func:`~bt_tutorial.synthetic.twin.make_synthetic_twin` writes it anywhere. :mod:`~bt_tutorial.synthetic.tasks` speaks
 the offline downstream tasks of chapter 7 with the same synthesizer. See :mod:`bt_tutorial.synthetic.twin`.
 """
-
-from ..data import load_ground_truth
-from .tasks import SYNTHETIC_TASKS, TaskSpec, ensure_task, make_synthetic_task
-from .twin import TwinSpec, ensure_twin, make_synthetic_twin
-
-__all__ = ["SYNTHETIC_TASKS", "TaskSpec", "TwinSpec", "ensure_task", "ensure_twin", "load_ground_truth",
-           "make_synthetic_task", "make_synthetic_twin"]

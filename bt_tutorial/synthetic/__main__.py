@@ -14,10 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-from ..command_line import run_command
-from ..config import get_config
-from . import TwinSpec, ensure_twin, make_synthetic_twin
-from .twin import GENERATOR_VERSION, _info_path, remove_partial_twin
+from bt_tutorial.command_line import run_command
+from bt_tutorial.config import get_config
+from bt_tutorial.synthetic.twin import (
+    GENERATOR_VERSION,
+    TwinSpec,
+    _info_path,
+    ensure_twin,
+    make_synthetic_twin,
+    remove_partial_twin,
+)
 
 
 def main(argv=None) -> int:

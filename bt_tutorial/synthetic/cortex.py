@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rois import TWIN_ROI_SETS
-from ..surface import fsaverage5_meshes
+from bt_tutorial.dataset.rois import TWIN_ROI_SETS
+from bt_tutorial.dataset.surface import fsaverage5_meshes
 
 N_VOXELS_PER_HEMI = 2562  # fsaverage4 vertices nested in fsaverage5
 N_POINTS = 2 * N_VOXELS_PER_HEMI

@@ -7,7 +7,7 @@ ARPAbet phones (``aI@`` in *fire* is AY ER); their duration is split evenly.
 
 from __future__ import annotations
 
-from ..lowlevel.phones import ARPABET, VOWELS  # noqa: F401 (the twin's phone set)
+from bt_tutorial.lowlevel.phones import ARPABET, VOWELS  # noqa: F401 (the twin's phone set)
 
 ESPEAK_TO_ARPABET = {
     # consonants

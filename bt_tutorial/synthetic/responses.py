@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..timing import SOUND_START, canonical_hrf
-from .cortex import ROI_NAMES
+from bt_tutorial.dataset.timing import SOUND_START, canonical_hrf
+from bt_tutorial.synthetic.cortex import ROI_NAMES
 
 DT = 0.1  # seconds, resolution of the stimulus time courses
 N_MEL_BANDS = 6

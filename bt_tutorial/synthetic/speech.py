@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .phonemes import is_pause, to_arpabet
+from bt_tutorial.synthetic.phonemes import is_pause, to_arpabet
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001

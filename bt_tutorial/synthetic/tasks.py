@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..config import resolve_data_home
-from ..models import SAMPLE_RATE
-from ..downstream.tasks import Task, load_task, save_task, split_by_groups
-from ..lowlevel.phones import ARPABET
-from . import vocab as V
-from .narrative import NAMES, TOPICS, fill_template
-from .speech import synthesize
+from bt_tutorial.config import resolve_data_home
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
+from bt_tutorial.downstream.tasks import Task, load_task, save_task, split_by_groups
+from bt_tutorial.lowlevel.phones import ARPABET
+from bt_tutorial.synthetic import vocab as V
+from bt_tutorial.synthetic.narrative import NAMES, TOPICS, fill_template
+from bt_tutorial.synthetic.speech import synthesize
 
 GENERATOR_VERSION = 3  # bump whenever the generated clips or labels change
 SYNTHETIC_TASKS = ("semantic_category", "intent", "sentence_type", "sentence_topic", "phonemes")
@@ -150,7 +150,7 @@ def shared_with_stories(voices) -> dict:
         ``"voices"``, ``"accents"`` and ``"variants"`` in both; all empty when the domains
         are apart.
     """
-    from .twin import VOICES
+    from bt_tutorial.synthetic.twin import VOICES
 
     def parts(vs, i):
         return {v.split("+")[i] if "+" in v else (v, "")[i] for v in vs}

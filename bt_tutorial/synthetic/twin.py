@@ -1,7 +1,7 @@
 """Generate the synthetic twin of ds003020 in the dataset's own layout.
 
 The twin is what the ``demo`` profile reads through the same
-:class:`bt_tutorial.data.LebelDataset` as the real data. Beside the ds003020
+:class:`bt_tutorial.dataset.reader.LebelDataset` as the real data. Beside the ds003020
 files it writes ``ground_truth/`` (not part of ds003020): per subject the ROI of
 each voxel, its fsaverage5 vertex, true weights, noise level and noise ceiling;
 per story the true semantic and low-level features on the response rows.
@@ -22,13 +22,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from ..data import GROUND_TRUTH_DIR, TEST_STORY, TWIN_INFO, VALIDATION_STORY
-from ..stories import PAPER_TRAIN_STORIES
-from ..timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times, zscore
-from . import responses as R
-from .cortex import N_POINTS, ROI_NAMES, build_cortex
-from .narrative import generate_sentences
-from .writers import write_responses, write_textgrid, write_wav
+from bt_tutorial.dataset.layout import GROUND_TRUTH_DIR, TWIN_INFO
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from bt_tutorial.dataset.timing import RESPONSE_TRIM, SOUND_START, TR, scan_tr_times, zscore
+from bt_tutorial.synthetic import responses as R
+from bt_tutorial.synthetic.cortex import N_POINTS, ROI_NAMES, build_cortex
+from bt_tutorial.synthetic.narrative import generate_sentences
+from bt_tutorial.synthetic.writers import write_responses, write_textgrid, write_wav
 
 GENERATOR_VERSION = 4  # bump whenever the generated data change
 TRAIN_STORY_NAMES = (
@@ -139,7 +139,7 @@ def ensure_twin(root=None, spec: TwinSpec = TwinSpec(), progress: bool = True) -
     root : Path
     """
     if root is None:
-        from ..config import get_config
+        from bt_tutorial.config import get_config
 
         root = get_config(profile="demo").dataset_root
     root = Path(root).expanduser()
@@ -290,7 +290,7 @@ def _projection_stats(blocks: list, weights: np.ndarray) -> tuple:
     Returns
     -------
     mean, sd : ndarray, shape (n_voxels,)
-        ``sd`` is 1 where the projection is constant, as in :func:`~bt_tutorial.timing.zscore`.
+        ``sd`` is 1 where the projection is constant, as in :func:`~bt_tutorial.dataset.timing.zscore`.
     """
     rows = np.vstack(blocks)
     centred = rows - rows.mean(0)
@@ -310,7 +310,7 @@ def _trim(x: np.ndarray) -> np.ndarray:
 
 def _speak_story(rng, seconds: float, index: int) -> dict:
     """Synthesize sentences until the story lasts ``seconds``; keep exact timings."""
-    from .speech import synthesize
+    from bt_tutorial.synthetic.speech import synthesize
 
     voice = VOICES[index % len(VOICES)]
     rate, pitch = int(rng.integers(*STORY_RATES)), int(rng.integers(*STORY_PITCHES))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atlas
+from bt_tutorial.dataset import atlas
 
 HEMIS = (("lh", "L"), ("rh", "R"))
 # pycortex surfaces in ds003020 3.1.0 (derivative/pycortex-db/<subject>/surfaces/): GIfTI for every

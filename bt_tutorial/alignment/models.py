@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import resolve_data_home
+from bt_tutorial.config import resolve_data_home
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 FAMILIES = ("wav2vec2", "hubert", "whisper")
 WHISPER_SECONDS = 30.0
 _TINY = {"tiny-wav2vec2": "wav2vec2", "tiny-hubert": "hubert", "tiny-whisper": "whisper"}
@@ -453,9 +453,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _converted_whisper_tiny(data_home=None) -> Path:
     """Convert the packaged Whisper tiny.en once into ``<data_home>/models/``."""
-    from .whisper_ct2 import PACKAGED_SHA256, convert_whisper_ct2, default_ct2_dir
-
     from filelock import FileLock
+
+    from bt_tutorial.alignment.whisper_ct2 import PACKAGED_SHA256, convert_whisper_ct2, default_ct2_dir
 
     out = resolve_data_home(data_home) / "models" / "whisper-tiny.en"
     if (out / "config.json").is_file():

@@ -1,6 +1,6 @@
 """Pretrained vs brain-tuned vs shuffled control: the models of chapters 5-7 and their ROI tables.
 
-Every model is measured with the same instrument (:func:`~bt_tutorial.alignment.brain_alignment`)
+Every model is measured with the same instrument (:func:`~bt_tutorial.alignment.layers.brain_alignment`)
 on the same voxels; scores are normalised by the noise ceiling and summarised per ROI
 and layer with bootstrap intervals, and pairs of models are compared voxel by voxel.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .noise_ceiling import normalized_alignment
-from .rois import compare_in_rois, roi_summary
-from .brain_tuning.settings import tuned_model_dir
+from bt_tutorial.alignment.noise_ceiling import normalized_alignment
+from bt_tutorial.brain_tuning.settings import tuned_model_dir
+from bt_tutorial.stats import bootstrap_mean, paired_comparison, verdict
 
 MODELS = ("pretrained", "brain-tuned", "control")
 USABLE_CEILING = 0.2  # ratios over smaller ceilings are mostly noise
@@ -33,7 +33,7 @@ def tuned_backbone_dirs(data_home, model_name: str, subject: str, control: str =
             flag = "" if name == "brain-tuned" else f" --control {control}"
             raise FileNotFoundError(
                 f"No {name} model in {path}. Run chapter 4 first (it saves both runs there), or "
-                f"python -m bt_tutorial.tune --model {model_name} --subject {subject}{flag} "
+                f"python -m bt_tutorial.brain_tuning --model {model_name} --subject {subject}{flag} "
                 f"--out {path.parent}. On Colab a new runtime starts empty: set USE_DRIVE = True in the "
                 "setup cell of chapter 4 and of this chapter, so that both keep their data on Google Drive.")
     return dirs
@@ -48,7 +48,7 @@ def load_compared_models(data_home, model_name: str, subject: str, control: str 
     models : dict of str -> SpeechModel
         Keys ``MODELS``.
     """
-    from .models import load_speech_model
+    from bt_tutorial.alignment.models import load_speech_model
 
     dirs = tuned_backbone_dirs(data_home, model_name, subject, control)
     models = {"pretrained": load_speech_model(model_name, data_home=data_home, device=device)}
@@ -117,29 +117,6 @@ def paired_table(normalized: dict, layers, masks: dict, rois, pairs=PAIRS, metho
     return pd.DataFrame(rows)
 
 
-def format_p(p: float) -> str:
-    """A p-value as the book prints it: ``"p < 0.001"`` below 0.001, else three decimals.
-
-    Resampling tests cannot go below ``1 / (n + 1)`` (0.0002 with 5000 sign flips, 0.0005
-    with 2000), so smaller values say only "as small as the test can tell"; one format keeps
-    the same comparison from being printed with several p-values.
-    """
-    if not np.isfinite(p):
-        return "p undefined"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def verdict(row) -> str:
-    """Plain words for one row of :func:`paired_table` (interval and p-value at 0.05)."""
-    if not np.isfinite(row["p_value"]):
-        return "too few voxels to compare"
-    if row["p_value"] < 0.05 and row["low"] > 0:
-        return "higher"
-    if row["p_value"] < 0.05 and row["high"] < 0:
-        return "lower"
-    return "no clear difference"
-
-
 def compact_pairs(table):
     """:func:`paired_table` as one row per comparison and ROI, one column per layer.
 
@@ -153,3 +130,39 @@ def compact_pairs(table):
     cells = table.assign(cell=[f"{r['difference']:+.3f}" + ("*" if verdict(r) in ("higher", "lower") else "")
                                for _, r in table.iterrows()])
     return cells.pivot(index=["comparison", "roi"], columns="layer", values="cell").rename_axis(columns="layer")
+
+
+def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, level: float = 0.95,
+                seed: int = 0) -> list:
+    """Per-ROI mean with a bootstrap interval.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_voxels,)
+        For example normalised alignment, NaN for voxels without a usable ceiling.
+    masks : dict of str -> ndarray of bool
+    rois : sequence of str, optional
+        Which masks (default: all).
+
+    Returns
+    -------
+    rows : list of dict
+        ``roi``, ``n_voxels`` (finite values), ``mean``, ``low``, ``high``.
+    """
+    rows = []
+    for name in masks if rois is None else rois:
+        v = np.asarray(values, float)[masks[name]]
+        mean, low, high = bootstrap_mean(v, n_boot, level, seed)
+        rows.append({"roi": name, "n_voxels": int(np.isfinite(v).sum()), "mean": mean, "low": low, "high": high})
+    return rows
+
+
+def compare_in_rois(a: np.ndarray, b: np.ndarray, masks: dict, rois=None, **kwargs) -> dict:
+    """:func:`paired_comparison` of two models' voxel values in each ROI.
+
+    Returns
+    -------
+    comparisons : dict of str -> PairedComparison
+    """
+    return {name: paired_comparison(np.asarray(a)[masks[name]], np.asarray(b)[masks[name]], **kwargs)
+            for name in (masks if rois is None else rois)}

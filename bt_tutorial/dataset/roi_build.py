@@ -1,10 +1,10 @@
 """Glasser ROI masks of a ds003020 subject in one command, inputs downloaded on the way.
 
-    python -m bt_tutorial.roi_build --subject UTS03 --data ~/data/ds003020
+    python -m bt_tutorial.dataset.roi_build --subject UTS03 --data ~/data/ds003020
 
 prints every input with its size and source, downloads the missing ones (resumable; a
 file already here is not asked for again), and writes ``<data>/derivative/roi_masks/
-<subject>.npz`` (:func:`bt_tutorial.atlas.save_roi_masks`), which the chapters read with
+<subject>.npz`` (:func:`bt_tutorial.dataset.atlas.save_roi_masks`), which the chapters read with
 numpy only. It needs numpy, scipy and nibabel, nothing else (no pycortex, no FreeSurfer).
 
 The route, subject-native and surface-based:
@@ -16,7 +16,7 @@ The route, subject-native and surface-based:
    position crosses (``n_samples`` points, nearest voxel: pycortex's ``line_nearest``), through
    the subject's pycortex transform (``matrices.xfm``, ``coord``: surface mm -> voxel x, y, z);
 3. each voxel of the cortical mask takes the area with the largest summed weight
-   (:func:`bt_tutorial.atlas.assign_voxels`), and the paper's ROI sets are collected.
+   (:func:`bt_tutorial.dataset.atlas.assign_voxels`), and the paper's ROI sets are collected.
 """
 
 from __future__ import annotations
@@ -31,14 +31,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import atlas
-from .command_line import run_command
-from .data import LebelDataset
-from .download import DEFAULT_BASE_URL, DownloadError, dataset_url, download_file, format_size, remote_size
-from .file_formats import file_md5, load_registry, registry_key
-from .layout import derivative_dir
-from .roi_files import HEMIS, SURFACE_FORMATS, read_annot_areas, read_coord_xfm, read_surface, surface_suffix
-from .rois import PAPER_ROI_SETS
+from bt_tutorial.command_line import run_command
+from bt_tutorial.dataset import atlas
+from bt_tutorial.dataset.download import DEFAULT_BASE_URL, dataset_url
+from bt_tutorial.dataset.file_formats import file_md5, load_registry, registry_key
+from bt_tutorial.dataset.layout import derivative_dir
+from bt_tutorial.dataset.reader import LebelDataset
+from bt_tutorial.dataset.roi_files import (
+    HEMIS,
+    SURFACE_FORMATS,
+    read_annot_areas,
+    read_coord_xfm,
+    read_surface,
+    surface_suffix,
+)
+from bt_tutorial.dataset.rois import PAPER_ROI_SETS
+from bt_tutorial.dataset.transfer import DownloadError, download_file, format_size, remote_size
 
 FIGSHARE = "https://ndownloader.figshare.com/files"
 TEMPLATEFLOW = "https://templateflow.s3.amazonaws.com/tpl-fsaverage"
@@ -86,7 +94,7 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
     derivative : {"derivative", "derivatives"}
         Name of the derivative folder, here and on the server.
     surfaces : {".gii", ".npz"}, optional
-        Format of the pycortex surfaces; default: the dataset's (:func:`~bt_tutorial.roi_files.surface_suffix`).
+        Format of the pycortex surfaces; default: the dataset's (:func:`~bt_tutorial.dataset.roi_files.surface_suffix`).
 
     Returns
     -------
@@ -114,7 +122,7 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
 
 
 def probe_size(url: str, timeout: float = 60) -> int:
-    """Size of the file at ``url``: :func:`~bt_tutorial.transfer.remote_size`, else a one-byte GET.
+    """Size of the file at ``url``: :func:`~bt_tutorial.dataset.transfer.remote_size`, else a one-byte GET.
 
     figshare redirects to a signed S3 URL that refuses HEAD; the GET of byte 0 (which
     follows the redirect) reads the size from Content-Range.
@@ -151,11 +159,11 @@ def fetch_inputs(sources: dict, root, dry_run: bool = False, timeout: float = 60
     dry_run : bool
         Only print the plan.
     registry : mapping, str or Path, optional
-        Sizes and MD5s of ds003020's files (:func:`~bt_tutorial.file_formats.load_registry`;
+        Sizes and MD5s of ds003020's files (:func:`~bt_tutorial.dataset.file_formats.load_registry`;
         default: ``$BT_DATASET_REGISTRY`` or the shipped one); they check the files of the
         dataset that have no pinned MD5.
     timeout, progress, **retry
-        Passed to :func:`~bt_tutorial.transfer.download_file` (``retries``, ``backoff``).
+        Passed to :func:`~bt_tutorial.dataset.transfer.download_file` (``retries``, ``backoff``).
 
     Returns
     -------
@@ -232,7 +240,7 @@ def line_nearest_matrix(white, pial, coord, shape, n_samples: int = N_SAMPLES):
     white, pial : ndarray, shape (n_vertices, 3)
         Surface coordinates (mm) of the same vertices.
     coord : ndarray, shape (4, 4)
-        Surface mm -> voxel coordinates (x, y, z) (:func:`~bt_tutorial.roi_files.read_coord_xfm`).
+        Surface mm -> voxel coordinates (x, y, z) (:func:`~bt_tutorial.dataset.roi_files.read_coord_xfm`).
     shape : tuple of int
         Volume shape (x, y, z), as nibabel reads it.
     n_samples : int
@@ -293,7 +301,7 @@ def build_masks(paths: dict, root, subject: str, out, rule: str = "majority", n_
     voxel_areas, hemi = atlas.assign_voxels(mapping, np.concatenate(vertex_areas), len(vertex_areas[0]), rule)
     rois = atlas.roi_sets_from_labels(voxel_areas, hemi, known_areas=known)
     info = dict(route="fsaverage annot -> subject sphere.reg -> line_nearest", rule=rule, n_samples=n_samples,
-                module="bt_tutorial.roi_build", **(metadata or {}))
+                module="bt_tutorial.dataset.roi_build", **(metadata or {}))
     return atlas.save_roi_masks(out, rois, columns.size, subject, hemi, metadata=info), rois
 
 
@@ -314,7 +322,7 @@ def _positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog="python -m bt_tutorial.roi_build", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bt_tutorial.dataset.roi_build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--subject", required=True, help="UTS01 to UTS08")

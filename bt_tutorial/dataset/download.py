@@ -1,10 +1,10 @@
 """Download part of the LeBel et al. (2023) dataset (OpenNeuro ds003020): one subject, N stories.
 
 Files come over plain HTTPS from OpenNeuro's public S3 bucket, resumably and verified
-(:mod:`bt_tutorial.transfer`). From a notebook, :func:`download_subject` fetches what the
+(:mod:`bt_tutorial.dataset.transfer`). From a notebook, :func:`download_subject` fetches what the
 configured subject and N training stories need; from a shell::
 
-    python -m bt_tutorial.download --subject UTS03 --stories 4 --out ~/data/ds003020 --dry-run
+    python -m bt_tutorial.dataset.download --subject UTS03 --stories 4 --out ~/data/ds003020 --dry-run
 
 Run the same command again to resume an interrupted download. Snapshot 3.1.0 keeps the
 derivatives in ``derivative/``, newer ones in ``derivatives/``: the server is asked which
@@ -37,12 +37,18 @@ from typing import Mapping, NamedTuple, Sequence
 
 from tqdm import tqdm
 
-from .command_line import run_command
-from .file_formats import REGISTRY_ENV, Checksum, is_complete, load_registry, registry_key
-from .layout import DERIVATIVE_DIRS, derivative_dir
-from .stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
-from .transfer import (DownloadError, RemoteFileMissing, download_file,  # noqa: F401 (re-exported)
-                       download_lock, format_size, remote_size, size_with_retries)
+from bt_tutorial.command_line import run_command
+from bt_tutorial.dataset.file_formats import REGISTRY_ENV, Checksum, is_complete, load_registry, registry_key
+from bt_tutorial.dataset.layout import DERIVATIVE_DIRS, derivative_dir
+from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
+from bt_tutorial.dataset.transfer import (
+    DownloadError,
+    RemoteFileMissing,
+    download_file,
+    download_lock,
+    format_size,
+    size_with_retries,
+)
 
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
 BASE_URL_ENV = "BT_DATASET_URL"
@@ -78,7 +84,7 @@ def lebel_file_list(subject: str, n_train_stories: int, derivative: str = "deriv
     derivative : {"derivative", "derivatives"}
         Name of the folder of derivatives (singular in snapshot 3.1.0).
     train_stories : sequence of str
-        Default :data:`~bt_tutorial.stories.PAPER_TRAIN_STORIES`.
+        Default :data:`~bt_tutorial.dataset.stories.PAPER_TRAIN_STORIES`.
 
     Returns
     -------
@@ -135,7 +141,7 @@ def plan_lebel(
     The URLs use the server's folder of derivatives (:func:`probe_derivative`); the local
     paths keep the one ``out_dir`` already has, if any, else the server's. Other
     parameters are those of :func:`download_lebel`; ``registry`` as loaded by
-    :func:`~bt_tutorial.file_formats.load_registry` (default: none).
+    :func:`~bt_tutorial.dataset.file_formats.load_registry` (default: none).
 
     Returns
     -------
@@ -209,9 +215,9 @@ def download_lebel(
     dry_run : bool
         Only print the plan; write nothing.
     retries, backoff, timeout, progress
-        As in :func:`~bt_tutorial.transfer.download_file`.
+        As in :func:`~bt_tutorial.dataset.transfer.download_file`.
     registry : mapping, str or Path, optional
-        Sizes and MD5s to check against, as :func:`~bt_tutorial.file_formats.load_registry` reads it (default:
+        Sizes and MD5s to check against, as :func:`~bt_tutorial.dataset.file_formats.load_registry` reads it (default:
         ``$BT_DATASET_REGISTRY`` or the shipped one; ``"none"`` or ``{}``: none). A file
         it lacks is checked by size, format and the server's MD5 ETag where there is one.
     verify : bool
@@ -289,7 +295,7 @@ def download_subject(config=None, n_train_stories: int = 5, base_url: str | None
     result : list of Path or list of PlannedFile
         As :func:`download_lebel`.
     """
-    from .config import get_config
+    from bt_tutorial.config import get_config
 
     config = config or get_config()
     if config.profile != "full":
@@ -322,7 +328,7 @@ _non_negative_int.__name__ = "integer"  # argparse says "invalid integer value: 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
-    parser = _OneLineParser(prog="python -m bt_tutorial.download", description=__doc__,
+    parser = _OneLineParser(prog="python -m bt_tutorial.dataset.download", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subject", required=True, help="subject, UTS01 to UTS08")
     parser.add_argument("--stories", type=int, required=True, metavar="N",
@@ -344,7 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _default_out() -> Path:
-    from .config import get_config
+    from bt_tutorial.config import get_config
 
     return get_config(profile="full").dataset_root
 

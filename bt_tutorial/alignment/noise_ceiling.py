@@ -146,7 +146,7 @@ def normalized_alignment(scores: np.ndarray, ceiling: np.ndarray, min_ceiling: f
     ----------
     scores : ndarray, shape (n_voxels,)
         Correlation of a model's predictions with the mean of the repeats;
-        NaN (a constant voxel, see :func:`~bt_tutorial.encoding.pearson_r`) stays NaN.
+        NaN (a constant voxel, see :func:`~bt_tutorial.alignment.encoding.pearson_r`) stays NaN.
     ceiling : ndarray, shape (n_voxels,)
         ``cc_max`` of the same voxels.
     min_ceiling : float

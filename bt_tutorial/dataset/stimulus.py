@@ -3,7 +3,7 @@
 TextGrids of ds003020 come in Praat's three text formats (long, short and
 "chronological"), in UTF-8 with or without a byte-order mark or in UTF-16, and some
 have phone intervals that overlap their neighbour by a rounding error (praatio
-refuses those): :func:`~bt_tutorial.stimulus.read_textgrid` reads them all. A phone tier that cannot be
+refuses those): :func:`~bt_tutorial.dataset.stimulus.read_textgrid` reads them all. A phone tier that cannot be
 used (larger overlaps, intervals that end before they start, no phones) never
 stops the words: it is replaced by phones from the CMU pronouncing dictionary
 (:func:`dictionary_phones`), or dropped, with one warning naming the file.
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._stack import warn_at_caller
+from bt_tutorial._stack import warn_at_caller
+
+SAMPLE_RATE = 16000  # Hz: what every speech model of the book expects
 
 BAD_WORDS = frozenset(
     ["sentence_start", "sentence_end", "br", "lg", "ls", "ns", "sp", ""]
@@ -102,7 +104,7 @@ class Audio:
 MAX_FLOAT_AMPLITUDE = 100.0  # far beyond the clipping a float wav may hold; features of 1e30 are all 0 or NaN
 
 
-def read_audio(path, sample_rate: int = 16000) -> Audio:
+def read_audio(path, sample_rate: int = SAMPLE_RATE) -> Audio:
     """Read a sound file as mono float32 and resample it with torchaudio.
 
     Parameters

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plotting import MODEL_COLORS
-from .timing import TR, canonical_hrf, hrf_weight_in_window
+from bt_tutorial.dataset.timing import TR, canonical_hrf, hrf_weight_in_window
+from bt_tutorial.plotting.style import MODEL_COLORS, _plt
 
 
 def plot_tuning_windows(windows: dict, tr: float = TR, span: float = 24.0):
@@ -94,7 +94,7 @@ def plot_recovery(table, title: str = ""):
     Parameters
     ----------
     table : pandas DataFrame
-        From :func:`~bt_tutorial.recovery.recovery_table` (``model, layer, truth, mean_r``).
+        From :func:`~bt_tutorial.synthetic.recovery.recovery_table` (``model, layer, truth, mean_r``).
 
     Returns
     -------
@@ -114,5 +114,46 @@ def plot_recovery(table, title: str = ""):
     axes[-1, 0].set_xlabel("layer")
     axes[-1, 0].set_xticks(sorted(table["layer"].unique()))
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_history(histories: dict, title: str = "", initial: dict | None = None):
+    """Loss and validation correlation per epoch, one colour per run.
+
+    Parameters
+    ----------
+    histories : dict of str -> list of dict
+        Run name -> ``TuningResult.history``.
+    initial : dict of str -> dict, optional
+        Run name -> ``TuningResult.initial``: drawn at epoch 0 (the starting head).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        Two panels: MSE (training and validation), validation mean r.
+    """
+    plt = _plt()
+    fig, (ax, ax_r) = plt.subplots(2, 1, figsize=(7.5, 5.5), sharex=True)
+    for (name, history), fallback in zip(histories.items(), plt.get_cmap("tab10").colors):
+        color = MODEL_COLORS.get(name, fallback)
+        start = (initial or {}).get(name) or {}
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], "o--", color=color, label=f"{name}: training")
+        first = [start] if "val_loss" in start and "val_r" in start else []
+        val_epochs = [0] * len(first) + epochs
+        ax.plot(val_epochs, [h["val_loss"] for h in first + history], "o-", color=color,
+                label=f"{name}: validation")
+        if all("val_r" in h for h in history):
+            ax_r.plot(val_epochs, [h["val_r"] for h in first + history], "o-", color=color, label=name)
+    ax.set_ylabel("MSE (z-scored responses)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_r.axhline(0, color="0.7", lw=0.8)
+    ax_r.set_ylabel("validation mean r")
+    ax_r.set_xlabel("epoch (0: before training)" if initial else "epoch")
+    ax_r.xaxis.get_major_locator().set_params(integer=True)
+    if ax_r.lines[1:]:
+        ax_r.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

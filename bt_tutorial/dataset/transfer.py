@@ -5,7 +5,7 @@ and resumed after an interruption with a range request carrying ``If-Range``: a 
 changed on the server restarts from zero instead of being spliced. A resume needs a strong
 ETag, or a known MD5 to check the result: with only Last-Modified (a weak validator that
 a server may ignore) the download restarts from zero. It gets its final name once its
-size, its first bytes (:mod:`bt_tutorial.file_formats`) and its MD5 match: the caller's
+size, its first bytes (:mod:`bt_tutorial.dataset.file_formats`) and its MD5 match: the caller's
 (a registry's, e.g. ``data/ds003020_md5.csv``), else the ETag's where it is an MD5. A
 caller's size and MD5 hold whatever the server sends; without them, a whole body of
 another length is taken for a changed file only when its ETag gives an MD5 to check it.
@@ -29,8 +29,15 @@ from urllib.error import HTTPError, URLError
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from .file_formats import (discard_part, etag_md5, file_md5, is_complete, read_part_record, verify_file,
-                           write_part_record)
+from bt_tutorial.dataset.file_formats import (
+    discard_part,
+    etag_md5,
+    file_md5,
+    is_complete,
+    read_part_record,
+    verify_file,
+    write_part_record,
+)
 
 _CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _LENGTH_RE = re.compile(r"\s*([0-9]+)\s*")
@@ -153,7 +160,7 @@ def _retry(attempt: Callable, retries: int, backoff: float):
 
 
 def size_with_retries(url: str, retries: int, backoff: float, timeout: float) -> int:
-    """:func:`~bt_tutorial.transfer.remote_size`, retried after transient errors; DownloadError once they are used up."""
+    """:func:`~bt_tutorial.dataset.transfer.remote_size`, retried after transient errors; DownloadError once they are used up."""
     try:
         return _retry(lambda: remote_size(url, timeout), retries, backoff)
     except _TRANSIENT_ERRORS as exc:

@@ -22,11 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from himalaya.backend import get_backend, set_backend
-from himalaya.kernel_ridge import solve_multiple_kernel_ridge_random_search
-from himalaya.ridge import solve_group_ridge_random_search
 
-from .encoding_inputs import MIN_TEST_ROWS, check_alphas, check_inputs, voxel_indices  # noqa: F401 (re-exported)
+from bt_tutorial.alignment.encoding_inputs import check_alphas, check_inputs, voxel_indices
 
 MAX_FOLDS = 5
 # elements of the (n_alphas, n_val_trs, n_voxels) prediction block scored at once
@@ -96,6 +93,8 @@ def pick_backend(preferred="auto"):
             preferred = "numpy"
         else:
             preferred = "torch_cuda" if torch.cuda.is_available() else "torch"
+    from himalaya.backend import set_backend  # himalaya loads torch: only when a model is fitted
+
     return set_backend(preferred, on_error="warn").name
 
 
@@ -271,6 +270,8 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     chunk = max(1, _CHUNK_BYTES // (n_samples * X.itemsize))
     batch = max(1, min(n_voxels, chunk, _BLOCK_ELEMENTS // (len(alphas) * max_val)))
 
+    from himalaya.backend import get_backend, set_backend
+
     previous = get_backend().name
     try:
         name = pick_backend(backend)
@@ -315,6 +316,8 @@ def _eigenbasis(X, X_test, solver):
         (eigenvalues, clipped at 0), ``project`` and ``to_test``: the refit weights of
         alpha are ``project @ Y / (lam + alpha)`` and the test predictions ``to_test @ weights``.
     """
+    from himalaya.backend import get_backend
+
     b = get_backend()
     X, X_test = b.asarray(X), b.asarray(X_test)
     if solver == "kernel":
@@ -332,6 +335,10 @@ def _eigenbasis(X, X_test, solver):
 
 def _fit_predict(basis, Y, alphas, splits, batch, progress):
     """CV alphas of the voxels of ``Y`` (centred) with himalaya, refit them in the eigenbasis, predict."""
+    from himalaya.backend import get_backend
+    from himalaya.kernel_ridge import solve_multiple_kernel_ridge_random_search
+    from himalaya.ridge import solve_group_ridge_random_search
+
     b = get_backend()
     data, lam, project, to_test = basis["data"], basis["lam"], basis["project"], basis["to_test"]
     predictions = np.empty((to_test.shape[0], Y.shape[1]), dtype=Y.dtype)

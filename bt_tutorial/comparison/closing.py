@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .effects import downstream_summary, effect_holds
+from bt_tutorial.comparison.effects import downstream_summary, effect_holds
 
 EFFECTS = ("alignment", "lowlevel", "downstream")
 TITLES = {"alignment": "(a) late-language alignment (chapter 5)",
@@ -32,9 +32,9 @@ def save_effect(table, effect: str, data_home, model_name: str, subject: str, **
     Parameters
     ----------
     table : pandas DataFrame
-        :func:`~bt_tutorial.effects.alignment_effects` or
-        :func:`~bt_tutorial.effects.lowlevel_effects` (indexed by comparison), or
-        :func:`~bt_tutorial.effects.downstream_effects`.
+        :func:`~bt_tutorial.comparison.effects.alignment_effects` or
+        :func:`~bt_tutorial.comparison.effects.lowlevel_effects` (indexed by comparison), or
+        :func:`~bt_tutorial.comparison.effects.downstream_effects`.
     effect : {"alignment", "lowlevel", "downstream"}
     data_home : path
     model_name, subject : str

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import load_ground_truth
-from .encoding import fit_encoding_model
-from .rois import roi_means
+from bt_tutorial.alignment.encoding import fit_encoding_model
+from bt_tutorial.dataset.rois import roi_means
+from bt_tutorial.synthetic.truth import load_ground_truth
 
 TRUTH_SETS = ("semantic", "lowlevel")
 
@@ -42,7 +42,7 @@ def recovery_scores(model_rows: dict, truth: dict, train, test: str, alphas=np.l
     Parameters
     ----------
     model_rows : dict of int -> dict of str -> ndarray, shape (n_rows, n_model_features)
-        Per layer and story, as :func:`~bt_tutorial.alignment.story_feature_rows`.
+        Per layer and story, as :func:`~bt_tutorial.alignment.layers.story_feature_rows`.
     truth : dict of str -> ndarray, shape (n_rows, n_true_features)
         From :func:`truth_rows`, same stories and rows.
     train : sequence of str

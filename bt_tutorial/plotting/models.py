@@ -1,100 +1,15 @@
-"""Figures that compare models: ROI profiles across layers, paired differences, low-level drops.
+"""Figures that compare models: ROI profiles across layers, paired differences, low-level drops, probe scores.
 
-The figures are laid out for the book's content column (about 700 px, i.e. 7 inches at
-100 dpi): at most :data:`MAX_COLUMNS` panels side by side, text of at least 9 pt, and the
-legend outside the data (in the free cell of the last row, or under the panels).
-:func:`panel_grid` and :func:`panel_legend` do this for every multi-panel figure of
-chapters 5-7.
+Laid out for the book's content column with :func:`~bt_tutorial.plotting.style.panel_grid`
+and :func:`~bt_tutorial.plotting.style.panel_legend`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .plotting import FIGURE_WIDTH, MODEL_COLORS, _plt
-
-PANEL_HEIGHT = 2.6  # inches per row of panels
-MAX_COLUMNS = 2
-TITLE_SIZE, LABEL_SIZE, LEGEND_SIZE = 10, 10, 9  # points; tick labels keep matplotlib's 10
-
-
-def grid_shape(n_panels: int, ncols: int = MAX_COLUMNS) -> tuple:
-    """Rows and columns of a grid of ``n_panels`` with at most ``ncols`` per row.
-
-    Returns
-    -------
-    nrows, ncols : int
-    """
-    if n_panels < 1 or ncols < 1:
-        raise ValueError(f"Need at least one panel and one column, got {n_panels} and {ncols}.")
-    cols = min(ncols, n_panels)
-    return -(-n_panels // cols), cols
-
-
-def panel_grid(n_panels: int, ncols: int = MAX_COLUMNS, *, sharex: bool = False, sharey: bool = False,
-               width: float = FIGURE_WIDTH, panel_height: float = PANEL_HEIGHT, title: str = "",
-               xlabel: str = "", ylabel: str = ""):
-    """A figure of ``n_panels`` panels, at most ``ncols`` per row (:func:`grid_shape`).
-
-    ``ylabel`` is written once, left of the figure; ``xlabel`` under the lowest panel of
-    each column. A free cell left in the last row is returned as ``spare`` (no axis
-    drawn) for :func:`panel_legend`; the panel above it keeps its x tick labels.
-
-    Returns
-    -------
-    fig : matplotlib Figure
-    axes : list of Axes, one per panel, row by row
-    spare : Axes or None
-    """
-    plt = _plt()
-    nrows, cols = grid_shape(n_panels, ncols)
-    height = nrows * panel_height + 0.4 * bool(title)
-    fig, grid = plt.subplots(nrows, cols, figsize=(width, height), sharex=sharex, sharey=sharey,
-                             squeeze=False, layout="constrained")
-    cells = list(grid.flat)
-    axes, free = cells[:n_panels], cells[n_panels:]
-    lowest = cells[-cols:]
-    for ax in free:
-        ax.set_axis_off()
-        above = cells[cells.index(ax) - cols]
-        above.xaxis.set_tick_params(which="both", labelbottom=True)
-        lowest[lowest.index(ax)] = above
-    for ax in free[1:]:
-        fig.delaxes(ax)
-    spare = free[0] if free else None
-    if spare is not None:
-        spare.set_label("legend")
-    if title:
-        fig.suptitle(title, fontsize=TITLE_SIZE + 1)
-    if xlabel:
-        for ax in lowest:
-            ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
-    if ylabel:
-        fig.supylabel(ylabel, fontsize=LABEL_SIZE)
-    return fig, axes, spare
-
-
-def panel_legend(fig, axes, spare=None, extra=(), ncols: int = 3):
-    """One legend for all panels, outside the data.
-
-    Entries are collected from ``axes`` (one per label), then ``extra`` handles. The
-    legend fills ``spare`` when there is one, else it goes under the panels.
-
-    Returns
-    -------
-    legend : matplotlib Legend
-    """
-    entries = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    for handle in extra:
-        entries.setdefault(handle.get_label(), handle)
-    handles, labels = list(entries.values()), list(entries)
-    if spare is not None:
-        return spare.legend(handles, labels, loc="center", fontsize=LEGEND_SIZE, frameon=False)
-    return fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)),
-                      fontsize=LEGEND_SIZE, frameon=False)
+from bt_tutorial.downstream.probes import best_layer
+from bt_tutorial.plotting.style import LABEL_SIZE, MAX_COLUMNS, MODEL_COLORS, TITLE_SIZE, panel_grid, panel_legend
 
 
 def _roi_ticks(ax, rois) -> None:
@@ -109,7 +24,7 @@ def plot_roi_layers(table, rois, ylabel: str = "normalised alignment (r / CC_max
     Parameters
     ----------
     table : pandas DataFrame
-        Columns ``model, layer, roi, mean, low, high`` (:func:`~bt_tutorial.comparison.roi_layer_table`).
+        Columns ``model, layer, roi, mean, low, high`` (:func:`~bt_tutorial.comparison.roi_tables.roi_layer_table`).
     rois : sequence of str
     ncols : int
         Panels per row at most (all panels share their axes).
@@ -140,7 +55,7 @@ def plot_paired_differences(table, layer, ylabel: str = "difference in normalise
     ----------
     table : pandas DataFrame
         Columns ``comparison, layer, roi, difference, low, high, p_value``
-        (:func:`~bt_tutorial.comparison.paired_table`). Stars mark p < 0.05.
+        (:func:`~bt_tutorial.comparison.roi_tables.paired_table`). Stars mark p < 0.05.
 
     Returns
     -------
@@ -197,3 +112,60 @@ def plot_percent_drop(drops: dict, rois, title: str = "", ylabel: str = "drop in
         ax.set_title(group, fontsize=TITLE_SIZE)
     panel_legend(fig, axes, spare)
     return fig
+
+
+def plot_probe_scores(results: dict, metric: str | None = None, chance: dict | None = None,
+                      title: str | None = None, ncols: int | None = None):
+    """Test score per layer, one panel per task, one line (mean and 95% band) per model.
+
+    The layer each model would be reported at (best on validation) is circled. Panels
+    share the hidden-state axis; each keeps its own score axis (tasks differ in level).
+
+    Parameters
+    ----------
+    results : dict
+        ``{model label: {task: {layer: ProbeResult}}}``.
+    metric : str, optional
+        Default: each result's primary metric.
+    chance : dict of str -> float, optional
+        A dashed reference line per task (e.g. ``1 / n_classes``).
+    title : str, optional
+    ncols : int, optional
+        Panels per row at most; default :data:`~bt_tutorial.plotting.style.MAX_COLUMNS` (2).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    from matplotlib.lines import Line2D
+
+    tasks = list(dict.fromkeys(t for by_task in results.values() for t in by_task))
+    fig, axes, spare = panel_grid(len(tasks), ncols or MAX_COLUMNS, sharex=True, title=title or "",
+                                  xlabel="hidden state", ylabel=f"test {metric or 'score'}")
+    for ax, task in zip(axes, tasks):
+        for i, (label, by_task) in enumerate(results.items()):
+            if task in by_task:  # a small shift per model keeps equal lines from hiding each other
+                _draw_model(ax, by_task[task], label, MODEL_COLORS.get(label, f"C{i}"), metric,
+                            shift=0.08 * (i - (len(results) - 1) / 2), marker="osD^v"[i % 5])
+        if chance and task in chance:
+            ax.axhline(chance[task], color="0.5", ls="--", lw=0.8, label="chance")
+        first = next(r for by_task in results.values() if task in by_task
+                     for r in by_task[task].values())
+        name = (metric or first.primary).replace("_f1", "-F1")
+        ax.set_title(f"{task.replace('_', ' ')} ({name})", fontsize=TITLE_SIZE)
+    best = Line2D([], [], ls="none", marker="o", ms=10, mfc="none", color="0.3", label="best on validation")
+    panel_legend(fig, axes, spare, extra=[best], ncols=3)
+    return fig
+
+
+def _draw_model(ax, by_layer: dict, label: str, color: str, metric: str | None, shift: float = 0.0,
+                marker: str = "o") -> None:
+    layers = sorted(by_layer)
+    x = np.array(layers) + shift
+    means = np.array([by_layer[k].mean(metric) for k in layers])
+    bands = np.array([by_layer[k].interval(metric) for k in layers])
+    ax.plot(x, means, "-", marker=marker, color=color, ms=4, label=label)
+    ax.fill_between(x, bands[:, 0], bands[:, 1], color=color, alpha=0.15, lw=0)
+    k = best_layer(by_layer)
+    ax.plot([k + shift], [by_layer[k].mean(metric)], "o", ms=10, mfc="none", color=color)
+    ax.set_xticks(layers)

@@ -8,11 +8,7 @@ several subjects. Use them to judge the size of a difference within one subject.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-from .data import load_ground_truth
 
 # the paper's ROI sets (Glasser HCP-MMP1 names; the authors' lists in bridge-ai-neuro/multi-brain-tuning,
 # src/utils/brn_align_utils.py: 16 late-language areas, STSvp not among them) and the twin's stand-ins
@@ -74,12 +70,6 @@ def split_hemispheres(masks: dict, hemi: np.ndarray) -> dict:
     return out
 
 
-def twin_roi_masks(twin_root, subject: str, hemispheres: bool = True) -> dict:
-    """The twin's ROI masks (ROIs, the paper's three groups, outside), from its ground truth."""
-    truth = load_ground_truth(twin_root, subject)
-    return roi_masks(truth["roi"], truth["roi_names"], hemi=truth["hemi"] if hemispheres else None)
-
-
 def check_mask(mask, n_voxels: int, name: str = "mask") -> np.ndarray:
     """``mask`` as a boolean array of ``n_voxels``; a mask of another length (another subject's
     or another voxel selection's) is a ValueError naming both lengths."""
@@ -111,81 +101,6 @@ def roi_means(values: np.ndarray, masks: dict) -> dict:
     return out
 
 
-def resampled_means(values: np.ndarray, n_boot: int, rng) -> np.ndarray:
-    """Means of each row of ``values`` over ``n_boot`` resamples of its columns (paired: the same
-    columns for every row).
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_rows, n) or (n,)
-    n_boot : int
-    rng : numpy Generator
-
-    Returns
-    -------
-    means : ndarray, shape (n_rows, n_boot)
-    """
-    values = np.atleast_2d(values)
-    n_rows, n = values.shape
-    chunk = int(np.clip(2**22 // max(1, n_rows * n), 1, 500))  # about 32 MB of resampled values at a time
-    means = np.empty((n_rows, n_boot))
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        means[:, start:stop] = values[:, rng.integers(0, n, (stop - start, n))].mean(axis=2)
-    return means
-
-
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple:
-    """Central ``level`` percentile interval of bootstrap samples (NaN ignored): (low, high)."""
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_mean(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple:
-    """Mean and percentile bootstrap interval of the mean (over voxels; NaN ignored).
-
-    Parameters
-    ----------
-    values : ndarray, shape (n,)
-
-    Returns
-    -------
-    mean, low, high : float (NaN when no finite value)
-    """
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    low, high = percentile_interval(resampled_means(values, n_boot, np.random.default_rng(seed))[0], level)
-    return float(values.mean()), low, high
-
-
-def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, level: float = 0.95,
-                seed: int = 0) -> list:
-    """Per-ROI mean with a bootstrap interval.
-
-    Parameters
-    ----------
-    values : ndarray, shape (n_voxels,)
-        For example normalised alignment, NaN for voxels without a usable ceiling.
-    masks : dict of str -> ndarray of bool
-    rois : sequence of str, optional
-        Which masks (default: all).
-
-    Returns
-    -------
-    rows : list of dict
-        ``roi``, ``n_voxels`` (finite values), ``mean``, ``low``, ``high``.
-    """
-    rows = []
-    for name in masks if rois is None else rois:
-        v = np.asarray(values, float)[masks[name]]
-        mean, low, high = bootstrap_mean(v, n_boot, level, seed)
-        rows.append({"roi": name, "n_voxels": int(np.isfinite(v).sum()), "mean": mean, "low": low, "high": high})
-    return rows
-
-
 AUTHORS_MIN_CEILING = 0.05  # multi-brain-tuning, brn_align_utils.get_vol_base_: cc_thr=0.05
 
 
@@ -199,7 +114,7 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
     (both hemispheres together), then over the areas of the set, so that every area weighs
     the same whatever its size. The authors average fsaverage vertices after projecting
     each subject's volume with an unpublished affine; here the voxels of the subject's
-    own masks are averaged (:mod:`~bt_tutorial.roi_build`), so values differ from theirs
+    own masks are averaged (:mod:`~bt_tutorial.dataset.roi_build`), so values differ from theirs
     by that mapping. Chapters 5 and 6 report voxel means over usable ceilings instead
     (:func:`roi_summary`).
 
@@ -239,84 +154,3 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
         area_means = [normalized[m].mean() for m in kept if m.any()]
         out[group] = float(np.mean(area_means)) if area_means else float("nan")
     return out
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """Model A minus model B over the same voxels.
-
-    Attributes
-    ----------
-    mean_difference, low, high : float
-        Mean of ``a - b`` and its bootstrap interval.
-    p_value : float
-        Two-sided, from a sign-flip permutation test or a Wilcoxon signed-rank test.
-    n_voxels : int
-    method : str
-    """
-
-    mean_difference: float
-    low: float
-    high: float
-    p_value: float
-    n_voxels: int
-    method: str
-
-
-def sign_flip_p_value(differences: np.ndarray, n_permutations: int = 5000, seed: int = 0) -> float:
-    """Two-sided p-value of a zero mean difference: flip the sign of each pair at random.
-
-    Under the null hypothesis that A and B are exchangeable within each voxel, every
-    difference is as likely to have either sign.
-    """
-    d = np.asarray(differences, float)
-    rng = np.random.default_rng(seed)
-    observed, exceed = abs(d.mean()), 0
-    for start in range(0, n_permutations, 500):
-        signs = rng.choice(np.array([-1.0, 1.0]), (min(500, n_permutations - start), d.size))
-        exceed += int((np.abs(signs @ d) / d.size >= observed - 1e-12).sum())
-    return (1 + exceed) / (1 + n_permutations)
-
-
-def paired_comparison(a: np.ndarray, b: np.ndarray, method: str = "permutation", n_permutations: int = 5000,
-                      n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> PairedComparison:
-    """Compare two models voxel by voxel (the voxels where both values are finite).
-
-    Parameters
-    ----------
-    a, b : ndarray, shape (n_voxels,)
-    method : {"permutation", "wilcoxon"}
-        Sign-flip permutation test of the mean difference, or scipy's Wilcoxon
-        signed-rank test of the median difference.
-
-    Returns
-    -------
-    comparison : PairedComparison
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
-        raise ValueError(f"Paired values need the same voxels; got shapes {a.shape} and {b.shape}.")
-    if method not in ("permutation", "wilcoxon"):
-        raise ValueError(f"method must be 'permutation' or 'wilcoxon', got {method!r}.")
-    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
-    if d.size < 2:
-        return PairedComparison(float("nan"), float("nan"), float("nan"), float("nan"), int(d.size), method)
-    mean, low, high = bootstrap_mean(d, n_boot, level, seed)
-    if method == "wilcoxon":
-        from scipy.stats import wilcoxon
-
-        p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    else:
-        p = sign_flip_p_value(d, n_permutations, seed)
-    return PairedComparison(mean, low, high, p, int(d.size), method)
-
-
-def compare_in_rois(a: np.ndarray, b: np.ndarray, masks: dict, rois=None, **kwargs) -> dict:
-    """:func:`paired_comparison` of two models' voxel values in each ROI.
-
-    Returns
-    -------
-    comparisons : dict of str -> PairedComparison
-    """
-    return {name: paired_comparison(np.asarray(a)[masks[name]], np.asarray(b)[masks[name]], **kwargs)
-            for name in (masks if rois is None else rois)}

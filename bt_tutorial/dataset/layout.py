@@ -2,17 +2,13 @@
 replace a file, and the ground truth a synthetic twin keeps beside the layout.
 
 Snapshot 3.1.0 of ds003020 names its folder of derivatives ``derivative/``; users of
-newer snapshots cite ``derivatives/`` on the S3 mirror: :func:`~bt_tutorial.layout.derivative_dir` finds
-either, and :class:`~bt_tutorial.data.LebelDataset` reads through it.
+newer snapshots cite ``derivatives/`` on the S3 mirror: :func:`~bt_tutorial.dataset.layout.derivative_dir` finds
+either, and :class:`~bt_tutorial.dataset.reader.LebelDataset` reads through it.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 # the folder of derivatives: singular in snapshot 3.1.0, plural on the S3 mirror of newer ones
 DERIVATIVE_DIRS = ("derivative", "derivatives")
@@ -22,7 +18,7 @@ TWIN_INFO = "twin.json"
 
 HOW_TO_GET = (
     "For the offline twin run `python -m bt_tutorial.synthetic --out {root}`; "
-    "for the real data run `python -m bt_tutorial.download --subject UTS01 "
+    "for the real data run `python -m bt_tutorial.dataset.download --subject UTS01 "
     "--stories 5 --out {root}`."
 )
 
@@ -38,7 +34,7 @@ def refetch_hint(root, path=None) -> str:
         return (f"This is a synthetic twin: delete the folder {root} and it is regenerated on next use "
                 f"(or run `python -m bt_tutorial.synthetic --out {root}`).")
     what = f"delete {path} and " if path is not None else ""
-    return (f"To download it again, {what}run `python -m bt_tutorial.download --subject <UTSxx> "
+    return (f"To download it again, {what}run `python -m bt_tutorial.dataset.download --subject <UTSxx> "
             f"--stories <N> --out {root}` (it fetches only missing or incomplete files).")
 
 
@@ -65,34 +61,6 @@ def require_file(path: Path, root: Path, what: str = "File") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}. " + HOW_TO_GET.format(root=root))
     return path
-
-
-def load_ground_truth(root, subject: str | None = None, story: str | None = None) -> dict:
-    """Ground truth of a synthetic twin: its summary, a subject's voxels or a story's features.
-
-    The twin (:mod:`bt_tutorial.synthetic`) writes these files; the reader owns their layout.
-
-    Returns
-    -------
-    truth : dict
-        ``twin.json`` content if neither subject nor story is given; else the
-        arrays of ``ground_truth/<subject>.npz`` or ``ground_truth/stories/<story>.npz``.
-    """
-    gt = Path(root) / GROUND_TRUTH_DIR
-    if subject is None and story is None:
-        try:
-            return json.loads((gt / TWIN_INFO).read_text())
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise DatasetError(f"{gt / TWIN_INFO} is not valid JSON ({exc}). {refetch_hint(root)}") from None
-    path = gt / f"{subject}.npz" if subject else gt / "stories" / f"{story}.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"No ground truth at {path}: is {root} a synthetic twin?")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, or not an npz
-        raise DatasetError(f"Cannot read the ground truth {path} ({type(exc).__name__}). "
-                           + refetch_hint(root)) from None
 
 
 def tree_lines(folder: Path, prefix: str, max_files: int, lines: list) -> None:

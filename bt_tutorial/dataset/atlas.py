@@ -1,8 +1,8 @@
 """Glasser HCP-MMP1 regions of interest for the real data, built once per subject.
 
-The paper's ROIs are sets of Glasser areas (``PAPER_ROI_SETS`` in :mod:`bt_tutorial.rois`)
+The paper's ROIs are sets of Glasser areas (``PAPER_ROI_SETS`` in :mod:`bt_tutorial.dataset.rois`)
 defined on fsaverage; responses live in the voxels of each subject's cortical mask.
-``python -m bt_tutorial.roi_build`` (:mod:`bt_tutorial.roi_build`) goes from one to the
+``python -m bt_tutorial.dataset.roi_build`` (:mod:`bt_tutorial.dataset.roi_build`) goes from one to the
 other once: it carries the atlas label of each fsaverage vertex to the subject's vertices
 through the spherical registration, then to voxels through a sparse voxel x vertex matrix
 (:func:`voxel_vertex_matrix`, :func:`assign_voxels`), collects the voxels of every area
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import derivative_dir
+from bt_tutorial.dataset.layout import derivative_dir
 
 ATLAS = "HCP-MMP1"
 FORMAT_VERSION = 1
@@ -33,7 +33,7 @@ ASSIGN_RULES = ("majority", "max_weight")
 _UNLABELED = {"", "???", "unknown", "medial_wall", "medialwall", "corpuscallosum"}
 _PREFIXED = re.compile(r"^(?P<hemi>[LR])_(?P<area>.+?)(?:_ROI)?$")
 _SUFFIXED = re.compile(r"^(?P<area>.+?)(?:_ROI)?_(?P<hemi>[LR])$")
-_BUILD_HINT = "python -m bt_tutorial.roi_build --data <ds003020 root> --subject {}"
+_BUILD_HINT = "python -m bt_tutorial.dataset.roi_build --data <ds003020 root> --subject {}"
 
 
 class RoiFileError(ValueError):
@@ -84,7 +84,7 @@ def check_roi_names(known_areas, roi_sets: dict | None = None, source: str = "th
 
 def _sets(roi_sets: dict | None) -> dict:
     if roi_sets is None:
-        from .rois import PAPER_ROI_SETS
+        from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
         return PAPER_ROI_SETS
     return roi_sets
@@ -237,7 +237,7 @@ def roi_sets_from_labels(voxel_areas, voxel_hemi, roi_sets: dict | None = None, 
     -------
     rois : dict of str -> ndarray of int64, sorted
         Each set, each area of the sets, and ``outside_rois`` (voxels in no set),
-        each also with ``_L`` / ``_R`` (as ``bt_tutorial.rois.split_hemispheres``).
+        each also with ``_L`` / ``_R`` (as ``bt_tutorial.dataset.rois.split_hemispheres``).
     """
     roi_sets = _sets(roi_sets)
     voxel_areas, voxel_hemi = np.asarray(voxel_areas, dtype=str), np.asarray(voxel_hemi)

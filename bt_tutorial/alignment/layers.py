@@ -1,8 +1,8 @@
 """Brain alignment of a speech model, layer by layer: the measuring instrument of the book.
 
-audio -> causal features (:mod:`~bt_tutorial.features`) -> TR grid and FIR
-delays (:mod:`~bt_tutorial.timing`) -> voxelwise ridge on the training stories
-(:mod:`~bt_tutorial.encoding`) -> Pearson r with the mean of the test story's
+audio -> causal features (:mod:`~bt_tutorial.alignment.features`) -> TR grid and FIR
+delays (:mod:`~bt_tutorial.dataset.timing`) -> voxelwise ridge on the training stories
+(:mod:`~bt_tutorial.alignment.encoding`) -> Pearson r with the mean of the test story's
 repeats, for every requested layer.
 """
 
@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .encoding import EncodingResult, fit_encoding_model, voxel_indices
-from .features import PAPER_PARAMS, FeatureParams, story_rows
-from .rois import check_mask, roi_means
-from .timing import make_delayed
+from bt_tutorial.alignment.encoding import EncodingResult, fit_encoding_model
+from bt_tutorial.alignment.encoding_inputs import voxel_indices
+from bt_tutorial.alignment.features import story_rows
+from bt_tutorial.config import PAPER_PARAMS, FeatureParams
+from bt_tutorial.dataset.rois import check_mask, roi_means
+from bt_tutorial.dataset.timing import make_delayed
 
 DELAYS = (1, 2, 3, 4)
 MIN_SCORED_ROWS = 10
@@ -218,7 +220,7 @@ def brain_alignment(model, dataset, subject: str, layers=None, params: FeaturePa
         Score the test story from this row on (the authors: 40, ``Config.first_scored_row``);
         use the same rows for its noise ceiling.
     **fit_kwargs
-        Passed to :func:`~bt_tutorial.encoding.fit_encoding_model`.
+        Passed to :func:`~bt_tutorial.alignment.encoding.fit_encoding_model`.
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """The paper's three effects, each against the pretrained model and the shuffled control.
 
 (a) **Alignment**: normalised alignment in late language regions, brain-tuned minus
-    pretrained and minus control (rows of :func:`~bt_tutorial.comparison.paired_table`).
+    pretrained and minus control (rows of :func:`~bt_tutorial.comparison.roi_tables.paired_table`).
 (b) **Low-level impact**: the percentage drop of late-language alignment when the
     low-level features are regressed out, brain-tuned minus the other model, with a
     paired bootstrap over voxels; the paper expects it *lower* after brain-tuning.
@@ -18,17 +18,9 @@ import textwrap
 
 import numpy as np
 
-from .comparison import format_p, verdict
-from .rois import percentile_interval, resampled_means
+from bt_tutorial.stats import format_p, percent_lost, percentile_interval, resampled_means, verdict
 
 BRAIN_PAIRS = (("brain-tuned", "pretrained"), ("brain-tuned", "control"))
-
-
-def interval_verdict(low: float, high: float) -> str:
-    """``"higher"`` / ``"lower"`` when the interval excludes 0, else ``"no clear difference"``."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "too few values to compare"
-    return "higher" if low > 0 else "lower" if high < 0 else "no clear difference"
 
 
 def choose_layer(normalized_pretrained: np.ndarray, layers) -> int:
@@ -59,7 +51,7 @@ def alignment_effects(pairs, roi: str = "late_language", layer: int | None = Non
     Parameters
     ----------
     pairs : pandas DataFrame
-        From :func:`~bt_tutorial.comparison.paired_table`.
+        From :func:`~bt_tutorial.comparison.roi_tables.paired_table`.
     roi : str
     layer : int
 
@@ -102,7 +94,7 @@ def percent_drop_difference(r_orig_a, r_resid_a, r_orig_b, r_resid_b, mask, n_bo
         return {"drop_a": nan, "drop_b": nan, "difference": nan, "low": nan, "high": nan}
 
     def drops(means):
-        return 100 * (means[0] - means[1]) / means[0], 100 * (means[2] - means[3]) / means[2]
+        return percent_lost(means[0], means[1]), percent_lost(means[2], means[3])
 
     drop_a, drop_b = drops(values.mean(axis=1))
     a, b = drops(resampled_means(values, n_boot, np.random.default_rng(seed)))
@@ -139,7 +131,7 @@ def lowlevel_effects(impacts: dict, mask, layer: int, set_name: str, pairs=BRAIN
         ia, ib = impacts[a], impacts[b]
         d = percent_drop_difference(ia.r_orig[layer], ia.r_resid[(layer, set_name)],
                                     ib.r_orig[layer], ib.r_resid[(layer, set_name)], mask, **kwargs)
-        rows[f"{a} - {b}"] = {**d, "verdict": interval_verdict(d["low"], d["high"])}
+        rows[f"{a} - {b}"] = {**d, "verdict": verdict(d)}
     return pd.DataFrame(rows).T.rename_axis("comparison")
 
 
@@ -160,7 +152,8 @@ def downstream_effects(results: dict, tasks, pairs=BRAIN_PAIRS):
     """
     import pandas as pd
 
-    from .downstream import best_layer, paired_difference
+    from bt_tutorial.downstream.probes import best_layer
+    from bt_tutorial.downstream.report import paired_difference
 
     rows = []
     for task in tasks:
@@ -168,7 +161,7 @@ def downstream_effects(results: dict, tasks, pairs=BRAIN_PAIRS):
         for a, b in pairs:
             mean, low, high = paired_difference(chosen[a], chosen[b])
             rows.append({"task": task, "comparison": f"{a} - {b}", "difference": mean, "low": low,
-                         "high": high, "verdict": interval_verdict(low, high)})
+                         "high": high, "verdict": verdict({"low": low, "high": high})})
     return pd.DataFrame(rows)
 
 
@@ -290,7 +283,7 @@ def describe_alignment(pairs, layer: int, rois=("late_language", "early_auditory
     Parameters
     ----------
     pairs : pandas DataFrame
-        From :func:`~bt_tutorial.comparison.paired_table`, with ``"late_language"``.
+        From :func:`~bt_tutorial.comparison.roi_tables.paired_table`, with ``"late_language"``.
     layer : int
     rois : sequence of str
 

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ._stack import warn_at_caller
-from .config import PAPER_PARAMS, FeatureParams, model_folder_name, resolve_data_home  # noqa: F401 (re-exported)
-from .models import SAMPLE_RATE, SpeechModel, reduced_precision
-from .timing import TR, to_response_rows
+from bt_tutorial._stack import warn_at_caller
+from bt_tutorial.alignment.models import SpeechModel, reduced_precision
+from bt_tutorial.config import PAPER_PARAMS, FeatureParams, model_folder_name, resolve_data_home
+from bt_tutorial.dataset.stimulus import SAMPLE_RATE
+from bt_tutorial.dataset.timing import TR, to_response_rows
 
 CHUNK_BATCHES = 64  # batches per cache chunk: 1024 windows (102 s of story at 0.1 s) at batch size 16
 
@@ -128,7 +129,7 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
     dtype : torch.dtype, optional
         Autocast type; the weights stay as they are. Default: bfloat16 on GPUs
         of compute capability >= 8.0, float16 on older GPUs (T4), float32 on
-        the CPU (see :func:`~bt_tutorial.models.reduced_precision`).
+        the CPU (see :func:`~bt_tutorial.alignment.models.reduced_precision`).
     progress : bool or tqdm
         A bar, or a tqdm instance to advance by the windows done.
     windows : slice, optional
@@ -227,7 +228,7 @@ def story_rows(model: SpeechModel, dataset, story: str, layers, params: FeatureP
                progress: bool = True, keep_windows: bool = False) -> dict:
     """Features of a story on its response rows, as the encoding analyses read them, cached.
 
-    The rows are :func:`~bt_tutorial.timing.to_response_rows` of
+    The rows are :func:`~bt_tutorial.dataset.timing.to_response_rows` of
     :func:`story_features` (Lanczos to the TR grid, trimmed, z-scored), the
     same float32 values, so caching them loses nothing the analyses use; they
     take ``stride / TR`` of the windows' space (1/20 at the paper's 0.1 s).

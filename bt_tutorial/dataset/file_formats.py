@@ -31,7 +31,7 @@ _TEXTGRID_HEADERS = ('File type = "ooTextFile',  # long and short ("ooTextFile s
 _MD5_ETAG_RE = re.compile(r'"?([0-9a-fA-F]{32})"?')
 _MD5_RE = re.compile(r"[0-9a-f]{32}")
 REGISTRY_ENV = "BT_DATASET_REGISTRY"  # a registry to use instead of REGISTRY_FILE, or "none"
-REGISTRY_FILE = Path(__file__).with_name("data") / "ds003020_md5.csv"
+REGISTRY_FILE = Path(__file__).parents[1] / "data" / "ds003020_md5.csv"
 """Sizes and MD5s of the ds003020 files the project downloads (snapshot 3.1.0; made by
 ``data_scripts/make_md5_registry.py`` from the dataset's git-annex keys)."""
 
@@ -185,8 +185,8 @@ def load_registry(registry: Mapping[str, Checksum] | str | Path | None = None) -
     Parameters
     ----------
     registry : mapping, str or Path, optional
-        A mapping from :func:`~bt_tutorial.file_formats.registry_key` paths to
-        :class:`~bt_tutorial.file_formats.Checksum` (used as is), the path of a CSV
+        A mapping from :func:`~bt_tutorial.dataset.file_formats.registry_key` paths to
+        :class:`~bt_tutorial.dataset.file_formats.Checksum` (used as is), the path of a CSV
         ``path,size,md5``, or ``"none"`` (no registry: an empty mapping). Default:
         ``$BT_DATASET_REGISTRY`` if set, else the shipped registry of snapshot 3.1.0.
 

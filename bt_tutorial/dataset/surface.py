@@ -1,6 +1,6 @@
 """The fsaverage5 surface, offline from nilearn: meshes and values spread to its vertices.
 
-Brain maps of both profiles are drawn on it (:func:`~bt_tutorial.plotting.plot_surface_map`);
+Brain maps of both profiles are drawn on it (:func:`~bt_tutorial.plotting.brains.plot_surface_map`);
 the synthetic twin places its voxels on its vertices.
 """
 

@@ -9,7 +9,7 @@ share this reader: the twin is written in exactly the same layout::
     <root>/stimuli/<story>.wav
 
 Snapshot 3.1.0 of ds003020 names the folder ``derivative/``; users of newer snapshots
-cite ``derivatives/``: the reader accepts either (:func:`~bt_tutorial.layout.derivative_dir`).
+cite ``derivatives/``: the reader accepts either (:func:`~bt_tutorial.dataset.layout.derivative_dir`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import (DERIVATIVE_DIRS, GROUND_TRUTH_DIR, HOW_TO_GET, TWIN_INFO,  # noqa: F401 (re-exported)
-                     DatasetError, derivative_dir, load_ground_truth, refetch_hint, require_file, tree_lines)
-from .stimulus import (BAD_WORDS, Audio, Intervals, StimulusFileError, read_audio,  # noqa: F401 (re-exported)
-                       read_textgrid)
-from .stories import (EXCLUDED_STORIES, PAPER_TRAIN_STORIES, TEST_STORY,  # noqa: F401 (re-exported)
-                      VALIDATION_STORY, split_stories, train_story_list)
-from .timing import RESPONSE_TRIM, TR, response_tr_times
+from bt_tutorial.dataset.layout import HOW_TO_GET, DatasetError, derivative_dir, refetch_hint, require_file, tree_lines
+from bt_tutorial.dataset.stimulus import Audio, Intervals, StimulusFileError, read_audio, read_textgrid
+from bt_tutorial.dataset.stories import TEST_STORY, split_stories, train_story_list
+from bt_tutorial.dataset.timing import RESPONSE_TRIM, TR, response_tr_times
 
 NAN_POLICIES = ("raise", "zero", "keep")
 # audio may end this many TRs before the end of the story's last response row (Lanczos
@@ -96,7 +93,7 @@ class LebelDataset:
         Default of :meth:`load_responses` and :meth:`load_repeats` for non-finite
         values (``"zero"`` in the full profile: real responses have NaN voxels).
     train_stories : {"all", "paper"}, str or sequence of str
-        Default training stories of :meth:`split` (see :mod:`bt_tutorial.stories`).
+        Default training stories of :meth:`split` (see :mod:`bt_tutorial.dataset.stories`).
 
     Attributes
     ----------
@@ -186,7 +183,7 @@ class LebelDataset:
             raise FileNotFoundError(
                 f"No responses for subject {subject!r} at {folder}; subjects here: {self.subjects}. Choose "
                 f"one of them (BT_SUBJECT, or Config.subject), or download {subject}: `python -m "
-                f"bt_tutorial.download --subject {subject} --stories 5 --out {self.root}`.")
+                f"bt_tutorial.dataset.download --subject {subject} --stories 5 --out {self.root}`.")
         have = sorted(p.stem for p in folder.glob("*.hf5"))
         missing = [s for s in sorted(set(self.respdict) - set(have)) if self._has_stimulus(subject, s)]
         if missing:
@@ -214,7 +211,7 @@ class LebelDataset:
         train_stories : {"all", "paper"}, str or sequence of str, optional
             Default: the dataset's. ``"all"``: every story present except the test,
             validation and ``life`` stories; ``"paper"``: the paper's 24, warning about
-            those missing (see :func:`bt_tutorial.stories.split_stories`).
+            those missing (see :func:`bt_tutorial.dataset.stories.split_stories`).
 
         Returns
         -------
@@ -223,7 +220,7 @@ class LebelDataset:
         """
         have = self.stories(subject, strict)
         setting = self.train_stories if train_stories is None else train_stories
-        fix = (f"Download them with `python -m bt_tutorial.download --subject {subject} --stories N "
+        fix = (f"Download them with `python -m bt_tutorial.dataset.download --subject {subject} --stories N "
                f"--out {self.root}`.")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -395,7 +392,7 @@ class LebelDataset:
         """Words and phones of a story from its TextGrid.
 
         Tiers found by name (``phone(s)``, ``word(s)``), else tier 0 phones and
-        tier 1 words; see :func:`~bt_tutorial.stimulus.read_textgrid`. Non-speech labels (``BAD_WORDS``) are
+        tier 1 words; see :func:`~bt_tutorial.dataset.stimulus.read_textgrid`. Non-speech labels (``BAD_WORDS``) are
         dropped, words are lower-cased, phones upper-cased without stress digits.
 
         Returns
