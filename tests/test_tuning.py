@@ -998,3 +998,18 @@ def test_a_non_finite_loss_names_the_epoch_and_step_it_happened_at(monkeypatch, 
     with pytest.raises(FloatingPointError, match=r"loss is nan at epoch 1, step 3: lower"):
         train_model(load_speech_model("tiny-whisper"), train, val, np.arange(3), tmp_path, config,
                     device="cpu", progress=False)
+
+
+def test_mps_asked_for_where_it_is_missing_is_refused_by_name(monkeypatch, tmp_path):
+    """Catches the MPS check inverted or dropped, its message lost, and train_model not checking its device."""
+    from bt_tutorial.brain_tuning.loop import check_device
+
+    model, (train, val) = load_speech_model("tiny-hubert"), learnable()  # transformers asks torch about MPS
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="Device 'mps' asked for, but MPS is not available here: use 'cpu'"):
+        check_device("mps")
+    with pytest.raises(ValueError, match="Device 'mps' asked for, but MPS is not available here"):
+        train_model(model, train, val, np.arange(3), tmp_path / "run", FAST, device="mps", progress=False)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert check_device("mps") == "mps" and check_device("cpu") == "cpu" and check_device(None) is None
