@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from bt_tutorial.alignment.features import _windows, extract_features, window_end_times
+from bt_tutorial.alignment.features import audio_windows, extract_features, window_end_times
 from bt_tutorial.alignment.models import load_speech_model
 from bt_tutorial.config import FeatureParams
 
@@ -23,7 +23,7 @@ def naive(model, waveform, layer, params):
     ends = window_end_times(len(waveform) / 16000, params.stride)
     out = []
     with torch.inference_mode():
-        for window in _windows(waveform, ends, params.context):
+        for window in audio_windows(waveform, ends, params.context):
             states = model.hidden_states(model.prepare(window[None]))  # every layer
             out.append(states[layer][0, -1].numpy())
     return np.stack(out)

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 import torch
 
-from bt_tutorial.alignment.features import _windows, extract_features, feature_cache_bytes, window_end_times
+from bt_tutorial.alignment.features import audio_windows, extract_features, feature_cache_bytes, window_end_times
 from bt_tutorial.alignment.models import load_speech_model
 from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
 from bt_tutorial.config import PAPER_PARAMS
@@ -81,7 +81,7 @@ def child(stage, way, seconds, batches):
     torch.set_num_threads(1)
     model = load_speech_model(MODEL)
     wav = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
-    _windows(wav[:SAMPLE_RATE], np.array([0.5]), 0.5)  # warm imports
+    audio_windows(wav[:SAMPLE_RATE], np.array([0.5]), 0.5)  # warm imports
     before = _rss_mib()
     n = (features_stage if stage == "features" else tuning_stage)(way, wav, model, batches)
     print(json.dumps({"before": before, "peak": _rss_mib(), "windows": n, "audio_mib": wav.nbytes / 2**20}))

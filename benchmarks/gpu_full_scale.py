@@ -260,7 +260,7 @@ def naive_features(model, wav: np.ndarray, params, dtype: torch.dtype, n: int) -
 # ------------------------------------------------------------------- encoding
 def fit_at_scale(sizes, device: torch.device) -> dict:
     """Wall time and memory of one voxelwise ridge fit on random data of a real subject's size."""
-    from bt_tutorial.alignment.encoding import _BLOCK_ELEMENTS, _CHUNK_BYTES, fit_encoding_model
+    from bt_tutorial.alignment.encoding import BLOCK_ELEMENTS, CHUNK_BYTES, fit_encoding_model
 
     generator = torch.Generator(device=device).manual_seed(0)
 
@@ -279,7 +279,7 @@ def fit_at_scale(sizes, device: torch.device) -> dict:
     return {"wall_s": seconds, "gpu_peak_gib": peak, "gpu_reserved_gib": reserved,
             "host_peak_rss_gib": _rss_gib(), "host_rss_before_fit_gib": rss_before,
             "backend": result.backend, "solver": result.solver, "shape": [n, sizes.enc_features, sizes.enc_voxels],
-            "voxels_per_chunk": max(1, _CHUNK_BYTES // (n * 4)), "block_elements": _BLOCK_ELEMENTS,
+            "voxels_per_chunk": max(1, CHUNK_BYTES // (n * 4)), "block_elements": BLOCK_ELEMENTS,
             "mean_test_r": float(np.nanmean(result.scores))}
 
 

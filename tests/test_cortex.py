@@ -1,7 +1,8 @@
 import numpy as np
 
+from bt_tutorial.dataset.rois import roi_masks
 from bt_tutorial.dataset.surface import to_fsaverage5
-from bt_tutorial.synthetic.cortex import ROI_GROUPS, ROI_NAMES, build_cortex, roi_mask
+from bt_tutorial.synthetic.cortex import ROI_GROUPS, ROI_NAMES, build_cortex
 
 
 def test_voxels_are_the_nested_fsaverage4_vertices():
@@ -19,9 +20,10 @@ def test_every_roi_in_both_hemispheres_language_left_lateralised():
     cx = build_cortex()
     for index in range(1, len(ROI_NAMES)):
         assert ((cx.roi == index) & (cx.hemi == 0)).any() and ((cx.roi == index) & (cx.hemi == 1)).any()
-    language = roi_mask(cx.roi, "late_language")
+    masks = roi_masks(cx.roi, ROI_NAMES, ROI_GROUPS)
+    language = masks["late_language"]
     assert (language & (cx.hemi == 0)).sum() > 1.5 * (language & (cx.hemi == 1)).sum()
-    assert roi_mask(cx.roi, "early_auditory").sum() > roi_mask(cx.roi, "A1").sum()
+    assert masks["early_auditory"].sum() > masks["A1"].sum()
     assert set(ROI_GROUPS["primary_auditory"]) == {"A1"}
 
 

@@ -9,10 +9,10 @@ import types
 import warnings
 from dataclasses import replace
 
-import numpy as np
-import pytest
 import himalaya.backend
 import himalaya.ridge
+import numpy as np
+import pytest
 from himalaya.backend import get_backend, set_backend
 
 from bt_tutorial.alignment import encoding
@@ -113,7 +113,7 @@ def test_kernel_and_primal_agree(planted):
 def test_voxel_chunks_give_the_fit_of_all_voxels_at_once(planted, monkeypatch, solver):
     args = (planted["X"][:3], [y + 5.0 for y in planted["Y"][:3]], planted["X_test"], planted["Y_test"] + 5.0)
     whole = fit_encoding_model(*args, solver=solver, dtype="float64")
-    monkeypatch.setattr(encoding, "_CHUNK_BYTES", 3 * N_TRS * 8 * 70)  # 70 voxels a chunk: 5 chunks, the last short
+    monkeypatch.setattr(encoding, "CHUNK_BYTES", 3 * N_TRS * 8 * 70)  # 70 voxels a chunk: 5 chunks, the last short
     chunked = fit_encoding_model(*args, solver=solver, dtype="float64")
     np.testing.assert_array_equal(chunked.alphas, whole.alphas)
     for name in ("scores", "cv_scores", "predictions"):
@@ -129,7 +129,7 @@ def test_a_voxel_subset_gets_the_fit_of_all_voxels_and_nan_elsewhere(planted, mo
     n_voxels = planted["Y_test"].shape[1]
     mask = np.zeros(n_voxels, bool)
     mask[[3, 4, 40, 41, 200, n_voxels - 1]] = True
-    monkeypatch.setattr(encoding, "_CHUNK_BYTES", 3 * N_TRS * 8 * 4)  # 4 voxels a chunk: the subset spans 2
+    monkeypatch.setattr(encoding, "CHUNK_BYTES", 3 * N_TRS * 8 * 4)  # 4 voxels a chunk: the subset spans 2
     for voxels in (mask, np.flatnonzero(mask)[::-1]):
         part = fit_encoding_model(*args, solver=solver, dtype="float64", voxels=voxels)
         for name in ("alphas", "scores", "cv_scores", "predictions"):
@@ -573,8 +573,8 @@ def test_voxel_batches_follow_the_budgets_and_give_the_same_fit(monkeypatch, sol
             (2**30, 1, [1] * 14, [1] * 7)):  # under a voxel's block: 1 voxel a batch
         scored.clear()
         refits.clear()
-        monkeypatch.setattr(encoding, "_CHUNK_BYTES", chunk_bytes)
-        monkeypatch.setattr(encoding, "_BLOCK_ELEMENTS", block_elements)
+        monkeypatch.setattr(encoding, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(encoding, "BLOCK_ELEMENTS", block_elements)
         batched = fit_encoding_model(X, Y, X_test, Y_test, **fit)
         assert (scored, refits) == (want_scored, want_refits)
         np.testing.assert_array_equal(batched.alphas, whole.alphas)

@@ -31,7 +31,7 @@ def test_features_are_causal(name):
 def test_window_times_and_zero_padding_before_onset():
     assert np.allclose(F.window_end_times(2.0, 0.5), [0.5, 1.0, 1.5, 2.0])
     wav = np.arange(16000 * 3, dtype=np.float32)
-    w = F._windows(wav, np.array([0.5, 3.0]), 1.0)
+    w = F.audio_windows(wav, np.array([0.5, 3.0]), 1.0)
     assert w.shape == (2, 16000)
     assert np.all(w[0, :8000] == 0) and np.array_equal(w[0, 8000:], wav[:8000])
     assert np.array_equal(w[1], wav[-16000:])

@@ -27,10 +27,10 @@ from bt_tutorial.alignment.encoding_inputs import check_alphas, check_inputs, vo
 
 MAX_FOLDS = 5
 # elements of the (n_alphas, n_val_trs, n_voxels) prediction block scored at once
-_BLOCK_ELEMENTS = 2**27
+BLOCK_ELEMENTS = 2**27
 # bytes of training responses copied, centred and fitted at once: a real subject's
 # 95,556 voxels x 7,935 TRs (3 GB in float32) go in chunks instead of being held twice
-_CHUNK_BYTES = 2**30
+CHUNK_BYTES = 2**30
 
 
 def story_splits(lengths, n_folds=None):
@@ -267,8 +267,8 @@ def fit_encoding_model(X_train, Y_train, X_test, Y_test, alphas=np.logspace(0, 1
     X -= x_mean
     X_test = X_test - x_mean
     n_voxels, max_val = len(fitted), max(len(val) for _, val in splits)
-    chunk = max(1, _CHUNK_BYTES // (n_samples * X.itemsize))
-    batch = max(1, min(n_voxels, chunk, _BLOCK_ELEMENTS // (len(alphas) * max_val)))
+    chunk = max(1, CHUNK_BYTES // (n_samples * X.itemsize))
+    batch = max(1, min(n_voxels, chunk, BLOCK_ELEMENTS // (len(alphas) * max_val)))
 
     from himalaya.backend import get_backend, set_backend
 

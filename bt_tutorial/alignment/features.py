@@ -101,7 +101,7 @@ def window_end_times(duration: float, stride: float) -> np.ndarray:
     return np.arange(1, int(np.floor(duration / stride + 1e-9)) + 1) * stride
 
 
-def _windows(waveform: np.ndarray, ends: np.ndarray, context: float) -> AudioWindows:
+def audio_windows(waveform: np.ndarray, ends: np.ndarray, context: float) -> AudioWindows:
     """Windows of ``context`` s ending at ``ends`` (s), shape (n_windows, n_context_samples); zeros before the onset."""
     return AudioWindows(waveform, np.round(np.asarray(ends) * SAMPLE_RATE).astype(int),
                         int(round(context * SAMPLE_RATE)))
@@ -143,7 +143,7 @@ def extract_features(model: SpeechModel, waveform: np.ndarray, layers, params: F
     """
     layers = sorted(set(int(k) for k in layers))
     ends = window_end_times(len(waveform) / SAMPLE_RATE, params.stride)
-    cut = _windows(waveform, ends, params.context)
+    cut = audio_windows(waveform, ends, params.context)
     if windows is not None:
         ends, cut = ends[windows], cut[windows]
     dtype = feature_dtype(model.device, dtype)

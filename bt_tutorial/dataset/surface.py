@@ -10,8 +10,6 @@ from functools import lru_cache
 
 import numpy as np
 
-N_VERTICES_FSAVERAGE5 = 10242  # per hemisphere
-
 
 @lru_cache(maxsize=1)
 def fsaverage5_meshes() -> dict:

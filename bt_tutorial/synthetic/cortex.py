@@ -89,10 +89,3 @@ def label_rois(pial: np.ndarray, hemi: np.ndarray) -> np.ndarray:
             inside = (hemi == side) & (np.linalg.norm(pial - c, axis=1) <= radius) & (roi == 0)
             roi[inside] = index
     return roi
-
-
-def roi_mask(roi: np.ndarray, names) -> np.ndarray:
-    """Boolean mask of the voxels whose ROI is in ``names`` (a group name or ROI names)."""
-    names = ROI_GROUPS.get(names, names) if isinstance(names, str) else names
-    idx = [ROI_NAMES.index(n) for n in ([names] if isinstance(names, str) else names)]
-    return np.isin(roi, idx)
