@@ -33,7 +33,7 @@ def test_brain_alignment_shapes_on_the_tiny_twin(tiny_twin, tmp_path):
     n_test = len(ds.tr_times("wheretheressmoke"))
     assert result.layers == [0, 2] and result.scores.shape == (2, result.measured.shape[1])
     assert result.results[2].predictions.shape == (n_test, result.measured.shape[1])
-    assert result.best_layer() in (0, 2)
+    assert result.peak_layer() in (0, 2)
     lean = brain_alignment(model, ds, "UTS01", layers=[0, 2], params=SMALL, cache_dir=tmp_path,
                            progress=False, n_folds=2, keep_predictions=False)
     assert lean.results[2].predictions is None and "? test TRs" in repr(lean.results[2])
@@ -92,10 +92,10 @@ def test_best_layer_leaves_out_voxels_without_r():
 
     align = AlignmentResult("UTS01", "m", [0, 1], {0: result([0.1, np.nan, 0.1]), 1: result([0.3, np.nan, 0.2])},
                             "wheretheressmoke", np.zeros((5, 3)))
-    assert align.best_layer() == 1
-    assert align.best_layer(np.array([True, False, False])) == 1
+    assert align.peak_layer() == 1
+    assert align.peak_layer(np.array([True, False, False])) == 1
     with pytest.raises(ValueError, match="the mask selects 1 voxels, none with a finite r"):
-        align.best_layer(np.array([False, True, False]))
+        align.peak_layer(np.array([False, True, False]))
 
 
 def test_roi_layer_means_give_each_roi_its_own_profile_over_layers():
@@ -147,7 +147,7 @@ def test_whisper_tiny_aligns_with_late_language_regions(twin_root):
     result = brain_alignment(model, ds, "UTS01", params=config.feature_params, progress=False)
     truth = load_ground_truth(twin_root, "UTS01")
     masks = roi_masks(truth["roi"], truth["roi_names"])
-    layer = result.best_layer(masks["late_language"])
+    layer = result.peak_layer(masks["late_language"])
     means = roi_means(result.results[layer].scores, masks)
     assert means["late_language"] > 2 * means["outside_rois"]
     assert means["late_language"] - means["outside_rois"] > 0.05

@@ -52,9 +52,12 @@ class AlignmentResult:
         """Test correlation of every layer, shape (n_layers, n_voxels); NaN for constant voxels."""
         return np.stack([self.results[k].scores for k in self.layers])
 
-    def best_layer(self, mask: np.ndarray | None = None) -> int:
+    def peak_layer(self, mask: np.ndarray | None = None) -> int:
         """Layer with the highest mean test r over ``mask`` (all voxels by default).
 
+        It describes the test scores after the fact (where alignment peaks); it is not a
+        choice made without the test story, as the probes' layer is
+        (:func:`~bt_tutorial.downstream.probes.best_layer`, on validation speakers).
         Voxels without an r (NaN: constant test responses) are left out of the
         means; a mask that selects no voxel with an r is a ValueError.
         """
