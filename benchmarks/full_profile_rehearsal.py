@@ -193,8 +193,9 @@ def roi_fakes_info(root: Path, small: bool, write: bool = False) -> dict:
 def stage_roi(root: Path, small: bool) -> dict:
     import os
 
-    from roi_fakes import atlas_pins, serve_folder
+    from roi_fakes import atlas_pins
 
+    from bt_tutorial._local_http import serving
     from bt_tutorial.dataset import atlas, roi_build
     from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
@@ -204,7 +205,7 @@ def stage_roi(root: Path, small: bool) -> dict:
     roi_build.ATLAS_FILES = atlas_pins(served, roi_build.ATLAS_FILES)  # MD5s of the fakes, as the tests pin them
     for name in ("no_proxy", "NO_PROXY"):
         os.environ[name] = "127.0.0.1,localhost"
-    with serve_folder(served) as url:
+    with serving(directory=served) as url:
         code = roi_build.main(["--subject", info["subject"], "--data", str(data), "--base-url", f"{url}/ds003020",
                                "--atlas-url", f"{url}/atlas", "--quiet"])
     if code:

@@ -10,6 +10,7 @@ Settings
     ``profiles``       what each profile plugs in: the dataset, ROI masks, downstream tasks
     ``command_line``   what every ``python -m bt_tutorial...`` command does with an expected error
     ``_stack``         warnings that name the user's line, however deep they are raised
+    ``_local_http``    a local HTTP server: the mirrors that tests, benchmarks and tools download from
     ``stats``          bootstraps, permutation tests, t-intervals and the one verdict rule of every table
 ``dataset`` (chapters 1-3)
     ``reader``, ``layout``, ``stories``: the ds003020 layout, its errors, the paper's split;

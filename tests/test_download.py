@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bt_tutorial._local_http import serving
 from bt_tutorial.dataset import download, transfer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -221,14 +222,8 @@ def server(mirror, monkeypatch):
                  etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={},
                  short_200={})
     handler = type("Handler", (MirrorHandler,), {"root": mirror, "state": state})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/ds003020"
-    yield SimpleNamespace(url=url, state=state, root=mirror / "ds003020", registry=registry)
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(handler) as base:
+        yield SimpleNamespace(url=f"{base}/ds003020", state=state, root=mirror / "ds003020", registry=registry)
 
 
 def sha256(path: Path) -> str:

@@ -7,18 +7,17 @@ Served by the miniature mirror of ``test_download.py`` on 127.0.0.1; no network.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy, plant_registry  # noqa: F401
 
+from bt_tutorial._local_http import serving
 from bt_tutorial.config import get_config
 from bt_tutorial.dataset import download
 from bt_tutorial.dataset.download import download_lebel, download_subject, lebel_file_list
@@ -34,11 +33,7 @@ def serve(root: Path):
                  etag="md5", ignore_if_range=set(), portal={}, corrupt={}, bad_length={}, change_after_cut={},
                  short_200={})
     handler = type("Handler", (MirrorHandler,), {"root": root, "state": state})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/ds003020"
-    return httpd, thread, SimpleNamespace(url=url, state=state, root=root / "ds003020")
+    return handler, state
 
 
 @pytest.fixture(params=["derivative", "derivatives"])
@@ -50,12 +45,9 @@ def server(request, tmp_path, tiny_twin, monkeypatch):
     if request.param == "derivatives":
         (root / "ds003020" / "derivative").rename(root / "ds003020" / "derivatives")
     plant_registry(root / "ds003020", root / "ds003020_md5.csv", monkeypatch)
-    httpd, thread, info = serve(root)
-    info.derivative = request.param
-    yield info
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    handler, state = serve(root)
+    with serving(handler) as base:
+        yield SimpleNamespace(url=f"{base}/ds003020", state=state, root=root / "ds003020", derivative=request.param)
 
 
 def test_either_folder_is_probed_downloaded_and_read(server, tmp_path):

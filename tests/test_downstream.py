@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
-import http.server
 import io
 import json
 import re
 import tarfile
-import threading
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +19,7 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from bt_tutorial._local_http import serving
 from bt_tutorial.alignment.models import load_speech_model  # noqa: E402
 from bt_tutorial.downstream import clips as C  # noqa: E402
 from bt_tutorial.downstream import probes as P  # noqa: E402
@@ -385,18 +383,8 @@ def server(tmp_path):
     """Serve ``tmp_path / "www"`` over HTTP on 127.0.0.1."""
     www = tmp_path / "www"
     www.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(www))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    with serving(directory=www) as url:
+        yield www, url
 
 
 def _tone(path: Path, seconds=0.5, rate=16000, freq=440.0, fmt=None):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import functools
-import http.server
-import threading
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from bt_tutorial._local_http import QuietHandler, serving
 from bt_tutorial.dataset.transfer import DownloadError
 from bt_tutorial.downstream import real as R
 
@@ -18,7 +16,7 @@ NAMES = [f"{actor}_{sentence}_{emo}_XX" for actor in (1001, 1002, 1003)
          for sentence, emo in (("DFA", "ANG"), ("ITS", "SAD"))]
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Serves a folder; audio under ``/quota/`` answers 403 like GitHub's LFS media over its quota."""
 
     def send_head(self):
@@ -26,9 +24,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(403, "This repository is over its data quota")
             return None
         return super().send_head()
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -46,11 +41,8 @@ def mirrors(tmp_path):
     for name in NAMES:
         sf.write(str(www / "ok" / "AudioWAV" / f"{name}.wav"), (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
                  16000)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(www)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler, directory=www) as url:
+        yield url
 
 
 def test_the_default_source_is_the_maintainers_gitlab_mirror_not_the_lfs_media():

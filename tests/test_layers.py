@@ -14,10 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bt_tutorial"
 # the book's order: a module may import its own stage and the stages before it, never a later one
-STAGES = ("_stack", "config", "command_line", "stats", "dataset", "alignment", "lowlevel", "downstream",
+STAGES = ("_stack", "_local_http", "config", "command_line", "stats", "dataset", "alignment", "lowlevel", "downstream",
           "synthetic", "profiles", "brain_tuning", "comparison", "plotting")
 # modules that import nothing from the package
-LEAVES = {"_stack", "config", "stats", "dataset.stimulus", "dataset.timing", "alignment.noise_ceiling",
+LEAVES = {"_stack", "_local_http", "config", "stats", "dataset.stimulus", "dataset.timing", "alignment.noise_ceiling",
           "dataset.surface", "alignment.whisper_ct2", "lowlevel.phones", "dataset.file_formats", "dataset.stories",
           "dataset.layout", "command_line", "alignment.encoding_inputs"}
 # below every module: warnings at the user's line; a leaf may import it

@@ -14,13 +14,13 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import urllib.parse
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bt_tutorial._local_http import serving
 from bt_tutorial.dataset import atlas, roi_build, roi_files
 from bt_tutorial.dataset.rois import PAPER_ROI_SETS
 
@@ -161,13 +161,8 @@ def served(tmp_path, monkeypatch, request):
     monkeypatch.setenv("BT_DATASET_REGISTRY", str(tmp_path / "registry.csv"))
     state = {"requests": [], "cut": {}}
     handler = type("Mirror", (Handler,), {"root": serve, "state": state})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield dict(url=url, state=state, expected=expected, data=tmp_path / "data", serve=serve)
-    server.shutdown()
-    server.server_close()
+    with serving(handler) as url:
+        yield dict(url=url, state=state, expected=expected, data=tmp_path / "data", serve=serve)
 
 
 def cli(served, *extra, subject=SUBJECT):

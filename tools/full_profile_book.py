@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
-import http.server
 import json
 import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bt_tutorial._local_http import serving
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -154,19 +153,6 @@ def write_downstream_fakes(home: Path, n_speakers: int = 6, n_clips: int = 3) ->
         writer.writerows(enumerate(names, 1))
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def serve(folder: Path) -> tuple:
-    """Serve ``folder`` over HTTP on localhost; returns (server, base URL)."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 def write_registry(mirror: Path, out: Path) -> Path:
     """A registry of sizes and MD5s (``path,size,md5``) of every file the mirror serves.
 
@@ -236,12 +222,10 @@ def main(argv=None) -> int:
     mirror = build_mirror(root / "mirror")
     write_roi_masks(mirror, home / "ds003020")
     write_downstream_fakes(home)
-    server, url = serve(mirror)
-    os.environ.update(offline_env(home, url, args.features, write_registry(mirror, root / "mirror_md5.csv")))
-    print(f"mirror {url} <- {mirror}; data home {home}", flush=True)
-
     runs = []
-    try:
+    with serving(directory=mirror) as url:
+        os.environ.update(offline_env(home, url, args.features, write_registry(mirror, root / "mirror_md5.csv")))
+        print(f"mirror {url} <- {mirror}; data home {home}", flush=True)
         for number in args.chapters:
             path = next(BOOK.glob(f"{number:02d}_*.md"))
             runs.append(run_chapter(path, executed, args.timeout))
@@ -251,8 +235,6 @@ def main(argv=None) -> int:
             if run["error"]:
                 print(run["error"][-4000:], file=sys.stderr)
                 break
-    finally:
-        server.shutdown()
     failed = any(r["error"] for r in runs)
     if not failed:  # chapters run before, in the same setting, keep their figures
         write_results(args.out, runs, args.features)

@@ -8,13 +8,12 @@ full-height PNG per page.
 """
 
 import argparse
-import functools
-import http.server
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
+
+from bt_tutorial._local_http import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,17 +33,6 @@ def find_chromium() -> str:
         path = shutil.which("chromium")
     return path
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def serve(folder: Path):
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--html", type=Path, default=ROOT / "book" / "_build" / "html")
@@ -57,19 +45,15 @@ def main(argv=None) -> int:
         return 1
     chromium = find_chromium()
     args.out.mkdir(parents=True, exist_ok=True)
-    server = serve(args.html)
     pages = args.pages or (["intro"] + sorted(p.stem for p in args.html.glob("[0-9][0-9]_*.html"))
                            + ["paper_and_book", "instructors", "glossary", "api", "references"])
-    try:
+    with serving(directory=args.html) as base:
         for page in pages:
             png = args.out / f"{page}.png"
-            url = f"http://127.0.0.1:{server.server_address[1]}/{page}.html"
             subprocess.run([chromium, *FLAGS, f"--user-data-dir={args.out / '.profile'}",
-                            f"--window-size=1280,{args.height}", f"--screenshot={png}", url],
+                            f"--window-size=1280,{args.height}", f"--screenshot={png}", f"{base}/{page}.html"],
                            check=True, capture_output=True, timeout=120)
             print(f"{page}: {png}")
-    finally:
-        server.shutdown()
     return 0
 
 if __name__ == "__main__":
