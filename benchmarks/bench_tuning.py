@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from bt_tutorial.alignment.models import load_speech_model
+from bt_tutorial.brain_tuning.benchmark import reference_loop
 from bt_tutorial.brain_tuning.loop import train_model
-from bt_tutorial.brain_tuning.model import BrainTunedModel
 from bt_tutorial.brain_tuning.samples import TuningData, tr_windows
 from bt_tutorial.brain_tuning.settings import TuningConfig
 from bt_tutorial.config import get_config
@@ -28,6 +28,8 @@ from bt_tutorial.profiles import open_dataset
 
 
 class _StoryItems(torch.utils.data.Dataset):
+    """A story's samples as the paper's code serves them: each window cut from the audio when asked."""
+
     def __init__(self, audio, tr_times, targets, window_trs, tr):
         self.audio, self.tr_times, self.targets = audio, tr_times, targets
         self.n = int(round(window_trs * tr * SAMPLE_RATE))
@@ -40,24 +42,6 @@ class _StoryItems(torch.utils.data.Dataset):
         end = int(round((self.tr_times[i] + self.tr / 2) * SAMPLE_RATE))
         padded = np.concatenate([np.zeros(self.n, np.float32), self.audio])
         return padded[end: end + self.n], self.targets[i]
-
-
-def reference_loop(model, stories, window_trs, tr, batch_size=8):
-    tuned = BrainTunedModel(model, stories[0][2].shape[1])
-    optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
-                                   "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
-    tuned.eval()  # as the authors' trainer, which never calls train()
-    for audio, tr_times, targets in stories:
-        loader = torch.utils.data.DataLoader(_StoryItems(audio, tr_times, targets, window_trs, tr),
-                                             batch_size=batch_size, shuffle=False)
-        for x, y in loader:
-            feats = model.feature_extractor(list(x.numpy()), sampling_rate=SAMPLE_RATE, return_tensors="pt")
-            key = "input_features" if model.family == "whisper" else "input_values"
-            pred = tuned.head(tuned.backbone(feats[key]).last_hidden_state.mean(1))
-            loss = torch.nn.functional.mse_loss(pred, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
 
 
 def main(argv=None):
@@ -78,7 +62,8 @@ def main(argv=None):
     torch.manual_seed(0)
     model = load_speech_model(args.model, whisper_pad_to_30s=True, freeze_feature_encoder=True)
     t0 = time.perf_counter()
-    reference_loop(model, stories, args.window_trs, ds.tr)
+    items = [_StoryItems(audio, tr_times, targets, args.window_trs, ds.tr) for audio, tr_times, targets in stories]
+    reference_loop(model, items, 8, torch.device("cpu"))
     t_ref = time.perf_counter() - t0
 
     model = load_speech_model(args.model)

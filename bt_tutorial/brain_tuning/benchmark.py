@@ -57,8 +57,20 @@ def reference_loop(model: SpeechModel, stories: list, batch_size: int, device: t
 
     Waveform models get normalised windows; Whisper gets log-mel of 30 s computed on the
     CPU per batch, as the paper's code feeds it.
+
+    Parameters
+    ----------
+    model : SpeechModel
+    stories : list of torch.utils.data.Dataset or of (windows, targets)
+        Per story, items ``(window, targets)``: a dataset that cuts each window when asked
+        (as the paper's code does), or the arrays ``windows``, shape (n, n_samples), and
+        ``targets``, shape (n, n_voxels).
+    batch_size : int
+    device : torch.device
     """
-    tuned = BrainTunedModel(model, stories[0][1].shape[1]).to(device)
+    stories = [s if isinstance(s, torch.utils.data.Dataset)
+               else torch.utils.data.TensorDataset(torch.from_numpy(s[0]), torch.from_numpy(s[1])) for s in stories]
+    tuned = BrainTunedModel(model, np.shape(stories[0][0][1])[-1]).to(device)
     if model.family == "whisper":
         model.freeze_feature_encoder()
     else:
@@ -66,9 +78,8 @@ def reference_loop(model: SpeechModel, stories: list, batch_size: int, device: t
     optimizer = torch.optim.Adam([{"params": [p for p in tuned.backbone.parameters() if p.requires_grad],
                                    "lr": 5e-5}, {"params": tuned.head.parameters(), "lr": 1e-4}])
     tuned.eval()  # the authors' trainer never calls train(): from_pretrained returns eval mode
-    for windows, targets in stories:
-        data = torch.utils.data.TensorDataset(torch.from_numpy(windows), torch.from_numpy(targets))
-        for x, y in torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False):
+    for story in stories:
+        for x, y in torch.utils.data.DataLoader(story, batch_size=batch_size, shuffle=False):
             pred = tuned.head(tuned.backbone(_paper_inputs(model, x).to(device)).last_hidden_state.mean(1))
             loss = torch.nn.functional.mse_loss(pred, y.to(device))
             optimizer.zero_grad()
