@@ -37,3 +37,28 @@ def test_the_packages_files_and_mutmuts_trampoline_count_as_inside():
     assert _inside(bt_tutorial.dataset.stimulus.__file__)
     assert _inside(os.path.join(os.sep, "venv", "site-packages", "mutmut", "mutation", "trampoline.py"))
     assert not _inside(__file__)
+
+
+def test_no_module_of_the_package_warns_with_a_fixed_stacklevel():
+    """Catches a warning raised with warnings.warn: its stacklevel is right at one depth only."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "bt_tutorial"
+    fixed = [f"{path.relative_to(package)}:{node.lineno}" for path in package.rglob("*.py") if path.name != "_stack.py"
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "warnings.warn"]
+    assert fixed == []
+
+
+def test_the_noise_ceilings_warning_names_the_users_line():
+    """Catches a warning that points inside the package (cc_max calls signal_power, which warns)."""
+    import numpy as np
+
+    from bt_tutorial.alignment.noise_ceiling import cc_max
+
+    repeats = np.random.default_rng(0).standard_normal((3, 40, 4))
+    repeats[0, 5, 1] = np.nan
+    with pytest.warns(UserWarning, match="non-finite values") as caught:
+        cc_max(repeats)
+    assert caught[0].filename == __file__

@@ -26,9 +26,9 @@ of the whole input.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from bt_tutorial._stack import warn_at_caller
 
 MIN_REPEATS = 2
 MIN_TRS = 10
@@ -91,9 +91,9 @@ def signal_power(repeats: np.ndarray, chunk: int = CHUNK_VOXELS) -> np.ndarray:
         sp[start:start + block.shape[2]] = np.where(ok, _chunk_signal_power(block), np.nan)
     if bad.any():
         voxels = np.flatnonzero(bad)
-        warnings.warn(f"{voxels.size} of {n_voxels} voxels have non-finite values (NaN or inf) in the repeats "
-                      f"(first: {voxels[:5].tolist()}): they are ignored (signal power NaN, noise ceiling 0). "
-                      "Load the repeats with nan_policy='zero' to make them zero columns.", stacklevel=3)
+        warn_at_caller(f"{voxels.size} of {n_voxels} voxels have non-finite values (NaN or inf) in the repeats "
+                       f"(first: {voxels[:5].tolist()}): they are ignored (signal power NaN, noise ceiling 0). "
+                       "Load the repeats with nan_policy='zero' to make them zero columns.")
     return sp
 
 

@@ -8,12 +8,12 @@ a story's own TRs.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from bt_tutorial._stack import warn_at_caller
 from bt_tutorial.alignment.features import AudioWindows
 from bt_tutorial.alignment.noise_ceiling import cc_max, select_voxels
 from bt_tutorial.brain_tuning.settings import TuningConfig
@@ -99,8 +99,8 @@ def chunk_order(n_rows: int, chunk_trs: int, chunk_distance: int, rng) -> np.nda
     chunks = [np.arange(a, min(a + chunk_trs, n_rows)) for a in range(0, n_rows, chunk_trs)]
     n = len(chunks)
     if chunk_distance and n <= chunk_distance:
-        warnings.warn(f"A story of {n_rows} rows has {n} chunks of {chunk_trs} TRs, too few to swap chunks "
-                      f"{chunk_distance} apart: its chunks are permuted at random instead.", stacklevel=3)
+        warn_at_caller(f"A story of {n_rows} rows has {n} chunks of {chunk_trs} TRs, too few to swap chunks "
+                       f"{chunk_distance} apart: its chunks are permuted at random instead.")
         chunk_distance = 0
     if not chunk_distance:
         places = rng.permutation(n)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from bt_tutorial._stack import warn_at_caller
 from bt_tutorial.dataset.layout import derivative_dir
 
 ATLAS = "HCP-MMP1"
@@ -248,7 +248,7 @@ def roi_sets_from_labels(voxel_areas, voxel_hemi, roi_sets: dict | None = None, 
     areas = list(dict.fromkeys(a for members in roi_sets.values() for a in members))
     empty = [a for a in areas if not (voxel_areas == a).any()]
     if empty:
-        warnings.warn(f"Areas {empty} label no voxel of this subject; their masks are empty.", stacklevel=2)
+        warn_at_caller(f"Areas {empty} label no voxel of this subject; their masks are empty.")
     masks = {name: np.isin(voxel_areas, members) for name, members in roi_sets.items()}
     masks.update((area, voxel_areas == area) for area in areas)
     masks["outside_rois"] = ~np.isin(voxel_areas, areas)

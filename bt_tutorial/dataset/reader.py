@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bt_tutorial._stack import warn_at_caller
 from bt_tutorial.dataset.layout import HOW_TO_GET, DatasetError, derivative_dir, refetch_hint, require_file, tree_lines
 from bt_tutorial.dataset.stimulus import Audio, Intervals, StimulusFileError, read_audio, read_textgrid
 from bt_tutorial.dataset.stories import TEST_STORY, split_stories, train_story_list
@@ -193,7 +194,7 @@ class LebelDataset:
                    f"{refetch_hint(self.root)}")
             if self.strict if strict is None else strict:
                 raise FileNotFoundError(msg)
-            warnings.warn(msg + " They are left out; pass strict=True to make this an error.", stacklevel=2)
+            warn_at_caller(msg + " They are left out; pass strict=True to make this an error.")
         return have
 
     def _has_stimulus(self, subject: str, story: str) -> bool:
@@ -228,7 +229,7 @@ class LebelDataset:
         for w in caught:  # the missing stories, once per dataset (every analysis calls split)
             if str(w.message) not in self._said:
                 self._said.add(str(w.message))
-                warnings.warn(w.message, w.category, stacklevel=2)
+                warn_at_caller(str(w.message), w.category)
         return split
 
     def n_scan_trs(self, story: str) -> int:
@@ -315,10 +316,10 @@ class LebelDataset:
         if new:
             self._zeroed_columns[subject] = bad | seen
             total = int((bad | seen).sum())
-            warnings.warn(f"{path}: replaced non-finite values (NaN or inf) by 0 in {voxels.size} voxels{what} "
-                          f"({new} not reported before; {total} of {bad.size} voxels of {subject} so far). "
-                          "Other files of the subject warn only for other voxels; the dataset's zeroed_voxels "
-                          "counts them per story.", stacklevel=3)
+            warn_at_caller(f"{path}: replaced non-finite values (NaN or inf) by 0 in {voxels.size} voxels{what} "
+                           f"({new} not reported before; {total} of {bad.size} voxels of {subject} so far). "
+                           "Other files of the subject warn only for other voxels; the dataset's zeroed_voxels "
+                           "counts them per story.")
         return data
 
     def _read_hdf5(self, subject: str, story: str, key: str, axes: tuple) -> np.ndarray:

@@ -18,7 +18,7 @@ a sequence of names
 
 from __future__ import annotations
 
-import warnings
+from bt_tutorial._stack import warn_at_caller
 
 TEST_STORY = "wheretheressmoke"
 VALIDATION_STORY = "stagefright"
@@ -108,7 +108,6 @@ def split_stories(have, subject: str, setting="all", where: str = "", fix: str =
             f"{missing[:3]}). {fix} Or set BT_TRAIN_STORIES=all (Config.train_stories) to train on the "
             "stories present, as for a synthetic twin.")
     if missing:
-        warnings.warn(f"{len(missing)} of {what} {len(wanted)} training stories have no responses for "
-                      f"{subject} in {where}: {missing}. Training on the {len(train)} present. {fix}",
-                      stacklevel=3)
+        warn_at_caller(f"{len(missing)} of {what} {len(wanted)} training stories have no responses for "
+                       f"{subject} in {where}: {missing}. Training on the {len(train)} present. {fix}")
     return {"train": train, "validation": VALIDATION_STORY, "test": TEST_STORY}
