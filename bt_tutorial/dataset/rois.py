@@ -116,7 +116,7 @@ def area_then_roi_means(scores: np.ndarray, ceiling: np.ndarray, masks: dict, gr
     each subject's volume with an unpublished affine; here the voxels of the subject's
     own masks are averaged (:mod:`~bt_tutorial.dataset.roi_build`), so values differ from theirs
     by that mapping. Chapters 5 and 6 report voxel means over usable ceilings instead
-    (:func:`roi_summary`).
+    (:func:`~bt_tutorial.comparison.roi_tables.roi_summary`).
 
     Parameters
     ----------
