@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bt_tutorial.comparison.workflow import EFFECTS, VARIANTS, measure_effects, train_pair
+from bt_tutorial.comparison.workflow import MEASURES, VARIANTS, measure_effects, train_pair
 
 
 def report(path: Path) -> str:
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", nargs="+", default=["UTS01"])
     parser.add_argument("--variants", nargs="+", default=["lag-ridge"], choices=sorted(VARIANTS))
     parser.add_argument("--effects", nargs="*", default=["alignment"],
-                        choices=list(EFFECTS))
+                        choices=list(MEASURES))
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override tuning settings, e.g. epochs=1 row_step=2")
     parser.add_argument("--tag", default="", help="suffix of the run folders (with --set)")

@@ -45,7 +45,8 @@ except ImportError:  # run from a checkout without installing the package
 
 from list_ds003020_tree import describe, list_tree, read_blobs  # noqa: E402
 
-from bt_tutorial.dataset.download import SUBJECTS, lebel_file_list  # noqa: E402
+from bt_tutorial.config import LEBEL_SUBJECTS  # noqa: E402
+from bt_tutorial.dataset.download import lebel_file_list  # noqa: E402
 from bt_tutorial.dataset.roi_build import plan_sources  # noqa: E402
 from bt_tutorial.dataset.roi_files import SURFACE_FORMATS  # noqa: E402
 from bt_tutorial.dataset.stories import TEST_STORY, VALIDATION_STORY  # noqa: E402
@@ -63,7 +64,7 @@ def stories_in_tree(paths) -> list[str]:
 def downloadable_paths(stories) -> set[str]:
     """Every ds003020 path the download code can ask for, under ``derivative/`` (snapshot 3.1.0)."""
     paths = set()
-    for subject in SUBJECTS:
+    for subject in LEBEL_SUBJECTS:
         paths.update(lebel_file_list(subject, len(stories), "derivative", stories))
         for surfaces in SURFACE_FORMATS:
             sources = plan_sources(subject, derivative="derivative", surfaces=surfaces)

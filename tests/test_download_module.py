@@ -18,7 +18,7 @@ import pytest
 from test_download import FAST, N_TRAIN, SUBJECT, MirrorHandler, build_mirror, no_proxy, plant_registry  # noqa: F401
 
 from bt_tutorial._local_http import serving
-from bt_tutorial.config import get_config
+from bt_tutorial.config import LEBEL_SUBJECTS, get_config
 from bt_tutorial.dataset import download
 from bt_tutorial.dataset.download import download_lebel, download_subject, lebel_file_list
 from bt_tutorial.dataset.reader import LebelDataset
@@ -157,7 +157,7 @@ def test_shipped_registry_covers_every_planned_file_and_agrees_with_the_tree_lis
 
     registry = read_registry()
     assert REGISTRY_COMMIT in REGISTRY_FILE.read_text().splitlines()[0] and len(registry) == 620
-    for subject in download.SUBJECTS:
+    for subject in LEBEL_SUBJECTS:
         planned = set(lebel_file_list(subject, len(PAPER_TRAIN_STORIES)))
         planned |= {src.relpath for name, src in plan_sources(subject).items() if name.startswith(("wm", "pia", "sph",
                                                                                                      "xfm", "mask"))}

@@ -173,7 +173,8 @@ def package_imports(path: Path):
 
 def imports_everywhere():
     """``(where, module, name)`` of every name imported from the package, in its code, tests and chapters."""
-    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
+                 *(ROOT / "tools").glob("*.py"), *(ROOT / "data_scripts").glob("*.py")]:
         for line, module, names in package_imports(path):
             for name in names:
                 yield f"{path.relative_to(ROOT)}:{line}", module, name
@@ -215,3 +216,17 @@ def test_light_modules_load_no_heavy_library(module, heavy):
     code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+# module constants whose name is the same in several modules on purpose: each module's own version
+SHARED_NAMES = {"CACHE_VERSION", "GENERATOR_VERSION", "main", "parse_args"}
+
+
+def test_no_two_modules_define_the_same_public_name():
+    """Catches a name defined twice (one value in two homes, or two meanings under one name)."""
+    homes = {}
+    for name, path in FULL_NAMES.items():
+        for defined in defined_names(path):
+            if not defined.startswith("_") and defined not in SHARED_NAMES:
+                homes.setdefault(defined, []).append(name)
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}

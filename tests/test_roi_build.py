@@ -79,7 +79,7 @@ def build_mirror(serve: Path, subject: str = SUBJECT, surfaces: str = ".gii") ->
     mask[MASKED_OUT] = 0
     nib.save(nib.Nifti1Image(mask, np.eye(4)), str(xfm / "mask_thick.nii.gz"))
     expected = {}
-    for z, (h, side) in enumerate(roi_files.HEMIS):
+    for z, (h, side) in enumerate(roi_files.FREESURFER_HEMIS):
         centers = np.array([mm(voxel_of(i, z)) for i in range(6)])
         white, pial = centers - 0.3, centers + 0.3
         labels = [FS_LABELS[side][p] for p in PERM]

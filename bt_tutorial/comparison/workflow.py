@@ -24,7 +24,7 @@ VARIANTS = {
     "lag-ridge-eval": {"preset": "lag-ridge", "train_mode": False},  # the authors' eval mode
 }
 ROIS = ("late_language", "early_auditory", "primary_auditory")
-EFFECTS = ("alignment", "lowlevel", "downstream", "recovery")
+MEASURES = ("alignment", "lowlevel", "downstream", "recovery")
 
 
 def tuning_settings(variant: str, overrides: dict, control=None):
@@ -90,7 +90,7 @@ def train_pair(dataset, config, subject: str, variant: str, overrides: dict, roo
     return out
 
 
-def measure_effects(dataset, config, subject: str, runs: dict, effects=EFFECTS) -> dict:
+def measure_effects(dataset, config, subject: str, runs: dict, effects=MEASURES) -> dict:
     """The pretrained, brain-tuned and control models measured as chapters 5-7 measure them.
 
     Parameters
@@ -101,7 +101,7 @@ def measure_effects(dataset, config, subject: str, runs: dict, effects=EFFECTS) 
     runs : dict
         From :func:`train_pair`: the tuned backbones' folders.
     effects : sequence of str
-        Any of :data:`EFFECTS`; the alignment (chapter 5) is always measured: it chooses the layer.
+        Any of :data:`MEASURES`; the alignment (chapter 5) is always measured: it chooses the layer.
 
     Returns
     -------
@@ -117,9 +117,9 @@ def measure_effects(dataset, config, subject: str, runs: dict, effects=EFFECTS) 
     from bt_tutorial.comparison.roi_tables import USABLE_CEILING, normalized_scores, paired_table
     from bt_tutorial.synthetic.truth import twin_roi_masks
 
-    unknown = sorted(set(effects) - set(EFFECTS))
+    unknown = sorted(set(effects) - set(MEASURES))
     if unknown:
-        raise ValueError(f"Unknown effects {unknown}; choose from {list(EFFECTS)}.")
+        raise ValueError(f"Unknown effects {unknown}; choose from {list(MEASURES)}.")
     models = {"pretrained": load_speech_model(config.model_name, data_home=config.data_home, device="cpu")}
     models.update({k: load_speech_model(runs[k]["backbone"], device="cpu") for k in ("brain-tuned", "control")})
     report, t0 = {}, time.perf_counter()

@@ -38,6 +38,7 @@ from typing import Mapping, NamedTuple, Sequence
 from tqdm import tqdm
 
 from bt_tutorial.command_line import run_command
+from bt_tutorial.config import LEBEL_SUBJECTS
 from bt_tutorial.dataset.file_formats import REGISTRY_ENV, Checksum, is_complete, load_registry, registry_key
 from bt_tutorial.dataset.layout import DERIVATIVE_DIRS, derivative_dir
 from bt_tutorial.dataset.stories import PAPER_TRAIN_STORIES, TEST_STORY, VALIDATION_STORY
@@ -52,7 +53,6 @@ from bt_tutorial.dataset.transfer import (
 
 DEFAULT_BASE_URL = "https://s3.amazonaws.com/openneuro.org/ds003020"
 BASE_URL_ENV = "BT_DATASET_URL"
-SUBJECTS = tuple(f"UTS{i:02d}" for i in range(1, 9))
 
 
 class PlannedFile(NamedTuple):
@@ -91,7 +91,7 @@ def lebel_file_list(subject: str, n_train_stories: int, derivative: str = "deriv
     files : list of str
         POSIX paths relative to the dataset root.
     """
-    if not isinstance(subject, str) or subject not in SUBJECTS:
+    if not isinstance(subject, str) or subject not in LEBEL_SUBJECTS:
         raise ValueError(f"Unknown subject {subject!r}: use one of UTS01 to UTS08.")
     if derivative not in DERIVATIVE_DIRS:
         raise ValueError(f"derivative must be one of {DERIVATIVE_DIRS}, got {derivative!r}.")

@@ -38,7 +38,7 @@ from bt_tutorial.dataset.file_formats import file_md5, load_registry, registry_k
 from bt_tutorial.dataset.layout import derivative_dir
 from bt_tutorial.dataset.reader import LebelDataset
 from bt_tutorial.dataset.roi_files import (
-    HEMIS,
+    FREESURFER_HEMIS,
     SURFACE_FORMATS,
     read_annot_areas,
     read_coord_xfm,
@@ -108,8 +108,8 @@ def plan_sources(subject: str, base_url: str = DEFAULT_BASE_URL, atlas_url: str 
     if surfaces not in SURFACE_FORMATS:
         raise ValueError(f"Unknown surface format {surfaces!r}: use one of {SURFACE_FORMATS}.")
     db, surf = f"{derivative}/pycortex-db/{subject}", f"{derivative}/freesurfer_subjdir/{subject}/surf"
-    relpaths = {f"{kind}_{h}": f"{db}/surfaces/{kind}_{h}{surfaces}" for h, _ in HEMIS for kind in ("wm", "pia")}
-    relpaths.update({f"sphere_{h}": f"{surf}/{h}.sphere.reg" for h, _ in HEMIS})
+    relpaths = {f"{kind}_{h}": f"{db}/surfaces/{kind}_{h}{surfaces}" for h, _ in FREESURFER_HEMIS for kind in ("wm", "pia")}
+    relpaths.update({f"sphere_{h}": f"{surf}/{h}.sphere.reg" for h, _ in FREESURFER_HEMIS})
     relpaths.update(xfm=f"{db}/transforms/{subject}_auto/matrices.xfm",
                     mask=f"{db}/transforms/{subject}_auto/mask_thick.nii.gz")
     base = base_url.rstrip("/")
@@ -285,7 +285,7 @@ def build_masks(paths: dict, root, subject: str, out, rule: str = "majority", n_
     shape = nib.load(str(paths["mask"])).shape[:3]
     coord = read_coord_xfm(paths["xfm"])
     vertex_areas, mappers, known = [], [], set()
-    for h, side in HEMIS:
+    for h, side in FREESURFER_HEMIS:
         areas, names = read_annot_areas(paths[f"annot_{h}"], side)
         known |= names
         areas = resample_labels(read_surface(paths[f"fsaverage_{h}"]), areas, read_surface(paths[f"sphere_{h}"]))

@@ -15,7 +15,7 @@ import numpy as np
 
 from bt_tutorial.dataset import atlas
 
-HEMIS = (("lh", "L"), ("rh", "R"))
+FREESURFER_HEMIS = (("lh", "L"), ("rh", "R"))
 # pycortex surfaces in ds003020 3.1.0 (derivative/pycortex-db/<subject>/surfaces/): GIfTI for every
 # subject but UTS02, whose surfaces are pycortex's own .npz (arrays ``pts`` and ``polys``);
 # tests/test_real_tree.py checks this against the dataset's file list
@@ -32,7 +32,7 @@ def surface_suffix(subject: str, root=None, derivative: str = "derivative") -> s
     if root is not None:
         folder = Path(root).expanduser() / derivative / "pycortex-db" / subject / "surfaces"
         for suffix in SURFACE_FORMATS:
-            if all((folder / f"{kind}_{h}{suffix}").is_file() for h, _ in HEMIS for kind in ("wm", "pia")):
+            if all((folder / f"{kind}_{h}{suffix}").is_file() for h, _ in FREESURFER_HEMIS for kind in ("wm", "pia")):
                 return suffix
     return SURFACE_SUFFIXES.get(subject, ".gii")
 

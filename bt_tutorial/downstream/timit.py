@@ -39,7 +39,7 @@ TIMIT_TO_ARPABET = {
     "w": "W", "y": "Y", "z": "Z", "zh": "ZH",
 }
 TIMIT_DROPPED = ("bcl", "dcl", "gcl", "pcl", "tcl", "kcl", "h#", "pau", "epi", "q")
-SENTENCE_TYPES = ("SA", "SX", "SI")
+TIMIT_SENTENCE_TYPES = ("SA", "SX", "SI")
 TIMIT_TASKS = ("phonemes", "sentence_type")
 
 
@@ -68,7 +68,7 @@ def load_timit(root, task: str = "phonemes", max_clips: int | None = None, seed:
     rng = np.random.default_rng(seed)
     if task == "sentence_type":
         items = _sentence_items(utterances, max_clips, rng)
-        names = SENTENCE_TYPES
+        names = TIMIT_SENTENCE_TYPES
     else:
         items = _word_items(utterances, max_clips, rng)
         names = ARPABET
@@ -150,12 +150,12 @@ def _sentence_items(utterances: list, max_clips, rng) -> list:
     items = []
     for u in utterances:
         kind = u["stem"][:2]
-        if kind in SENTENCE_TYPES:
+        if kind in TIMIT_SENTENCE_TYPES:
             words = _read_marks(u["wrd"])
             end = words[-1][1] if words else None
-            items.append(dict(wav=u["wav"], start=0, end=end, label=SENTENCE_TYPES.index(kind),
+            items.append(dict(wav=u["wav"], start=0, end=end, label=TIMIT_SENTENCE_TYPES.index(kind),
                               split=u["split"], speaker=u["speaker"], text=" ".join(w for _, _, w in words)))
-    per_class = None if max_clips is None else max(1, max_clips // len(SENTENCE_TYPES))
+    per_class = None if max_clips is None else max(1, max_clips // len(TIMIT_SENTENCE_TYPES))
     return _subsample(items, per_class, rng, by_label=True)
 
 
