@@ -2,7 +2,7 @@
 
 Five parts, in the order a run uses them:
 
-- :mod:`~bt_tutorial.brain_tuning.settings`: :class:`TuningConfig`, the recipes
+- :mod:`~bt_tutorial.brain_tuning.settings`: :class:`~bt_tutorial.brain_tuning.settings.TuningConfig`, the recipes
   (``TUNING_PRESETS``) and where runs are saved;
 - :mod:`~bt_tutorial.brain_tuning.samples`: the audio window of every response row,
   its z-scored targets, and the shuffled-fMRI controls;

@@ -120,7 +120,7 @@ def paired_table(normalized: dict, layers, masks: dict, rois, pairs=PAIRS, metho
 def compact_pairs(table):
     """:func:`paired_table` as one row per comparison and ROI, one column per layer.
 
-    Cells read ``+0.012*``: the mean difference, starred where :func:`verdict`
+    Cells read ``+0.012*``: the mean difference, starred where :func:`~bt_tutorial.stats.verdict`
     finds a clear difference (p < 0.05 and an interval excluding 0).
 
     Returns
@@ -158,7 +158,7 @@ def roi_summary(values: np.ndarray, masks: dict, rois=None, n_boot: int = 2000, 
 
 
 def compare_in_rois(a: np.ndarray, b: np.ndarray, masks: dict, rois=None, **kwargs) -> dict:
-    """:func:`paired_comparison` of two models' voxel values in each ROI.
+    """:func:`~bt_tutorial.stats.paired_comparison` of two models' voxel values in each ROI.
 
     Returns
     -------

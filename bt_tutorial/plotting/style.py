@@ -23,7 +23,9 @@ def _plt():
 
 
 PANEL_HEIGHT = 2.6  # inches per row of panels
-TITLE_SIZE, LABEL_SIZE, LEGEND_SIZE = 10, 10, 9  # points; tick labels keep matplotlib's 10
+TITLE_SIZE = 10  # points, as LABEL_SIZE; tick labels keep matplotlib's 10
+LABEL_SIZE = 10
+LEGEND_SIZE = 9
 
 
 MAX_COLUMNS = 2
