@@ -19,6 +19,16 @@ def interval(low, high):
     return {"low": low, "high": high}
 
 
+def test_with_a_paired_test_the_verdict_needs_both_the_interval_and_the_p_value():
+    """Catches the p-value ignored (either direction), a p-value of 0.05 taken as significant, or NaN p accepted."""
+    assert verdict({"low": 0.01, "high": 0.2, "p_value": 0.2}) == "no clear difference"
+    assert verdict({"low": -0.2, "high": -0.01, "p_value": 0.2}) == "no clear difference"
+    assert verdict({"low": 0.01, "high": 0.2, "p_value": 0.05}) == "no clear difference"
+    assert verdict({"low": 0.01, "high": 0.2, "p_value": 0.01}) == "higher"
+    assert verdict({"low": -0.2, "high": -0.01, "p_value": 0.049}) == "lower"
+    assert verdict({"low": 0.01, "high": 0.2, "p_value": np.nan}) == "too few values to compare"
+
+
 def test_the_verdict_of_an_interval_and_effect_holds():
     assert verdict(interval(0.01, 0.2)) == "higher"
     assert verdict(interval(-0.2, -0.01)) == "lower"
